@@ -1,0 +1,27 @@
+"""voisin: vector similarity search with FAISS's API, in Python and numba.
+
+>>> import numpy as np, voisin
+>>> xb = np.random.rand(1000, 16).astype("float32")
+>>> index = voisin.IndexFlatL2(16)
+>>> index.add(xb)
+>>> D, I = index.search(xb[:2], 3)
+"""
+
+from ._version import __version__
+from .exact import knn, pairwise_distances
+from .index import Index
+from .indexes.flat import IndexFlat, IndexFlatIP, IndexFlatL2
+from .indexes.idmap import IndexIDMap, IndexIDMap2
+from .metric import METRIC_INNER_PRODUCT, METRIC_L2
+from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray, IDSelectorBatch,
+                       IDSelectorBitmap, IDSelectorFunction, IDSelectorNot, IDSelectorOr,
+                       IDSelectorRange, IDSelectorXOr, SearchParameters)
+from .utils import normalize_L2, omp_get_max_threads, omp_set_num_threads
+
+__all__ = [
+    "__version__", "Index", "IndexFlat", "IndexFlatL2", "IndexFlatIP", "IndexIDMap", "IndexIDMap2",
+    "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
+    "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",
+    "IDSelectorAnd", "IDSelectorOr", "IDSelectorXOr", "IDSelectorFunction", "knn",
+    "pairwise_distances", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
+]

@@ -1,0 +1,1 @@
+"""Index structures. Each decides *what* to compare; kernels do the arithmetic."""

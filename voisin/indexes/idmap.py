@@ -1,0 +1,179 @@
+"""IndexIDMap / IndexIDMap2: arbitrary int64 ids on top of a sequential index."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..index import Index
+from ..selector import IDSelector, SearchParameters
+
+
+class _MaskSelector(IDSelector):
+    """Selector over the wrapped index's positions, already evaluated."""
+
+    def __init__(self, mask: np.ndarray):
+        self.mask = mask
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(ids), dtype=bool)
+        ok = (ids >= 0) & (ids < self.mask.size)
+        out[ok] = self.mask[ids[ok]]
+        return out
+
+    def mask_sequential(self, n: int) -> np.ndarray:
+        if n == self.mask.size:
+            return self.mask
+        return self.contains(np.arange(n, dtype=np.int64))
+
+
+class IndexIDMap(Index):
+    """Gives the vectors of ``index`` user-chosen int64 ids.
+
+    The wrapped index must be empty and number its vectors by position (Flat,
+    PQ, SQ, HNSW...). Searching translates positions back to ids; filters
+    (``SearchParameters(sel=...)``) and ``remove_ids`` speak in user ids.
+    Adding an id that is already present replaces its vector.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> index = voisin.IndexIDMap(voisin.IndexFlatL2(4))
+        >>> index.add_with_ids(np.eye(4), np.array([10, 20, 30, 40]))
+        >>> D, I = index.search(np.eye(4)[:1], 1)
+        >>> int(I[0, 0])
+        10
+    """
+
+    def __init__(self, index: Index):
+        if not isinstance(index, Index):
+            raise TypeError(f"index: expected a voisin Index to wrap, got {index!r}")
+        if index.ntotal != 0:
+            raise ValueError(f"index: must be empty when wrapped in {type(self).__name__}, "
+                             f"it holds {index.ntotal} vectors")
+        super().__init__(index.d, index.metric_type)
+        self.index = index
+        self.params_type = index.params_type
+        self._ids = np.empty(0, dtype=np.int64)
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def is_trained(self) -> bool:  # type: ignore[override]
+        return self.index.is_trained
+
+    @is_trained.setter
+    def is_trained(self, value: bool) -> None:
+        pass  # follows the wrapped index
+
+    @property
+    def id_map(self) -> np.ndarray:
+        """External id of each position of the wrapped index (read-only view)."""
+        v = self._ids[:self.ntotal]
+        v.flags.writeable = False
+        return v
+
+    def add(self, x) -> None:
+        raise NotImplementedError(f"{type(self).__name__}.add: every vector needs an id, "
+                                  "call add_with_ids(x, ids)")
+
+    def _train(self, x: np.ndarray) -> None:
+        self.index._train(x)
+        self.index.is_trained = True
+
+    def _positions(self, keys: np.ndarray) -> np.ndarray:
+        """Position of each key in the wrapped index, -1 when absent."""
+        n = self.ntotal
+        if self._sorted is None:
+            order = np.argsort(self._ids[:n], kind="stable")
+            self._sorted = (self._ids[:n][order], order)
+        sids, order = self._sorted
+        if n == 0:
+            return np.full(keys.shape, -1, dtype=np.int64)
+        pos = np.searchsorted(sids, keys)
+        pos[pos == n] = 0
+        found = sids[pos] == keys
+        return np.where(found, order[pos], -1)
+
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is None:  # pragma: no cover - add() refuses before we get here
+            raise NotImplementedError
+        existing = self._positions(ids)
+        if (existing >= 0).any():
+            self._remove_positions(existing[existing >= 0])
+        n0 = self.ntotal
+        self.index._add(x, None)
+        need = n0 + ids.size
+        if need > self._ids.size:
+            grown = np.empty(max(need, 2 * self._ids.size, 1024), dtype=np.int64)
+            grown[:n0] = self._ids[:n0]
+            self._ids = grown
+        self._ids[n0:need] = ids
+        self.ntotal = need
+        self._sorted = None
+
+    def _translate(self, params: SearchParameters | None) -> SearchParameters | None:
+        if params is None or params.sel is None:
+            return params
+        inner = copy.copy(params)
+        inner.sel = _MaskSelector(params.sel.contains(self._ids[:self.ntotal]))
+        return inner
+
+    def _search(self, x, k, params, D, I):
+        ids = self._ids
+        D, I = self.index._search(x, k, self._translate(params), D, I)
+        valid = I >= 0
+        I[valid] = ids[I[valid]]
+        return D, I
+
+    def _range_search(self, x, radius, params):
+        ids = self._ids
+        lims, D, I = self.index._range_search(x, radius, self._translate(params))
+        return lims, D, ids[I]
+
+    def _remove_positions(self, pos: np.ndarray) -> int:
+        n = self.ntotal
+        mask = np.zeros(n, dtype=bool)
+        mask[pos] = True
+        removed = self.index._remove(_MaskSelector(mask))
+        kept = self._ids[:n][~mask]
+        self._ids[:kept.size] = kept
+        self.ntotal = self.index.ntotal
+        self._sorted = None
+        return removed
+
+    def _remove(self, sel: IDSelector) -> int:
+        mask = sel.contains(self._ids[:self.ntotal])
+        if not mask.any():
+            return 0
+        return self._remove_positions(np.flatnonzero(mask))
+
+    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
+        pos = self._positions(keys)
+        if (pos < 0).any():
+            raise ValueError(f"key: id {int(keys[pos < 0][0])} is not in the index")
+        return self.index._reconstruct_keys(pos)
+
+    def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
+        """Vectors at positions i0 .. i0+ni-1 of the wrapped index (not ids)."""
+        return self.index.reconstruct_n(i0, ni)
+
+    def _reset(self) -> None:
+        self.index._reset()
+        self.ntotal = 0
+        self._ids = np.empty(0, dtype=np.int64)
+        self._sorted = None
+
+
+class IndexIDMap2(IndexIDMap):
+    """:class:`IndexIDMap` whose ``reconstruct(id)`` is part of FAISS's contract.
+
+    voisin's IndexIDMap reconstructs by id too; the two differ only in the
+    file-format tag, so FAISS files of either kind round-trip.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> index = voisin.IndexIDMap2(voisin.IndexFlatL2(2))
+        >>> index.add_with_ids(np.array([[1.0, 2.0]]), np.array([7]))
+        >>> index.reconstruct(7).tolist()
+        [1.0, 2.0]
+    """

@@ -1,0 +1,61 @@
+"""Fixed-size max-heaps of (cost, id) pairs, the top-k structure of every scan.
+
+Costs are "smaller is better" (L2 distance, or minus the inner product), so the
+root holds the worst of the k kept results and a candidate enters when it beats
+the root. Ties break on the smaller id, which makes results deterministic.
+"""
+
+import numpy as np
+from numba import njit
+
+from . import FASTMATH
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def heap_init(hd, hi):
+    for t in range(hd.shape[0]):
+        hd[t] = np.inf
+        hi[t] = -1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _sift_down(hd, hi, size, cost, idx):
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and (hd[right] > hd[child] or (hd[right] == hd[child] and hi[right] > hi[child])):
+            child = right
+        if hd[child] < cost or (hd[child] == cost and hi[child] < idx):
+            break
+        hd[pos] = hd[child]
+        hi[pos] = hi[child]
+        pos = child
+    hd[pos] = cost
+    hi[pos] = idx
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def heap_replace_top(hd, hi, cost, idx):
+    """Replace the root by (cost, idx) and restore the max-heap order."""
+    _sift_down(hd, hi, hd.shape[0], cost, idx)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def heap_push(hd, hi, cost, idx):
+    """Offer (cost, idx): kept only when it beats the current worst."""
+    if cost < hd[0] or (cost == hd[0] and idx < hi[0]):
+        _sift_down(hd, hi, hd.shape[0], cost, idx)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def heap_sort_inplace(hd, hi):
+    """Heap-sort in place into ascending (cost, id) order; empty slots (inf, -1) end last."""
+    for size in range(hd.shape[0] - 1, 0, -1):
+        c = hd[size]
+        i = hi[size]
+        hd[size] = hd[0]
+        hi[size] = hi[0]
+        _sift_down(hd, hi, size, c, i)

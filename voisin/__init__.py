@@ -9,6 +9,7 @@
 
 from ._version import __version__
 from .exact import knn, pairwise_distances
+from .factory import FactoryError, index_factory
 from .index import Index
 from .indexes.flat import IndexFlat, IndexFlatIP, IndexFlatL2
 from .indexes.idmap import IndexIDMap, IndexIDMap2
@@ -23,5 +24,5 @@ __all__ = [
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
     "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",
     "IDSelectorAnd", "IDSelectorOr", "IDSelectorXOr", "IDSelectorFunction", "knn",
-    "pairwise_distances", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
+    "pairwise_distances", "index_factory", "FactoryError", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
 ]

@@ -1,0 +1,324 @@
+"""``index_factory``: FAISS's description strings turned into voisin objects.
+
+Grammar (comma-separated tokens, outermost wrappers first)::
+
+    description := [IDMap|IDMap2 ,] body [, IDMap|IDMap2]
+    body        := body , RFlat | body , Refine(description)
+                 | transform , body
+                 | core
+    transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm
+    core        := Flat
+                 | IVF{n} , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
+                 | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
+                 | HNSW{M}[,Flat | _SQ8 | ,PQ{m}]
+
+Refinement re-ranks on the original vectors, so ``Refine(...)``'s index is
+built at the input dimension even when the base starts with a transform, as in
+FAISS. Every error names the offending token and its position in the string.
+
+Tokens whose classes live in modules written separately (PQ, OPQ, HNSW) are
+imported lazily; when the module is not there yet the error says so.
+
+Example:
+    >>> import voisin
+    >>> index = voisin.index_factory(16, "IDMap,Flat")
+    >>> type(index).__name__, type(index.index).__name__
+    ('IndexIDMap', 'IndexFlat')
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ._validate import check_dimension
+from .index import Index
+from .metric import METRIC_L2, check_metric
+
+
+class FactoryError(ValueError):
+    """A description string that ``index_factory`` cannot build."""
+
+
+@dataclass(frozen=True)
+class _Tok:
+    text: str
+    pos: int  # character offset in the full description
+
+
+def _fail(desc: str, tok: _Tok | None, why: str) -> FactoryError:
+    if tok is None:
+        return FactoryError(f"index_factory({desc!r}): {why}")
+    caret = " " * (tok.pos + len("index_factory('")) + "^" * max(1, len(tok.text))
+    return FactoryError(f"index_factory: {why} -- token {tok.text!r} at position {tok.pos}\n"
+                        f"  index_factory({desc!r})\n  {caret}")
+
+
+def _split(desc: str, text: str, offset: int) -> list[_Tok]:
+    """Split on top-level commas (those outside parentheses), keeping offsets."""
+    toks: list[_Tok] = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(text + ","):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise _fail(desc, _Tok(")", offset + i), "unbalanced ')'")
+        elif ch == "," and depth == 0:
+            raw = text[start:i]
+            stripped = raw.strip()
+            pos = offset + start + (len(raw) - len(raw.lstrip()))
+            if not stripped:
+                raise _fail(desc, _Tok(",", offset + min(i, len(text) - 1 if text else 0)),
+                            "empty token (two commas in a row, or a leading/trailing comma)")
+            toks.append(_Tok(stripped, pos))
+            start = i + 1
+    if depth != 0:
+        raise _fail(desc, _Tok("(", offset + text.rfind("(")), "unbalanced '('")
+    return toks
+
+
+def _optional(desc: str, tok: _Tok, module: str, name: str) -> Any:
+    """A class from a module that may not have been written yet."""
+    try:
+        mod = importlib.import_module(f"voisin.{module}")
+        return getattr(mod, name)
+    except (ImportError, AttributeError):
+        raise _fail(desc, tok, f"{name} is not available yet in this version of voisin") from None
+
+
+class _Parser:
+    def __init__(self, desc: str, metric: int):
+        self.desc = desc
+        self.metric = metric
+
+    def fail(self, tok: _Tok | None, why: str) -> FactoryError:
+        return _fail(self.desc, tok, why)
+
+    # --- description := [IDMap ,] body [, IDMap] -------------------------
+    def description(self, d: int, toks: list[_Tok]) -> Index:
+        if not toks:
+            raise self.fail(None, "empty description")
+        head, tail = toks[0].text, toks[-1].text
+        if head in ("IDMap", "IDMap2") and len(toks) > 1:
+            return self._idmap(head, self.description(d, toks[1:]))
+        if tail in ("IDMap", "IDMap2") and len(toks) > 1:
+            return self._idmap(tail, self.description(d, toks[:-1]))
+        if head in ("IDMap", "IDMap2") or tail in ("IDMap", "IDMap2"):
+            raise self.fail(toks[0], f"{head} needs an index to wrap, e.g. '{head},Flat'")
+        return self.body(d, toks)
+
+    def _idmap(self, which: str, inner: Index) -> Index:
+        from .indexes.idmap import IndexIDMap, IndexIDMap2
+        return (IndexIDMap2 if which == "IDMap2" else IndexIDMap)(inner)
+
+    # --- body := body,RFlat | body,Refine(...) | transform,body | core ---------
+    def body(self, d: int, toks: list[_Tok]) -> Index:
+        last = toks[-1]
+        if last.text == "RFlat":
+            if len(toks) == 1:
+                raise self.fail(last, "RFlat refines a base index, e.g. 'IVF100,PQ8,RFlat'")
+            base = self.body(d, toks[:-1])
+            cls = _optional(self.desc, last, "indexes.refine", "IndexRefineFlat")
+            return cls(base)
+        m = re.fullmatch(r"Refine\((.*)\)", last.text, flags=re.S)
+        if m:
+            if len(toks) == 1:
+                raise self.fail(last, "Refine(...) refines a base index, e.g. 'IVF100,PQ8,Refine(SQ8)'")
+            base = self.body(d, toks[:-1])
+            inner_off = last.pos + len("Refine(")
+            inner_toks = _split(self.desc, m.group(1), inner_off)
+            refine = self.description(d, inner_toks)
+            cls = _optional(self.desc, last, "indexes.refine", "IndexRefine")
+            return cls(base, refine)
+        transform = self.transform(d, toks[0])
+        if transform is not None:
+            if len(toks) == 1:
+                raise self.fail(toks[0], "a transform must be followed by an index, e.g. 'PCA32,Flat'")
+            chain = [transform]
+            rest = toks[1:]
+            dd = transform.d_out
+            # consecutive transforms form one pre-transform chain, as in FAISS
+            while len(rest) > 1:
+                t = self.transform(dd, rest[0])
+                if t is None:
+                    break
+                chain.append(t)
+                dd = t.d_out
+                rest = rest[1:]
+            inner = self.body(dd, rest)
+            cls = _optional(self.desc, toks[0], "indexes.pretransform", "IndexPreTransform")
+            return cls(chain if len(chain) > 1 else chain[0], inner)
+        return self.core(d, toks)
+
+    # --- transforms ------------------------------------------------------
+    def transform(self, d: int, tok: _Tok) -> Any | None:
+        text = tok.text
+        # FAISS writes PCAW64 / PCAR64 / PCAWR64; PCA64W / PCA64R / PCA64WR are accepted too
+        m = re.fullmatch(r"PCA(W?)(R?)(\d+)", text) or re.fullmatch(r"PCA()()(\d+)(W?)(R?)", text)
+        if m:
+            groups = m.groups()
+            w = groups[0] or (groups[3] if len(groups) > 3 else "")
+            r = groups[1] or (groups[4] if len(groups) > 4 else "")
+            n = int(groups[2])
+            if not 0 < n <= d:
+                raise self.fail(tok, f"PCA output dimension must be in [1, {d}], got {n}")
+            cls = _optional(self.desc, tok, "transforms", "PCAMatrix")
+            return cls(d, n, eigen_power=-0.5 if w else 0.0, random_rotation=bool(r))
+        m = re.fullmatch(r"OPQ(\d+)(?:_(\d+))?", text)
+        if m:
+            M = int(m.group(1))
+            d_out = int(m.group(2)) if m.group(2) else d
+            if M <= 0 or d_out <= 0:
+                raise self.fail(tok, "OPQ needs M >= 1 and an output dimension >= 1")
+            if d_out > d:
+                raise self.fail(tok, f"OPQ output dimension {d_out} exceeds the input dimension {d}")
+            if d_out % M:
+                raise self.fail(tok, f"OPQ{M}: output dimension {d_out} is not a multiple of M={M}")
+            cls = _optional(self.desc, tok, "transforms", "OPQMatrix")
+            return cls(d, M, d_out)
+        if text == "L2norm":
+            cls = _optional(self.desc, tok, "transforms", "NormalizationTransform")
+            return cls(d)
+        if re.match(r"(PCA|OPQ)", text):
+            raise self.fail(tok, "malformed transform; expected PCA{n}[W][R] or OPQ{m}[_{d}]")
+        return None
+
+    # --- core index ------------------------------------------------------
+    def core(self, d: int, toks: list[_Tok]) -> Index:
+        tok = toks[0]
+        text = tok.text
+        if text == "Flat":
+            self._no_more(toks, 1)
+            from .indexes.flat import IndexFlat
+            return IndexFlat(d, self.metric)
+        m = re.fullmatch(r"IVF(\d+)", text)
+        if m:
+            nlist = int(m.group(1))
+            if nlist <= 0:
+                raise self.fail(tok, "IVF needs nlist >= 1")
+            if len(toks) < 2:
+                raise self.fail(tok, f"IVF{nlist} needs a codec after it, e.g. 'IVF{nlist},Flat' or "
+                                f"'IVF{nlist},SQ8'")
+            self._no_more(toks, 2)
+            return self.ivf(d, nlist, tok, toks[1])
+        if text.startswith("IVF"):
+            raise self.fail(tok, "malformed IVF token; expected IVF{nlist}, e.g. IVF1024")
+        sq = self._sq_type(tok)
+        if sq is not None:
+            self._no_more(toks, 1)
+            cls = _optional(self.desc, tok, "indexes.sq", "IndexScalarQuantizer")
+            return cls(d, sq, self.metric)
+        pq = self._pq_args(d, tok)
+        if pq is not None:
+            self._no_more(toks, 1)
+            M, nbits, fast = pq
+            if fast:
+                cls = _optional(self.desc, tok, "indexes.pq_fastscan", "IndexPQFastScan")
+                return cls(d, M, nbits, self.metric)
+            cls = _optional(self.desc, tok, "indexes.pq", "IndexPQ")
+            return cls(d, M, nbits, self.metric)
+        m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
+        if m:
+            return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
+        raise self.fail(tok, "unknown token; expected Flat, IVF{n}, PQ{m}, SQ8/SQ4/SQfp16, HNSW{M}, "
+                        "or a transform (PCA{n}, OPQ{m}, L2norm)")
+
+    def _no_more(self, toks: list[_Tok], used: int) -> None:
+        if len(toks) > used:
+            raise self.fail(toks[used], f"unexpected token after {toks[used - 1].text!r}")
+
+    _SQ_NAMES = {"SQ8": "QT_8bit", "SQ4": "QT_4bit", "SQfp16": "QT_fp16", "SQbf16": "QT_bf16",
+                 "SQ6": "QT_6bit", "SQ8_direct": "QT_8bit_direct"}
+
+    def _sq_type(self, tok: _Tok, text: str | None = None) -> int | None:
+        name = self._SQ_NAMES.get(tok.text if text is None else text)
+        return None if name is None else _optional(self.desc, tok, "codecs.sq", name)
+
+    def _pq_args(self, d: int, tok: _Tok) -> tuple[int, int, bool] | None:
+        m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fs)?", tok.text)
+        if not m:
+            if tok.text.startswith("PQ"):
+                raise self.fail(tok, "malformed PQ token; expected PQ{m}, PQ{m}x{bits} or PQ{m}x4fs")
+            return None
+        M = int(m.group(1))
+        nbits = int(m.group(2)) if m.group(2) else 8
+        fast = bool(m.group(3))
+        if M <= 0:
+            raise self.fail(tok, "PQ needs M >= 1 sub-quantizers")
+        if d % M:
+            raise self.fail(tok, f"PQ{M}: dimension {d} is not a multiple of M={M}")
+        if fast and nbits != 4:
+            raise self.fail(tok, "fast-scan PQ works on 4-bit codes only: PQ{m}x4fs")
+        if not 1 <= nbits <= 16:
+            raise self.fail(tok, f"PQ bits per code must be in [1, 16], got {nbits}")
+        return M, nbits, fast
+
+    def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok) -> Index:
+        from .indexes.flat import IndexFlat
+        quantizer = IndexFlat(d, self.metric)
+        if codec.text == "Flat":
+            cls = _optional(self.desc, codec, "indexes.ivf", "IndexIVFFlat")
+            return cls(quantizer, d, nlist, self.metric)
+        sq = self._sq_type(codec)
+        if sq is not None:
+            cls = _optional(self.desc, codec, "indexes.ivf_sq", "IndexIVFScalarQuantizer")
+            return cls(quantizer, d, nlist, sq, self.metric)
+        pq = self._pq_args(d, codec)
+        if pq is not None:
+            M, nbits, fast = pq
+            if fast:
+                cls = _optional(self.desc, codec, "indexes.ivf_pq_fastscan", "IndexIVFPQFastScan")
+                return cls(quantizer, d, nlist, M, nbits, self.metric)
+            cls = _optional(self.desc, codec, "indexes.ivf_pq", "IndexIVFPQ")
+            return cls(quantizer, d, nlist, M, nbits, self.metric)
+        raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
+                        f"or PQ{{m}}x4fs after {ivf_tok.text}")
+
+    def hnsw(self, d: int, M: int, suffix: str | None, tok: _Tok, toks: list[_Tok]) -> Index:
+        if M <= 1:
+            raise self.fail(tok, "HNSW needs M >= 2")
+        if suffix is not None:
+            sq = self._sq_type(tok, suffix)
+            if sq is None:
+                raise self.fail(tok, "unknown HNSW storage suffix; expected _SQ8 (or _SQ4, _SQfp16)")
+            self._no_more(toks, 1)
+            cls = _optional(self.desc, tok, "indexes.hnsw", "IndexHNSWSQ")
+            return cls(d, sq, M, self.metric)
+        if len(toks) == 1 or toks[1].text == "Flat":
+            self._no_more(toks, 1 if len(toks) == 1 else 2)
+            cls = _optional(self.desc, tok, "indexes.hnsw", "IndexHNSWFlat")
+            return cls(d, M, self.metric)
+        pq = self._pq_args(d, toks[1])
+        if pq is not None and not pq[2]:
+            self._no_more(toks, 2)
+            cls = _optional(self.desc, toks[1], "indexes.hnsw", "IndexHNSWPQ")
+            return cls(d, pq[0], M, pq[1], self.metric)
+        raise self.fail(toks[1], "unknown HNSW storage; expected Flat or PQ{m}")
+
+
+def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
+    """Build an index from a FAISS description string such as ``"IVF1024,SQ8"``.
+
+    Supported: ``Flat``, ``IDMap,<x>``, ``IDMap2,<x>``, ``PCA{n}[W][R],<x>``,
+    ``OPQ{m}[_{d}],<x>``, ``L2norm,<x>``, ``IVF{n},Flat|SQ8|SQ4|SQfp16|PQ{m}[x{b}]|PQ{m}x4fs``,
+    ``PQ{m}[x{b}]``, ``SQ8|SQ4|SQfp16``, ``<x>,RFlat``, ``<x>,Refine(<y>)``,
+    ``HNSW{M}[,Flat|_SQ8|,PQ{m}]``. Raises :class:`FactoryError` (a ValueError)
+    pointing at the offending token.
+
+    Example:
+        >>> import voisin
+        >>> index = voisin.index_factory(64, "IVF256,Flat", voisin.METRIC_INNER_PRODUCT)
+        >>> index.nlist
+        256
+    """
+    d = check_dimension(d)
+    metric = check_metric(metric)
+    if not isinstance(description, str):
+        raise TypeError(f"description: expected a string such as 'IVF1024,Flat', got {description!r}")
+    parser = _Parser(description, metric)
+    return parser.description(d, _split(description, description, 0))

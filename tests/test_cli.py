@@ -170,6 +170,14 @@ def test_faiss_format_round_trip(data, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["I"], brute_force(xq, xb, 4, "l2")[1])
 
 
+@pytest.mark.skipif(not HAS_WRITER, reason="voisin.read_index not available yet")
+def test_search_refuses_a_corrupt_faiss_file(tmp_path):
+    (tmp_path / "junk.faiss").write_bytes(b"IxF2" + b"\x00" * 7)
+    np.save(tmp_path / "q.npy", np.ones((2, 4), dtype=np.float32))
+    res = invoke("search", "--index", str(tmp_path / "junk.faiss"), "--queries", str(tmp_path / "q.npy"))
+    assert res.exit_code == 1 and "junk.faiss" in res.output and "Traceback" not in res.output
+
+
 @pytest.mark.skipif(not hasattr(voisin, "IndexIVFFlat"), reason="IVF not available yet")
 def test_search_param_sets_nprobe(data, tmp_path):
     xb_path, xq_path, xb, xq = data
@@ -263,6 +271,24 @@ def test_search_refuses_a_file_that_is_not_an_index(tmp_path):
 def test_faiss_output_without_writer_says_use_pkl(data, tmp_path):
     res = invoke("build", "--data", str(data[0]), "--out", str(tmp_path / "i.faiss"))
     assert res.exit_code == 1 and ".pkl" in res.output
+
+
+@pytest.mark.skipif(not HAS_WRITER, reason="the README's quick start uses voisin.write_index")
+def test_readme_quick_start_runs(tmp_path, monkeypatch):
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.is_file():
+        pytest.skip("README.md not found beside tests/")
+    text = readme.read_text()
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)  # the snippet writes example.index in the current folder
+    scope: dict = {}
+    exec(compile(snippet, str(readme), "exec"), scope)
+    xb, xq, I = scope["xb"], scope["xq"], scope["I"]
+    # the last search in the snippet is the cosine one: check it against numpy
+    xb_n = xb / np.linalg.norm(xb, axis=1, keepdims=True)
+    xq_n = xq / np.linalg.norm(xq, axis=1, keepdims=True)
+    np.testing.assert_array_equal(I, np.argsort(-(xq_n @ xb_n.T), axis=1, kind="stable")[:, :10])
+    assert scope["same"].ntotal == 10_000 and (tmp_path / "example.index").is_file()
 
 
 def test_bench_is_registered():

@@ -223,7 +223,11 @@ def save_index(index: voisin.Index, path: str | os.PathLike) -> None:
         raise click.ClickException(
             f"--out {p}: this voisin cannot write FAISS index files yet (no voisin.write_index); "
             "use a name ending in .pkl to save with Python pickle instead")
-    writer(index, str(p))
+    try:
+        writer(index, str(p))
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise click.ClickException(f"--out {p}: cannot write {type(index).__name__} in FAISS format "
+                                   f"({exc}); a name ending in .pkl saves it with Python pickle") from None
 
 
 def load_index(path: str | os.PathLike) -> voisin.Index:

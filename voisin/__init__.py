@@ -11,6 +11,8 @@ from ._version import __version__
 from .exact import knn, pairwise_distances
 from .factory import FactoryError, index_factory
 from .index import Index
+from .io import (IO_FLAG_MMAP, IO_FLAG_READ_ONLY, IndexFileError, deserialize_index, read_index,
+                 serialize_index, write_index)
 from .indexes.flat import IndexFlat, IndexFlatIP, IndexFlatL2
 from .indexes.idmap import IndexIDMap, IndexIDMap2
 from .metric import METRIC_INNER_PRODUCT, METRIC_L2
@@ -20,6 +22,8 @@ from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray
 from .utils import normalize_L2, omp_get_max_threads, omp_set_num_threads
 
 __all__ = [
+    "write_index", "read_index", "serialize_index", "deserialize_index", "IO_FLAG_MMAP",
+    "IO_FLAG_READ_ONLY", "IndexFileError",
     "__version__", "Index", "IndexFlat", "IndexFlatL2", "IndexFlatIP", "IndexIDMap", "IndexIDMap2",
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
     "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",

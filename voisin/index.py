@@ -61,6 +61,13 @@ class Index:
         self.__dict__.update(state)
         self._write_lock = threading.RLock()
 
+    def __reduce__(self) -> tuple:
+        # Pickles carry the FAISS-format bytes (with checksum), so a pickle is
+        # as portable and as checked as a file; types without a file format
+        # fall back to __getstate__.
+        from .io.faiss_format import reduce_index
+        return reduce_index(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(d={self.d}, ntotal={self.ntotal}, metric={metric_name(self.metric_type)})"
 
@@ -73,6 +80,7 @@ class Index:
         x = as_matrix(x, self.d, "x")
         if x.shape[0] == 0:
             raise ValueError("x: training needs at least one vector, got 0")
+        self._check_writable()
         with self._write_lock:
             self._train(x)
 
@@ -82,6 +90,7 @@ class Index:
         self._check_trained()
         if x.shape[0] == 0:
             return
+        self._check_writable()
         with self._write_lock:
             self._add(x, None)
 
@@ -93,6 +102,7 @@ class Index:
         self._check_trained()
         if x.shape[0] == 0:
             return
+        self._check_writable()
         with self._write_lock:
             self._add(x, ids)
 
@@ -148,6 +158,7 @@ class Index:
         ``x`` is an IDSelector or an array of ids.
         """
         sel = selector_from_ids_or_sel(x, "x")
+        self._check_writable()
         with self._write_lock:
             return int(self._remove(sel))
 
@@ -172,6 +183,7 @@ class Index:
 
     def reset(self) -> None:
         """Remove every vector; training is kept."""
+        self._check_writable()
         with self._write_lock:
             self._reset()
 
@@ -199,6 +211,15 @@ class Index:
         raise NotImplementedError(f"{type(self).__name__} does not support reset")
 
     # --- shared checks -------------------------------------------------------
+    #: set on indexes opened with IO_FLAG_READ_ONLY (voisin.io): their arrays
+    #: may be read-only file mappings, so every modification is refused up front
+    _read_only = False
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise RuntimeError(f"{type(self).__name__} was opened with IO_FLAG_READ_ONLY and "
+                               "cannot be modified: read it without that flag to change it")
+
     def _check_trained(self) -> None:
         if not self.is_trained:
             raise RuntimeError(f"{type(self).__name__} is not trained: call index.train(x) "

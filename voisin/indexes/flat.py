@@ -32,6 +32,20 @@ class IndexFlat(Index):
         self._xb = np.empty((0, self.d), dtype=np.float32)
         self._norms = np.empty(0, dtype=np.float32)
 
+    # Squared norms are derived data: a memory-mapped load (voisin.io) sets them
+    # to None so opening stays O(1), and the first use computes them.
+    @property
+    def _norms(self) -> np.ndarray:
+        norms = self._norms_cache
+        if norms is None:
+            norms = row_norms_sqr(self._xb[:self.ntotal]) if self.ntotal else np.empty(0, np.float32)
+            self._norms_cache = norms
+        return norms
+
+    @_norms.setter
+    def _norms(self, value: np.ndarray | None) -> None:
+        self._norms_cache = value
+
     @property
     def xb(self) -> np.ndarray:
         """The stored vectors, (ntotal, d), a read-only view."""

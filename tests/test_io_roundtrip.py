@@ -1,0 +1,145 @@
+"""Every index family round-trips through FAISS's file format, both ways.
+
+For each case in ``io_cases.CASES``: a file written by faiss-cpu opens in
+voisin and searches the same; a file written by voisin opens in faiss-cpu and
+searches the same; voisin -> voisin is lossless (re-serializing gives the same
+bytes); deterministic types give byte-for-byte the bytes FAISS writes.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import voisin
+from io_cases import CASE_IDS, CASES, assert_same_search, data
+
+faiss = pytest.importorskip("faiss")
+
+
+@pytest.fixture(params=CASES, ids=CASE_IDS)
+def case(request):
+    return request.param
+
+
+def test_faiss_file_opens_in_voisin(case, tmp_path):
+    fidx = case.faiss()
+    case.tune(fidx)
+    path = tmp_path / f"{case.name}.faiss"
+    faiss.write_index(fidx, str(path))
+    vidx = voisin.read_index(path)
+    case.tune(vidx)
+    assert isinstance(vidx, voisin.Index)
+    assert (vidx.d, vidx.ntotal, vidx.metric_type) == (fidx.d, fidx.ntotal, fidx.metric_type)
+    _, xq, _ = data()
+    assert_same_search(vidx, fidx, xq)
+
+
+def test_voisin_file_opens_in_faiss(case, tmp_path):
+    vidx = case.voisin()
+    case.tune(vidx)
+    path = tmp_path / f"{case.name}.voisin"
+    voisin.write_index(vidx, path)
+    fidx = faiss.read_index(str(path))  # the checksum trailer must not bother faiss
+    case.tune(fidx)
+    assert (fidx.d, fidx.ntotal, fidx.metric_type) == (vidx.d, vidx.ntotal, vidx.metric_type)
+    _, xq, _ = data()
+    assert_same_search(fidx, vidx, xq)
+    # and back: what faiss writes from it is what voisin wrote (minus the trailer)
+    assert bytes(faiss.serialize_index(fidx)) == bytes(voisin.serialize_index(vidx, checksum=False))
+
+
+def test_voisin_roundtrip_is_lossless(case):
+    vidx = case.voisin()
+    case.tune(vidx)
+    buf = voisin.serialize_index(vidx)
+    back = voisin.deserialize_index(buf)
+    case.tune(back)
+    assert type(back) is type(vidx)
+    np.testing.assert_array_equal(voisin.serialize_index(back), buf)
+    _, xq, _ = data()
+    D1, I1 = vidx.search(xq, 8)
+    D2, I2 = back.search(xq, 8)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_array_equal(D1, D2)
+
+
+def test_deterministic_types_match_faiss_bytes(case):
+    if not case.deterministic:
+        pytest.skip(f"{case.name}: content depends on training randomness")
+    vbytes = voisin.serialize_index(case.voisin(), checksum=False)
+    fbytes = faiss.serialize_index(case.faiss())
+    assert vbytes.dtype == np.uint8
+    assert bytes(vbytes) == bytes(fbytes)
+    # with the trailer: FAISS's bytes, then exactly 24 more
+    full = voisin.serialize_index(case.voisin())
+    assert bytes(full[:len(fbytes)]) == bytes(fbytes) and len(full) == len(fbytes) + 24
+
+
+def test_pickle_goes_through_the_file_format(case):
+    vidx = case.voisin()
+    case.tune(vidx)
+    blob = pickle.dumps(vidx)
+    assert voisin.serialize_index(vidx, checksum=False).tobytes() in blob
+    back = pickle.loads(blob)
+    case.tune(back)
+    _, xq, _ = data()
+    D1, I1 = vidx.search(xq, 5)
+    D2, I2 = back.search(xq, 5)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_array_equal(D1, D2)
+    # the copy is independent and writable
+    back.reset()
+    assert back.ntotal == 0 and vidx.ntotal > 0
+
+
+def test_file_objects_and_paths(tmp_path):
+    xb, xq, _ = data()
+    index = voisin.IndexFlatIP(xb.shape[1])
+    index.add(xb)
+    with open(tmp_path / "a.index", "wb") as f:
+        voisin.write_index(index, f)
+    with open(tmp_path / "a.index", "rb") as f:
+        back = voisin.read_index(f)
+    assert back.ntotal == index.ntotal
+    voisin.write_index(index, str(tmp_path / "b.index"))
+    assert (tmp_path / "a.index").read_bytes() == (tmp_path / "b.index").read_bytes()
+
+
+def test_empty_indexes_roundtrip_both_ways():
+    for v, f in ((voisin.IndexFlatL2(5), faiss.IndexFlatL2(5)),
+                 (voisin.IndexIDMap(voisin.IndexFlatIP(3)), faiss.IndexIDMap(faiss.IndexFlatIP(3)))):
+        vb = voisin.serialize_index(v, checksum=False)
+        assert bytes(vb) == bytes(faiss.serialize_index(f))
+        back = voisin.deserialize_index(faiss.serialize_index(f))
+        assert back.ntotal == 0 and back.d == v.d
+        assert back.search(np.zeros((1, v.d), np.float32), 2)[1].tolist() == [[-1, -1]]
+
+
+def test_loaded_index_stays_usable():
+    xb, xq, ids = data()
+    index = voisin.IndexIDMap2(voisin.IndexFlatL2(xb.shape[1]))
+    index.add_with_ids(xb[:600], ids[:600])
+    back = voisin.deserialize_index(voisin.serialize_index(index))
+    back.add_with_ids(xb[600:], ids[600:])
+    assert back.remove_ids(ids[:10]) == 10
+    ref = voisin.IndexIDMap2(voisin.IndexFlatL2(xb.shape[1]))
+    ref.add_with_ids(xb[10:], ids[10:])
+    assert_same_search(back, ref, xq)
+    np.testing.assert_array_equal(back.reconstruct(int(ids[700])), xb[700])
+
+
+def test_bad_arguments():
+    index = voisin.IndexFlatL2(4)
+    with pytest.raises(TypeError, match="index"):
+        voisin.serialize_index(object())
+    with pytest.raises(TypeError, match="path or a binary file"):
+        voisin.write_index(index, 12)
+    with pytest.raises(TypeError, match="io_flags"):
+        voisin.read_index("x", io_flags="mmap")
+    with pytest.raises(TypeError, match="uint8"):
+        voisin.deserialize_index(np.zeros(10, np.float32))
+    with pytest.raises(FileNotFoundError):
+        voisin.read_index("/nonexistent/dir/x.index")

@@ -38,7 +38,10 @@ def as_matrix(x: Any, d: int | None = None, name: str = "x", *,
     if arr.dtype == np.float32:
         pass
     elif arr.dtype.kind in "fiub":
-        arr = arr.astype(np.float32)
+        # values beyond float32's range become inf and are reported by the
+        # finiteness check below, as a ValueError rather than a RuntimeWarning
+        with np.errstate(over="ignore"):
+            arr = arr.astype(np.float32)
     else:
         raise TypeError(f"{name}: expected a numeric array of vectors, got {_describe(x)}")
     if arr.ndim == 1 and allow_1d and (d is None or arr.shape[0] == d) and arr.shape[0] > 0:
@@ -111,7 +114,10 @@ def as_ids(ids: Any, n: int | None = None, name: str = "ids") -> np.ndarray:
     Integer dtypes that fit in int64 are accepted; floats, bools and strings
     are refused rather than truncated. -1 is reserved for "no result".
     """
-    arr = np.asarray(ids)
+    try:
+        arr = np.asarray(ids)
+    except (ValueError, TypeError) as exc:  # ragged lists
+        raise ValueError(f"{name}: expected a 1-D array of integer ids, could not convert: {exc}") from None
     if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
         raise TypeError(f"{name}: expected integer ids (int64), got {_describe(arr)}")
     if arr.ndim == 0:

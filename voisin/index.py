@@ -230,7 +230,11 @@ class Index:
             return None
         if not isinstance(params, SearchParameters):
             raise TypeError(f"params: expected a SearchParameters instance, got {params!r}")
-        if not isinstance(params, self.params_type) and type(params) is not SearchParameters:
+        # plain SearchParameters (a filter) suit every index; a subclass carries
+        # knobs of one index family, which another index would silently ignore
+        # (e.g. nprobe given to a flat index), so it must match params_type
+        specific = self.params_type is not SearchParameters and isinstance(params, self.params_type)
+        if type(params) is not SearchParameters and not specific:
             raise TypeError(f"params: {type(self).__name__} takes {self.params_type.__name__}, "
                             f"got {type(params).__name__}")
         return params

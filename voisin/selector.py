@@ -214,7 +214,9 @@ class SearchParameters:
     def __init__(self, sel: IDSelector | None = None, **kwargs: Any):
         self.sel = None if sel is None else check_selector(sel)
         for key, value in kwargs.items():
-            if not hasattr(type(self), key):
+            # only declared knobs (public, non-callable class attributes): a name
+            # such as 'contains' or '__init__' must not shadow a method
+            if key.startswith("_") or not hasattr(type(self), key) or callable(getattr(type(self), key)):
                 raise TypeError(f"{type(self).__name__}: unknown parameter {key!r}")
             setattr(self, key, value)
 

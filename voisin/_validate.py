@@ -108,11 +108,14 @@ def check_float(v: Any, name: str) -> float:
     return v
 
 
-def as_ids(ids: Any, n: int | None = None, name: str = "ids") -> np.ndarray:
+def as_ids(ids: Any, n: int | None = None, name: str = "ids", *, allow_minus_one: bool = False) -> np.ndarray:
     """Return ``ids`` as a C-contiguous int64 vector of length ``n``.
 
     Integer dtypes that fit in int64 are accepted; floats, bools and strings
-    are refused rather than truncated. -1 is reserved for "no result".
+    are refused rather than truncated. -1 is reserved for "no result", so it
+    cannot be stored; ``allow_minus_one`` lets it through where ids are only
+    looked up (selectors, remove_ids), where it simply matches nothing, as in
+    FAISS, so ``remove_ids(I.ravel())`` on padded results works.
     """
     try:
         arr = np.asarray(ids)
@@ -129,7 +132,7 @@ def as_ids(ids: Any, n: int | None = None, name: str = "ids") -> np.ndarray:
     arr = np.ascontiguousarray(arr, dtype=np.int64)
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name}: expected {n} ids (one per vector), got {arr.shape[0]}")
-    if arr.size and (arr == -1).any():
+    if not allow_minus_one and arr.size and (arr == -1).any():
         raise ValueError(f"{name}: -1 is reserved to mark missing results and cannot be used as an id")
     return arr
 

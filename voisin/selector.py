@@ -188,13 +188,13 @@ class IDSelectorFunction(IDSelector):
 
 def _ids_from_args(args: tuple, who: str) -> np.ndarray:
     if len(args) == 1:
-        return as_ids(args[0], name="ids") if np.size(args[0]) else np.zeros(0, np.int64)
+        return as_ids(args[0], name="ids", allow_minus_one=True) if np.size(args[0]) else np.zeros(0, np.int64)
     if len(args) == 2:
         n = check_int(args[0], "n", lo=0)
         ids = np.asarray(args[1])
         if ids.size < n:
             raise ValueError(f"n: {who} got n={n} but only {ids.size} ids")
-        return as_ids(ids[:n], name="ids") if n else np.zeros(0, np.int64)
+        return as_ids(ids[:n], name="ids", allow_minus_one=True) if n else np.zeros(0, np.int64)
     raise TypeError(f"{who}: expected (ids) or (n, ids)")
 
 
@@ -230,7 +230,7 @@ def selector_from_ids_or_sel(x: Any, name: str = "x") -> IDSelector:
     if isinstance(x, IDSelector):
         return x
     try:
-        ids = as_ids(x, name=name)
+        ids = as_ids(x, name=name, allow_minus_one=True)
     except TypeError:
         raise TypeError(f"{name}: expected an IDSelector or an array of integer ids, got {x!r}") from None
     return IDSelectorBatch(ids)

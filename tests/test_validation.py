@@ -234,6 +234,8 @@ def test_bad_reconstruct_keys(index, xq):
         index.reconstruct("3")
     with pytest.raises(ValueError, match=r"^key: "):
         index.reconstruct(10 ** 9)
+    with pytest.raises(ValueError, match=r"^key: .*int64"):
+        index.reconstruct(2 ** 70)  # not an OverflowError from deep inside numpy
     with pytest.raises(TypeError, match=r"^keys: expected integer ids"):
         index.reconstruct_batch([1.0, 2.0])
     with pytest.raises(ValueError, match=r"^i0: "):
@@ -265,6 +267,8 @@ def test_bad_selector_arguments():
         voisin.IDSelectorRange(1.5, 3)
     with pytest.raises(TypeError, match=r"^imax: "):
         voisin.IDSelectorRange(1, None)
+    with pytest.raises(ValueError, match=r"^imax: .*int64"):
+        voisin.IDSelectorRange(0, 2 ** 63)
     with pytest.raises(TypeError, match=r"^ids: expected integer ids"):
         voisin.IDSelectorBatch([1.5, 2.0])
     with pytest.raises(ValueError, match=r"^n: "):

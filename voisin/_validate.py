@@ -87,11 +87,17 @@ def check_k(k: Any, name: str = "k") -> int:
     return int(k)
 
 
+_INT64_MIN = int(np.iinfo(np.int64).min)
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def check_int(v: Any, name: str, lo: int | None = None, hi: int | None = None) -> int:
     """An integer argument with optional inclusive bounds."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {v!r}")
     v = int(v)
+    if not _INT64_MIN <= v <= _INT64_MAX:  # ids, counts and offsets are int64 everywhere
+        raise ValueError(f"{name}: expected an integer that fits in int64, got {v}")
     if lo is not None and v < lo:
         raise ValueError(f"{name}: expected an integer >= {lo}, got {v}")
     if hi is not None and v > hi:

@@ -82,7 +82,8 @@ def load_vectors(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
         if suffix == ".npy":
             x = np.load(p, mmap_mode="r", allow_pickle=False)
         elif suffix in (".fvecs", ".bvecs"):
-            x = _read_vecs(p, np.float32 if suffix == ".fvecs" else np.uint8)
+            from .datasets import read_vecs
+            x = read_vecs(p, np.float32 if suffix == ".fvecs" else np.uint8, mmap=True)
         elif suffix in (".hdf5", ".h5"):
             x = _read_hdf5(p, key or "train")
         else:
@@ -96,22 +97,6 @@ def load_vectors(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
         raise click.ClickException(f"{p}: expected a 2-D numeric array (n, d), got shape {x.shape} "
                                    f"and dtype {x.dtype}")
     return x
-
-
-def _read_vecs(p: Path, dtype: type) -> np.ndarray:
-    """TEXMEX .fvecs/.bvecs: each row is an int32 dimension followed by d values."""
-    item = np.dtype(dtype).itemsize
-    size = p.stat().st_size
-    if size < 4:
-        raise ValueError("file is empty or truncated")
-    d = int(np.fromfile(p, dtype=np.int32, count=1)[0])
-    row = 4 + d * item
-    if d <= 0 or size % row:
-        raise ValueError(f"not a {p.suffix} file: first dimension {d} does not divide the file size {size}")
-    raw = np.memmap(p, dtype=np.uint8, mode="r").reshape(size // row, row)
-    if not (raw[:, :4].view(np.int32) == d).all():
-        raise ValueError(f"not a {p.suffix} file: rows have different dimensions")
-    return raw[:, 4:].view(dtype)
 
 
 def _read_hdf5(p: Path, key: str) -> np.ndarray:

@@ -31,6 +31,7 @@ from rich.table import Table
 import voisin
 
 from .cli import add_with_progress, knob_owner, make_index, train_if_needed
+from .evaluate import recall_at_k, true_distances
 
 PROBES = ("king", "paris", "computer", "coffee", "python", "music")
 #: (a, b, c): the word that is to c what a is to b, found as a - b + c
@@ -126,23 +127,6 @@ def build(description: str, x: np.ndarray, out: Console, label: str = "building"
     return index, t_train, t_add
 
 
-def recall_at(k: int, xq: np.ndarray, xb: np.ndarray, I: np.ndarray, exact_I: np.ndarray) -> float:
-    """Tie-aware recall@k for cosine (docs/benchmarking.md).
-
-    A returned id counts when its true cosine distance is within the k-th true
-    distance (times 1 + 1e-6), so words at exactly the same distance are not
-    held against the index. Both sides are recomputed here with the same
-    arithmetic, so float rounding cannot turn an exact hit into a miss.
-    """
-    found = I[:, :k]
-    valid = found >= 0
-    sims = np.einsum("qd,qkd->qk", xq, xb[np.maximum(found, 0)])
-    kth = np.einsum("qd,qd->q", xq, xb[exact_I[:, k - 1]])
-    kth_dist = (1.0 - kth.astype(np.float64))[:, None]
-    ok = valid & ((1.0 - sims) <= kth_dist * (1 + 1e-6))
-    return float(ok.sum() / (k * xq.shape[0]))
-
-
 def _timed_search(index: Any, xq: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     _, I = index.search(xq, k)
@@ -223,6 +207,11 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
     _, exact_I = voisin.knn(xq, xb, K, voisin.METRIC_INNER_PRODUCT)
     timings["exact_search"] = time.perf_counter() - t0
     exact_qps = xq.shape[0] / timings["exact_search"]
+    # recall@10 counting ties (docs/benchmarking.md), in cosine distance 1 - cos
+    gt = true_distances(xq, xb, exact_I, "angular")
+
+    def recall(I: np.ndarray) -> float:
+        return recall_at_k(I, gt, K, xq=xq, xb=xb, metric="angular")
 
     knob_name = next((name for name in SWEEPS if knob_owner(idx, name) is not None), None)
     values: tuple[Any, ...] = SWEEPS[knob_name] if knob_name else (None,)
@@ -231,7 +220,7 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
         if knob_name:
             setattr(knob_owner(idx, knob_name), knob_name, value)
         I, dt = _timed_search(idx, xq, K)
-        sweep.append((knob_name, value, recall_at(K, xq, xb, I, exact_I), xq.shape[0] / dt))
+        sweep.append((knob_name, value, recall(I), xq.shape[0] / dt))
     chosen = next((s for s in sweep if s[2] >= TARGET_RECALL), sweep[-1])
     if knob_name:
         setattr(knob_owner(idx, knob_name), knob_name, chosen[1])

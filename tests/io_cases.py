@@ -8,6 +8,7 @@ this checkout yet are skipped with the reason.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -41,22 +42,37 @@ class Case:
     tune: Callable[[Any], None] = lambda index: None
     #: same bytes from both libraries for the same content
     deterministic: bool = False
-    #: mmap should give zero-copy storage for this type
-    mappable: bool = True
+    #: share of the file that a memory-mapped load must leave in the mapping
+    mapped_fraction: float = 0.5
     requires: tuple[str, ...] = field(default_factory=tuple)
 
     def voisin(self) -> Any:
+        """The voisin index (built once per session: tests must not modify it)."""
         missing = [a for a in self.requires if not hasattr(voisin, a)]
         if missing:
             pytest.skip(f"{', '.join(missing)} not in this voisin build yet")
-        return self.build_voisin()
+        return _built(self.name, "voisin", self.build_voisin)
 
     def faiss(self) -> Any:
+        """The faiss index (built once per session: tests must not modify it)."""
         faiss = pytest.importorskip("faiss")
         missing = [a for a in self.requires if not hasattr(faiss, a)]
         if missing:  # pragma: no cover - faiss has all of them
             pytest.skip(f"faiss lacks {missing}")
-        return self.build_faiss()
+        return _built(self.name, "faiss", self.build_faiss)
+
+
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _built(name: str, lib: str, build: Callable[[], Any]) -> Any:
+    key = (name, lib)
+    if key not in _BUILT:
+        with warnings.catch_warnings():
+            # small training sets on purpose (fast tests): k-means says so
+            warnings.simplefilter("ignore", UserWarning)
+            _BUILT[key] = build()
+    return _BUILT[key]
 
 
 def _flat(lib: Any, metric: str) -> Any:
@@ -84,6 +100,39 @@ CASES: list[Case] = [
          deterministic=True),
     Case("idmap2", lambda: _idmap(voisin, "IndexIDMap2"), lambda: _idmap(_faiss(), "IndexIDMap2"),
          deterministic=True),
+]
+
+def _hnsw(lib: Any, metric: str) -> Any:
+    xb, _, _ = data()
+    if metric == "l2":
+        index = lib.IndexHNSWFlat(D, 12)
+    else:
+        index = lib.IndexHNSWFlat(D, 12, lib.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 60
+    index.add(xb)
+    return index
+
+
+def _set_ef(index: Any) -> None:
+    index.hnsw.efSearch = 48
+
+
+def _pq(lib: Any, nbits: int) -> Any:
+    xb, _, _ = data()
+    index = lib.IndexPQ(D, 4, nbits)
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+CASES += [
+    Case("pq8", lambda: _pq(voisin, 8), lambda: _pq(_faiss(), 8), requires=("IndexPQ",)),
+    Case("pq5", lambda: _pq(voisin, 5), lambda: _pq(_faiss(), 5), requires=("IndexPQ",),
+         mapped_fraction=0.1),
+    Case("hnsw_flat", lambda: _hnsw(voisin, "l2"), lambda: _hnsw(_faiss(), "l2"), tune=_set_ef,
+         requires=("IndexHNSWFlat",), mapped_fraction=0.2),
+    Case("hnsw_flat_ip", lambda: _hnsw(voisin, "ip"), lambda: _hnsw(_faiss(), "ip"), tune=_set_ef,
+         requires=("IndexHNSWFlat",), mapped_fraction=0.2),
 ]
 
 CASE_IDS = [c.name for c in CASES]

@@ -36,11 +36,11 @@ def valid_files() -> tuple[tuple[str, bytes, bool], ...]:
         missing = [a for a in case.requires if not hasattr(voisin, a)]
         if missing:
             continue
-        v = case.build_voisin()
+        v = case.voisin()
         out.append((f"{case.name}/voisin", voisin.serialize_index(v).tobytes(), True))
         out.append((f"{case.name}/voisin-plain", voisin.serialize_index(v, checksum=False).tobytes(),
                     False))
-        out.append((f"{case.name}/faiss", bytes(faiss.serialize_index(case.build_faiss())), False))
+        out.append((f"{case.name}/faiss", bytes(faiss.serialize_index(case.faiss())), False))
     return tuple(out)
 
 

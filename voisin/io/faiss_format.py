@@ -95,8 +95,9 @@ def _load_formats() -> None:
     for name in _FORMAT_MODULES:
         try:
             importlib.import_module(f"{__package__}.formats.{name}")
-        except ImportError as exc:  # the index family is not in this build
-            _FORMAT_ERRORS[name] = str(exc)
+        except Exception as exc:  # the index family is not in this build (or broken):
+            # the other families must stay readable
+            _FORMAT_ERRORS[name] = f"{type(exc).__name__}: {exc}"
     _FORMATS_LOADED = True
 
 

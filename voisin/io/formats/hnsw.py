@@ -1,0 +1,137 @@
+"""HNSW indexes: ``IHNf`` (flat storage).
+
+Body after the header: the graph in FAISS's layout (one ``neighbors`` array,
+node i's slots at ``offsets[i] + cum_nneighbor_per_level[l]``), the entry
+point and knobs, then the storage as a nested index. voisin keeps level 0 as
+an (n, 2M) block and upper levels as (rows, M), so the graph is regrouped on
+load (vectorised gathers); the storage vectors are used in place, and stay in
+the mapping when the file is memory-mapped.
+
+Everything a search kernel will index with is validated here (neighbour ids
+in range, upper-level links pointing at nodes that have that level, entry
+point at the top level), so a damaged file cannot make a kernel read out of
+bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...indexes.flat import IndexFlat
+from ...indexes.hnsw import IndexHNSW, IndexHNSWFlat
+from ..faiss_format import read_header, register_reader, register_writer, write_header
+from .flat import flat_tag
+
+
+def write_graph(w, index: IndexHNSW) -> None:
+    h = index.hnsw
+    w.vector(h.assign_probas, np.float64)
+    w.vector(h.cum_nneighbor_per_level, np.int32)
+    w.vector(h.levels, np.int32)
+    w.vector(h.offsets, np.uint64)
+    w.vector(h.neighbors, np.int32)
+    w.i32(h.entry_point)
+    w.i32(h.max_level)
+    w.i32(h.efConstruction)
+    w.i32(h.efSearch)
+    w.i32(getattr(h, "upper_beam", 1))
+
+
+@register_writer(IndexHNSWFlat)
+def write_hnsw_flat(w, index: IndexHNSWFlat) -> None:
+    w.tag(b"IHNf")
+    write_header(w, index)
+    write_graph(w, index)
+    # voisin's HNSW holds its vectors directly; FAISS nests an IndexFlat
+    w.tag(flat_tag(index.metric_type))
+    write_header(w, index)
+    w.vector(index._X[:index.ntotal], np.float32)
+
+
+def read_graph(r, ntotal: int):
+    """The graph fields, validated and regrouped into voisin's split arrays."""
+    at = r.pos
+    probas = r.vector(np.float64, "HNSW assign_probas")
+    cum_at = r.pos
+    cum = r.vector(np.int32, "HNSW cum_nneighbor_per_level")
+    if cum.size < 2 or cum[0] != 0 or cum[1] < 2 or cum[1] % 2:
+        raise r.fail("HNSW cum_nneighbor_per_level: expected 0, 2M, 3M, ...", cum_at)
+    M = int(cum[1]) // 2
+    if not np.array_equal(np.diff(cum[1:].astype(np.int64)), np.full(cum.size - 2, M)):
+        raise r.fail("HNSW cum_nneighbor_per_level: voisin needs 2M neighbours at level 0 "
+                     f"and M={M} above, found {cum[:6].tolist()}...", cum_at)
+    if probas.size != cum.size - 1 or not np.all(np.isfinite(probas)) or (probas < 0).any():
+        raise r.fail("HNSW assign_probas: expected one finite probability per level", at)
+    lv_at = r.pos
+    levels = r.vector(np.int32, "HNSW levels", expect=ntotal)
+    if ntotal and (levels.min() < 1 or levels.max() > cum.size - 1):
+        raise r.fail(f"HNSW levels: values must lie in [1, {cum.size - 1}]", lv_at)
+    off_at = r.pos
+    offsets = r.vector(np.uint64, "HNSW offsets", expect=ntotal + 1)
+    sizes = cum[levels.astype(np.int64)].astype(np.uint64)
+    expected = np.zeros(ntotal + 1, dtype=np.uint64)
+    np.cumsum(sizes, out=expected[1:])
+    if not np.array_equal(offsets, expected):
+        raise r.fail("HNSW offsets do not match the node levels", off_at)
+    nb_at = r.pos
+    neighbors = r.vector(np.int32, "HNSW neighbors", expect=int(expected[-1]))
+    if neighbors.size and (neighbors.min() < -1 or neighbors.max() >= ntotal):
+        raise r.fail(f"HNSW neighbors: ids must lie in [-1, {ntotal})", nb_at)
+    ep_at = r.pos
+    entry = r.i32("HNSW entry_point")
+    max_level = r.i32("HNSW max_level")
+    efc = r.int_in("i32", 1, 1 << 24, "HNSW efConstruction")
+    efs = r.int_in("i32", 1, 1 << 24, "HNSW efSearch")
+    upper_beam = r.i32("HNSW upper_beam")
+    if ntotal == 0:
+        if entry != -1:
+            raise r.fail(f"HNSW entry_point: {entry} in an empty graph", ep_at)
+    elif not (0 <= entry < ntotal and max_level == int(levels[entry]) - 1
+              and max_level == int(levels.max()) - 1):
+        raise r.fail(f"HNSW entry_point {entry} / max_level {max_level}: the entry point must "
+                     "be a node of the top level", ep_at)
+
+    # regroup: level 0 as (n, 2M), levels >= 1 as rows of M in node order
+    starts = offsets[:-1].astype(np.int64)
+    nb0 = neighbors[starts[:, None] + np.arange(2 * M)] if ntotal else \
+        np.empty((0, 2 * M), np.int32)
+    nup = levels.astype(np.int64) - 1
+    owners = np.repeat(np.arange(ntotal), nup)
+    first = np.repeat(np.cumsum(nup) - nup, nup)
+    lvl = np.arange(owners.size) - first  # 0 = level 1
+    upper = neighbors[(starts[owners] + 2 * M + lvl * M)[:, None] + np.arange(M)] \
+        if owners.size else np.empty((0, M), np.int32)
+    if upper.size:
+        # a link at level l must point at a node that has level l
+        tgt = upper.astype(np.int64)
+        need = (lvl + 2)[:, None]
+        bad = (tgt >= 0) & (levels[np.maximum(tgt, 0)] < need)
+        if bad.any():
+            raise r.fail("HNSW neighbors: an upper-level link points at a node without that level",
+                         nb_at)
+    upper_off = (np.cumsum(nup) - nup).astype(np.int64)
+    state = np.array([entry, max_level], dtype=np.int64)
+    graph = (np.ascontiguousarray(nb0, dtype=np.int32), np.ascontiguousarray(upper, dtype=np.int32),
+             upper_off, np.ascontiguousarray(levels, dtype=np.int32), state)
+    return M, probas, cum, graph, efc, efs, upper_beam
+
+
+@register_reader(b"IHNf")
+def read_hnsw_flat(r, ctx, tag: bytes) -> IndexHNSWFlat:
+    at = r.pos
+    h = read_header(r, "IndexHNSWFlat")
+    M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
+    storage = ctx.read_nested(r, "IndexHNSWFlat storage")
+    if not isinstance(storage, IndexFlat) or storage.d != h.d or storage.ntotal != h.ntotal \
+            or storage.metric_type != h.metric_type:
+        raise r.fail("IndexHNSWFlat: the storage must be an IndexFlat with the same d, ntotal "
+                     "and metric as the graph", at)
+    index = IndexHNSWFlat(h.d, M, h.metric_type)
+    hn = index.hnsw
+    hn.assign_probas = np.array(probas, dtype=np.float64)
+    hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
+    hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
+    hn._g = graph
+    index._X = storage._xb
+    index.ntotal = h.ntotal
+    return index

@@ -64,6 +64,9 @@ def test_info_lists_versions_and_families():
     assert voisin.__version__ in res.output
     assert np.__version__ in res.output
     assert "numba" in res.output and "Flat" in res.output and "faiss-cpu" in res.output
+    cpu = json.loads(invoke("info", "--json").output)["cpu"]
+    if "[llvm target:" in cpu:  # bracketed text must not be eaten as rich markup
+        assert "[llvm target:" in res.output
 
 
 def test_info_json_matches_what_is_exported():

@@ -23,6 +23,7 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
@@ -412,9 +413,9 @@ def info(as_json: bool) -> None:
         return
     con = console()
     table = Table(show_header=False, title=f"voisin {report['voisin']}", title_justify="left")
-    for key in ("python", "numpy", "numba", "llvmlite", "cpu", "cores", "numba_threads",
+    for key in ("python", "numpy", "numba", "llvmlite", "cpu", "simd", "cores", "numba_threads",
                 "threading_layer", "blas", "numba_cache_dir"):
-        table.add_row(key.replace("_", " "), str(report[key]))
+        table.add_row(key.replace("_", " "), escape(str(report[key])))
     con.print(table)
     fam = Table("index family", "available", "classes", title="what this voisin has", title_justify="left")
     for name, entry in report["families"].items():
@@ -451,6 +452,7 @@ def collect_info() -> dict[str, Any]:
         "numba": numba.__version__,
         "llvmlite": ver("llvmlite"),
         "cpu": _cpu_name(),
+        "simd": _simd_flags(),
         "cores": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
         "threading_layer": layer,
@@ -478,6 +480,20 @@ def _cpu_name() -> str:
     except Exception:  # llvmlite's host query is informative only
         pass
     return name
+
+
+def _simd_flags() -> str:
+    """The vector instruction sets numba can use here (they set kernel speed)."""
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "asimd", "sve")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return " ".join(w for w in wanted if w in have) or "none of " + ", ".join(wanted)
+    except OSError:
+        pass
+    return "unknown (no /proc/cpuinfo)"
 
 
 def _blas_name() -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -236,7 +237,8 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
     table = Table("word", f"nearest {SHOW} words (cosine similarity)", title="nearest words",
                   title_justify="left", show_lines=False)
     for w, hits in neighbours.items():
-        table.add_row(f"[bold]{w}[/]", ", ".join(f"{h} [dim]{s:.2f}[/]" for h, s in hits))
+        # GloVe's vocabulary holds tokens such as "[" that rich would read as markup
+        table.add_row(f"[bold]{escape(w)}[/]", ", ".join(f"{escape(h)} [dim]{s:.2f}[/]" for h, s in hits))
     out.print(table)
     if missing:
         out.print(f"[dim]not among the first {n:,} words: {', '.join(missing)}[/]")
@@ -250,8 +252,8 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
         for (a, b, c), hits in zip(usable, answers):
             label = f"{a} - {b} + {c}"
             analogies[label] = hits
-            out.print(f"[bold]{label}[/] = " + ", ".join(f"[bold green]{h}[/] [dim]{s:.2f}[/]" if j == 0
-                                                        else f"{h} [dim]{s:.2f}[/]"
+            out.print(f"[bold]{label}[/] = " + ", ".join(f"[bold green]{escape(h)}[/] [dim]{s:.2f}[/]"
+                                                        if j == 0 else f"{escape(h)} [dim]{s:.2f}[/]"
                                                         for j, (h, s) in enumerate(hits)))
 
     sw = Table("setting", "recall@10", "queries/s (batch)", "vs exact",

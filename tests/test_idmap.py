@@ -229,3 +229,45 @@ def test_wrapper_follows_inner_index(rng):
     assert index.d == 7 and index.metric_type == voisin.METRIC_INNER_PRODUCT and index.is_trained
     index.add_with_ids(rng.standard_normal((4, 7)), np.array([10, 20, 30, 40]))
     assert index.index.ntotal == index.ntotal == len(index) == 4
+
+
+def test_concurrent_search_during_remove_and_add_returns_true_ids(rng):
+    # searches run without the write lock: one that overlaps a remove_ids (which
+    # shifts the wrapped index's positions) must still translate with matching ids
+    import threading
+
+    n = 3000
+    xb = rng.standard_normal((n, 8)).astype(np.float32)
+    ids = np.arange(n, dtype=np.int64) * 7 + 3
+    index = voisin.IndexIDMap(voisin.IndexFlatL2(8))
+    index.add_with_ids(xb, ids)
+    vec_of = dict(zip(ids.tolist(), xb))
+    xq = rng.standard_normal((30, 8)).astype(np.float32)
+    stop = threading.Event()
+    problems: list[str] = []
+    searches = [0]
+
+    def searcher():
+        while not stop.is_set():
+            D, I = index.search(xq, 5)
+            searches[0] += 1
+            if (I == -1).any():
+                problems.append("missing result")
+                continue
+            true = ((xq[:, None, :] - np.array([[vec_of[int(j)] for j in row] for row in I])) ** 2).sum(-1)
+            if (np.abs(true - D) > 1e-3).any():
+                problems.append("an id returned with another vector's distance")
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    try:
+        for _ in range(150):
+            pick = rng.choice(n, 50, replace=False)
+            index.remove_ids(ids[pick])
+            index.add_with_ids(xb[pick], ids[pick])
+    finally:
+        stop.set()
+        thread.join()
+    assert searches[0] > 0
+    assert not problems, f"{len(problems)} of {searches[0]} searches: {problems[0]}"
+    assert index.ntotal == n

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
@@ -26,6 +29,53 @@ class _MaskSelector(IDSelector):
         if n == self.mask.size:
             return self.mask
         return self.contains(np.arange(n, dtype=np.int64))
+
+
+class _ReadWriteGate:
+    """Many concurrent readers or one writer, writers first.
+
+    An id map's answer combines two pieces of state, the wrapped index's
+    positions and the id of each position, and ``remove_ids`` shifts both: a
+    search that ran the wrapped index before a removal but translated with the
+    ids after it would return the ids of other vectors. Searches therefore
+    hold the gate for reading (they still run in parallel with each other) and
+    add/remove/reset hold it for writing.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
 
 
 class IndexIDMap(Index):
@@ -56,6 +106,16 @@ class IndexIDMap(Index):
         self.params_type = index.params_type
         self._ids = np.empty(0, dtype=np.int64)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._gate = _ReadWriteGate()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_gate", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._gate = _ReadWriteGate()
 
     @property
     def is_trained(self) -> bool:  # type: ignore[override]
@@ -97,6 +157,10 @@ class IndexIDMap(Index):
     def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
         if ids is None:  # pragma: no cover - add() refuses before we get here
             raise NotImplementedError
+        with self._gate.writing():
+            self._add_locked(x, ids)
+
+    def _add_locked(self, x: np.ndarray, ids: np.ndarray) -> None:
         existing = self._positions(ids)
         if (existing >= 0).any():
             self._remove_positions(existing[existing >= 0])
@@ -119,15 +183,17 @@ class IndexIDMap(Index):
         return inner
 
     def _search(self, x, k, params, D, I):
-        ids = self._ids
-        D, I = self.index._search(x, k, self._translate(params), D, I)
+        with self._gate.reading():
+            ids = self._ids
+            D, I = self.index._search(x, k, self._translate(params), D, I)
         valid = I >= 0
         I[valid] = ids[I[valid]]
         return D, I
 
     def _range_search(self, x, radius, params):
-        ids = self._ids
-        lims, D, I = self.index._range_search(x, radius, self._translate(params))
+        with self._gate.reading():
+            ids = self._ids
+            lims, D, I = self.index._range_search(x, radius, self._translate(params))
         return lims, D, ids[I]
 
     def _remove_positions(self, pos: np.ndarray) -> int:
@@ -145,23 +211,26 @@ class IndexIDMap(Index):
         mask = sel.contains(self._ids[:self.ntotal])
         if not mask.any():
             return 0
-        return self._remove_positions(np.flatnonzero(mask))
+        with self._gate.writing():
+            return self._remove_positions(np.flatnonzero(mask))
 
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        pos = self._positions(keys)
-        if (pos < 0).any():
-            raise ValueError(f"key: id {int(keys[pos < 0][0])} is not in the index")
-        return self.index._reconstruct_keys(pos)
+        with self._gate.reading():
+            pos = self._positions(keys)
+            if (pos < 0).any():
+                raise ValueError(f"key: id {int(keys[pos < 0][0])} is not in the index")
+            return self.index._reconstruct_keys(pos)
 
     def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
         """Vectors at positions i0 .. i0+ni-1 of the wrapped index (not ids)."""
         return self.index.reconstruct_n(i0, ni)
 
     def _reset(self) -> None:
-        self.index._reset()
-        self.ntotal = 0
-        self._ids = np.empty(0, dtype=np.int64)
-        self._sorted = None
+        with self._gate.writing():
+            self.index._reset()
+            self.ntotal = 0
+            self._ids = np.empty(0, dtype=np.int64)
+            self._sorted = None
 
 
 class IndexIDMap2(IndexIDMap):

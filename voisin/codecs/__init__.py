@@ -1,0 +1,1 @@
+"""Codecs: how vectors are stored (product quantizer, scalar quantizer) and compared."""

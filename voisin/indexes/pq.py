@@ -1,0 +1,167 @@
+"""IndexPQ: every vector stored as a product-quantizer code, searched by ADC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from ..codecs.pq import ProductQuantizer
+from ..index import Index
+from ..kernels import pq as K
+from ..metric import METRIC_L2, is_similarity, worst_distance
+from ..selector import IDSelector, SearchParameters
+
+_NO_MASK = np.zeros(1, dtype=np.bool_)
+
+
+def finish_costs(hd: np.ndarray, hi: np.ndarray, metric: int, D: np.ndarray | None,
+                 I: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted heap costs -> FAISS distances; empty slots get FAISS's worst value."""
+    if D is None:
+        D = np.empty(hd.shape, dtype=np.float32)
+    if I is None:
+        I = hi
+    elif I is not hi:
+        I[:] = hi
+    if is_similarity(metric):
+        np.negative(hd, out=D)
+    elif D is not hd:
+        D[:] = hd
+    missing = I < 0
+    if missing.any():
+        D[missing] = worst_distance(metric)
+    return D, I
+
+
+class IndexPQ(Index):
+    """Product-quantized vectors, scanned exhaustively with look-up tables.
+
+    ``M`` sub-quantizers of ``nbits`` bits: each vector costs
+    ``ceil(M * nbits / 8)`` bytes. Distances are approximate (asymmetric:
+    the query is exact, the database vectors are their reconstructions).
+    Ids are positions 0..ntotal-1 (wrap in IndexIDMap for your own ids);
+    ``remove_ids`` compacts, as FAISS does.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.rand(5000, 32).astype("float32")
+        >>> index = voisin.IndexPQ(32, 8, 8)
+        >>> index.train(xb)
+        >>> index.add(xb)
+        >>> D, I = index.search(xb[:3], 5)
+        >>> index.code_size
+        8
+    """
+
+    def __init__(self, d: int, M: int = 8, nbits: int = 8, metric: int = METRIC_L2):
+        super().__init__(d, metric)
+        self.pq = ProductQuantizer(self.d, M, nbits)
+        self.code_size = self.pq.code_size
+        self.is_trained = False
+        self._codes = np.empty((0, self.code_size), dtype=np.uint8)
+
+    @property
+    def M(self) -> int:
+        return self.pq.M
+
+    @property
+    def nbits(self) -> int:
+        return self.pq.nbits
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Stored codes (ntotal, code_size), read-only view."""
+        v = self._codes[:self.ntotal]
+        v.flags.writeable = False
+        return v
+
+    def _train(self, x: np.ndarray) -> None:
+        self.pq.train_validated(x)
+        self.is_trained = True
+
+    # --- standalone codec (FAISS sa_encode / sa_decode) ---------------------
+    def sa_code_size(self) -> int:
+        return self.code_size
+
+    def sa_encode(self, x: Any) -> np.ndarray:
+        self._check_trained()
+        return self.pq.compute_codes(x)
+
+    def sa_decode(self, codes: Any) -> np.ndarray:
+        self._check_trained()
+        return self.pq.decode(codes)
+
+    # --- storage ---------------------------------------------------------
+    def add_codes(self, codes: np.ndarray) -> None:
+        """Append already-encoded vectors (n, code_size) uint8."""
+        codes = self.pq._as_codes(codes)
+        with self._write_lock:
+            self._append(codes)
+
+    def _append(self, codes: np.ndarray) -> None:
+        n0, n = self.ntotal, codes.shape[0]
+        need = n0 + n
+        if need > self._codes.shape[0]:
+            grown = np.empty((max(need, 2 * self._codes.shape[0], 1024), self.code_size), np.uint8)
+            grown[:n0] = self._codes[:n0]
+            grown[n0:need] = codes
+            self._codes = grown  # searches already running keep the old array
+        else:
+            self._codes[n0:need] = codes
+        self.ntotal = need
+
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is not None:
+            raise NotImplementedError(
+                "IndexPQ numbers vectors by position and cannot take ids: "
+                "wrap it, e.g. IndexIDMap(IndexPQ(d, M, nbits)).add_with_ids(x, ids)")
+        self._append(self.pq.encode(x))
+
+    def _mask(self, params: SearchParameters | None, n: int) -> tuple[np.ndarray, bool]:
+        if params is None or params.sel is None:
+            return _NO_MASK, False
+        return np.ascontiguousarray(params.sel.mask_sequential(n), dtype=np.bool_), True
+
+    def _search(self, x, k, params, D, I):
+        codes, n = self._codes, self.ntotal
+        mask, use_mask = self._mask(params, n)
+        nq = x.shape[0]
+        hd = np.empty((nq, k), dtype=np.float32)
+        hi = np.empty((nq, k), dtype=np.int64) if I is None else I
+        if nq == 1 or numba.get_num_threads() == 1:
+            K.search_serial(x, codes, n, self.pq.cent_t, self.pq.nbits, self.metric_type,
+                            mask, use_mask, hd, hi)
+        else:
+            K.search_parallel(x, codes, n, self.pq.cent_t, self.pq.nbits, self.metric_type,
+                              mask, use_mask, hd, hi)
+        return finish_costs(hd, hi, self.metric_type, D, hi)
+
+    def _range_search(self, x, radius, params):
+        codes, n = self._codes, self.ntotal
+        mask, use_mask = self._mask(params, n)
+        return K.range_search(x, codes, n, self.pq.cent_t, self.pq.nbits, self.metric_type,
+                              np.float32(radius), mask, use_mask)
+
+    def _remove(self, sel: IDSelector) -> int:
+        n = self.ntotal
+        gone = sel.mask_sequential(n)
+        removed = int(np.count_nonzero(gone))
+        if removed:
+            kept = self._codes[:n][~gone]
+            codes = np.empty_like(self._codes)
+            codes[:kept.shape[0]] = kept
+            self._codes = codes
+            self.ntotal = int(kept.shape[0])
+        return removed
+
+    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
+        bad = (keys < 0) | (keys >= self.ntotal)
+        if bad.any():
+            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {self.ntotal})")
+        return self.pq.decode(self._codes[keys])
+
+    def _reset(self) -> None:
+        self._codes = np.empty((0, self.code_size), dtype=np.uint8)
+        self.ntotal = 0

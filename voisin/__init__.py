@@ -8,6 +8,7 @@
 """
 
 from ._version import __version__
+from .clustering import ClusteringParameters, Kmeans, kmeans_clustering
 from .exact import knn, pairwise_distances
 from .factory import FactoryError, index_factory
 from .index import Index
@@ -17,6 +18,7 @@ from .indexes.flat import IndexFlat, IndexFlatIP, IndexFlatL2
 from .indexes.idmap import IndexIDMap, IndexIDMap2
 from .codecs.pq import ProductQuantizer
 from .indexes.pq import IndexPQ
+from .indexes.ivf import IndexIVF, IndexIVFFlat, InvertedLists, SearchParametersIVF
 from .metric import METRIC_INNER_PRODUCT, METRIC_L2
 from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray, IDSelectorBatch,
                        IDSelectorBitmap, IDSelectorFunction, IDSelectorNot, IDSelectorOr,
@@ -31,5 +33,5 @@ __all__ = [
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
     "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",
     "IDSelectorAnd", "IDSelectorOr", "IDSelectorXOr", "IDSelectorFunction", "knn",
-    "pairwise_distances", "index_factory", "FactoryError", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
+    "pairwise_distances", "Kmeans", "ClusteringParameters", "kmeans_clustering", "IndexIVF", "IndexIVFFlat", "InvertedLists", "SearchParametersIVF", "index_factory", "FactoryError", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
 ]

@@ -1,0 +1,548 @@
+"""Inverted-file indexes: a coarse quantizer, inverted lists and a codec.
+
+FAISS's insight, kept visible here: three separate pieces compose.
+
+* the **coarse quantizer** (``index.quantizer``) is itself an Index, usually an
+  :class:`IndexFlat` holding the ``nlist`` centroids; a vector belongs to the
+  list of its nearest centroid and a query visits its ``nprobe`` nearest lists;
+* the **inverted lists** (``index.invlists``, :class:`InvertedLists`) store, per
+  list, ``code_size`` bytes per vector and its int64 id, contiguous per list;
+* the **codec** (the subclass) decides what the bytes are: raw float32 for
+  :class:`IndexIVFFlat`, scalar-quantized for ``IndexIVFScalarQuantizer``,
+  product-quantized for ``IndexIVFPQ``.
+
+Extension points for a new codec (subclass :class:`IndexIVF`):
+
+``code_size``
+    bytes per vector, passed to ``IndexIVF.__init__``.
+``_train_codec(x, list_nos)``
+    learn the codec from training vectors already assigned to lists (compute
+    residuals with ``self._residuals(x, list_nos)`` when ``self.by_residual``).
+    Set ``self._codec_trained`` or override ``_codec_is_trained()``.
+``_encode(x, list_nos) -> (n, code_size) uint8``
+    codes of vectors that go to the given lists.
+``_decode(codes, list_nos) -> (n, d) float32``
+    vectors back from codes (for ``reconstruct``).
+``_search_preassigned(x, k, probes, probe_dists, ctx, D, I) -> (D, I)``
+    the list scan, given each query's probed lists. ``ctx`` (:class:`ScanContext`)
+    carries the slab snapshot, the filter mask over slab rows and ``max_codes``.
+    Kernels read ``ctx.codes[offsets[l]:offsets[l]+sizes[l]]`` for list l.
+``_range_preassigned(x, radius, probes, probe_dists, ctx) -> (lims, D, I)``
+    the same for range search.
+``_search_single(x, k, nprobe, ctx, D, I) -> (D, I) | None``
+    optional fused fast path for small batches on one thread (return None to
+    fall back to coarse assignment + ``_search_preassigned``).
+
+The base class handles training of the quantizer (k-means, FAISS's
+``train_q1`` semantics), ``add``/``add_with_ids``, filters, ``remove_ids``,
+``reconstruct`` through a direct map, ``nprobe``/``max_codes`` and
+:class:`SearchParametersIVF`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+from .. import exact
+from .._validate import as_matrix, check_int
+from ..clustering import ClusteringParameters, Kmeans
+from ..index import Index
+from ..kernels import ivf as K
+from ..kernels.flat import row_norms_sqr
+from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric, worst_distance
+from ..selector import IDSelector, SearchParameters
+from .flat import IndexFlat
+
+# Fewer queries than this take the fused serial path (coarse scan + list scan in
+# one numba call): its per-call overhead is a few microseconds, which is what a
+# one-query-per-call service sees.
+SINGLE_PATH_MAX_QUERIES = 4
+
+
+class SearchParametersIVF(SearchParameters):
+    """Per-call IVF knobs: ``nprobe`` lists to visit, ``max_codes`` cap on
+    scanned codes per query (0 or None = no cap), and ``sel`` (id filter).
+
+    Example:
+        >>> import voisin
+        >>> params = voisin.SearchParametersIVF(nprobe=16, sel=voisin.IDSelectorRange(0, 1000))
+    """
+
+    nprobe: int | None = None
+    max_codes: int | None = None
+
+
+class InvertedLists:
+    """``nlist`` lists of (code, id) entries stored in one slab.
+
+    List ``l`` occupies slab rows ``offsets[l] .. offsets[l] + sizes[l]``
+    (``capacity[l]`` rows reserved), so a scan reads one contiguous block of
+    codes. Growing a list past its capacity rebuilds the slab with slack
+    proportional to each list's size (amortised O(1) per added entry).
+    Writers build new ``sizes`` arrays instead of mutating them, so a search
+    holding a :meth:`snapshot` never sees half-written entries.
+
+    Example:
+        >>> import numpy as np
+        >>> il = InvertedLists(4, 2)
+        >>> il.add_entries(np.array([1, 1, 3]), np.zeros((3, 2), np.uint8), np.array([7, 8, 9]))
+        >>> il.list_size(1), il.get_ids(1).tolist()
+        (2, [7, 8])
+    """
+
+    def __init__(self, nlist: int, code_size: int):
+        self.nlist = check_int(nlist, "nlist", lo=1)
+        self.code_size = check_int(code_size, "code_size", lo=0)
+        self.codes = np.empty((0, self.code_size), dtype=np.uint8)
+        self.ids = np.empty(0, dtype=np.int64)
+        self.offsets = np.zeros(self.nlist, dtype=np.int64)
+        self.sizes = np.zeros(self.nlist, dtype=np.int64)
+        self.capacity = np.zeros(self.nlist, dtype=np.int64)
+
+    # --- reading ----------------------------------------------------------
+    def list_size(self, list_no: int) -> int:
+        return int(self.sizes[list_no])
+
+    def get_codes(self, list_no: int) -> np.ndarray:
+        """Codes of list ``list_no``, (size, code_size) uint8 (a view)."""
+        o = int(self.offsets[list_no])
+        return self.codes[o:o + int(self.sizes[list_no])]
+
+    def get_ids(self, list_no: int) -> np.ndarray:
+        o = int(self.offsets[list_no])
+        return self.ids[o:o + int(self.sizes[list_no])]
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.codes, self.ids, self.offsets, self.sizes
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.sizes.sum())
+
+    def imbalance_factor(self) -> float:
+        """nlist * sum(size^2) / ntotal^2: 1 when lists are even (FAISS's measure)."""
+        n = self.ntotal
+        return float(self.nlist * np.sum(self.sizes.astype(np.float64) ** 2) / n ** 2) if n else 0.0
+
+    def used_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(slab row, list number) of every stored entry, list by list."""
+        total = int(self.sizes.sum())
+        lists = np.repeat(np.arange(self.nlist, dtype=np.int64), self.sizes)
+        starts = np.cumsum(self.sizes) - self.sizes
+        rows = self.offsets[lists] + (np.arange(total, dtype=np.int64) - starts[lists])
+        return rows, lists
+
+    # --- writing ----------------------------------------------------------
+    def _rebuild(self, capacity: np.ndarray, keep_rows: np.ndarray | None = None) -> None:
+        """New slab with the given capacities, copying the current entries
+        (or only the rows in ``keep_rows``, which must be in list order)."""
+        rows, lists = self.used_rows()
+        if keep_rows is not None:
+            rows, lists = rows[keep_rows], lists[keep_rows]
+        sizes = np.bincount(lists, minlength=self.nlist).astype(np.int64)
+        capacity = np.maximum(capacity, sizes)
+        offsets = np.cumsum(capacity) - capacity
+        total = int(capacity.sum())
+        codes = np.empty((total, self.code_size), dtype=np.uint8)
+        ids = np.full(total, -1, dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
+        dest = offsets[lists] + (np.arange(rows.size, dtype=np.int64) - starts[lists])
+        codes[dest] = self.codes[rows]
+        ids[dest] = self.ids[rows]
+        self.codes, self.ids, self.offsets, self.sizes, self.capacity = codes, ids, offsets, sizes, capacity
+
+    def add_entries(self, list_nos: np.ndarray, codes: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Append entries; returns the slab row of each. list_nos int64 (n,),
+        codes uint8 (n, code_size), ids int64 (n,)."""
+        list_nos = np.ascontiguousarray(list_nos, dtype=np.int64)
+        if list_nos.size and (list_nos.min() < 0 or list_nos.max() >= self.nlist):
+            raise ValueError(f"list_nos: list numbers must be in [0, {self.nlist})")
+        counts = np.bincount(list_nos, minlength=self.nlist).astype(np.int64)
+        need = self.sizes + counts
+        if (need > self.capacity).any():
+            # slack proportional to what a list held before this call: a bulk
+            # load stays tight, lists that keep growing get room to grow
+            self._rebuild(need + self.sizes // 2 + np.where(self.sizes > 0, 4, 0))
+        pos = K.slab_positions(list_nos, self.offsets, self.sizes, self.nlist)
+        self.codes[pos] = codes
+        self.ids[pos] = ids
+        self.sizes = need  # a new array: running searches keep the old sizes
+        return pos
+
+    def remove_rows(self, rows: np.ndarray) -> None:
+        """Remove the entries at the given slab rows (copy-on-write)."""
+        used, _ = self.used_rows()
+        keep = ~np.isin(used, rows)
+        self._rebuild(self.capacity.copy(), np.flatnonzero(keep))
+
+    def reset(self) -> None:
+        self.__init__(self.nlist, self.code_size)
+
+    def compact(self) -> None:
+        """Drop the slack so memory equals the stored entries."""
+        self._rebuild(self.sizes.copy())
+
+
+class DirectMap:
+    """id -> (list, offset) lookup for ``reconstruct`` (FAISS's DirectMap).
+
+    ``type`` is kept for FAISS file compatibility (0 none, 1 array, 2
+    hashtable). voisin reconstructs whatever the type: the lookup (sorted ids
+    and their slab rows) is built lazily on the first ``reconstruct`` after a
+    write.
+    """
+
+    NoMap, Array, Hashtable = 0, 1, 2
+
+    def __init__(self) -> None:
+        self.type = DirectMap.NoMap
+        self._lookup: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def invalidate(self) -> None:
+        self._lookup = None
+
+    def rows_of(self, invlists: InvertedLists, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(slab row, list number) of each key; row -1 when absent."""
+        if self._lookup is None:
+            rows, lists = invlists.used_rows()
+            ids = invlists.ids[rows]
+            order = np.argsort(ids, kind="stable")
+            self._lookup = (ids[order], rows[order], lists[order])
+        sids, rows, lists = self._lookup
+        if sids.size == 0:
+            return np.full(keys.shape, -1, np.int64), np.full(keys.shape, -1, np.int64)
+        pos = np.searchsorted(sids, keys)
+        pos[pos == sids.size] = 0
+        found = sids[pos] == keys
+        return np.where(found, rows[pos], -1), np.where(found, lists[pos], -1)
+
+
+@dataclass
+class ScanContext:
+    """What a list scan needs, snapshotted once per search call."""
+
+    codes: np.ndarray
+    ids: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
+    mask: np.ndarray
+    use_mask: bool
+    max_codes: int
+
+
+_NO_MASK = np.zeros(1, dtype=np.bool_)
+
+
+class IndexIVF(Index):
+    """Base class of inverted-file indexes (see the module docstring).
+
+    Attributes: ``quantizer``, ``nlist``, ``nprobe`` (default 1),
+    ``max_codes`` (0 = no cap), ``invlists``, ``direct_map``, ``by_residual``,
+    ``code_size``, ``cp`` (k-means parameters of the quantizer training).
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((5000, 16), dtype="float32")
+        >>> index = voisin.IndexIVFFlat(voisin.IndexFlatL2(16), 16, 32)
+        >>> index.train(xb); index.add(xb); index.nprobe = 4
+        >>> D, I = index.search(xb[:3], 5)
+    """
+
+    params_type = SearchParametersIVF
+
+    def __init__(self, quantizer: Index | None, d: int, nlist: int, code_size: int,
+                 metric: int = METRIC_L2):
+        super().__init__(d, metric)
+        self.nlist = check_int(nlist, "nlist", lo=1)
+        if quantizer is None:
+            quantizer = IndexFlat(self.d, self.metric_type)
+        if not isinstance(quantizer, Index):
+            raise TypeError(f"quantizer: expected a voisin Index (e.g. IndexFlatL2(d)), got {quantizer!r}")
+        if quantizer.d != self.d:
+            raise ValueError(f"quantizer: dimension {quantizer.d} differs from the index dimension {self.d}")
+        self.quantizer = quantizer
+        self.own_fields = False
+        self.nprobe = 1
+        self.max_codes = 0
+        self.code_size = check_int(code_size, "code_size", lo=0)
+        self.by_residual = False
+        self.invlists = InvertedLists(self.nlist, self.code_size)
+        self.direct_map = DirectMap()
+        # FAISS trains IVF quantizers with 10 k-means iterations, spherical
+        # k-means under inner product
+        self.cp = ClusteringParameters(niter=10, spherical=self.metric_type == METRIC_INNER_PRODUCT)
+        self._codec_trained = True
+        self.is_trained = self._quantizer_ready() and self._codec_is_trained()
+
+    # --- the pieces -------------------------------------------------------
+    def _quantizer_ready(self) -> bool:
+        return bool(self.quantizer.is_trained) and self.quantizer.ntotal == self.nlist
+
+    def _codec_is_trained(self) -> bool:
+        return self._codec_trained
+
+    def _flat_centroids(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(centroids, squared norms) when the quantizer is a plain flat index
+        with our metric: then coarse assignment runs inside our kernels."""
+        q = self.quantizer
+        if type(q) in _FLAT_TYPES and q.metric_type == self.metric_type:
+            n = q.ntotal
+            return q._xb[:n], q._norms[:n]
+        return None
+
+    def coarse_assign(self, x: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``nprobe`` nearest lists of each row: (distances, list numbers)."""
+        nprobe = min(nprobe, self.nlist)
+        flat = self._flat_centroids()
+        if flat is not None:
+            xb, norms = flat
+            return exact.search(x, xb, self.nlist, norms, self.metric_type, nprobe)
+        return self.quantizer.search(x, nprobe)
+
+    def _residuals(self, x: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        return x - self.quantizer.reconstruct_batch(list_nos) if x.shape[0] else x.copy()
+
+    # --- training -----------------------------------------------------------
+    def train_q1(self, x: np.ndarray) -> None:
+        """Train the coarse quantizer: k-means with ``nlist`` centroids."""
+        if self._quantizer_ready():
+            if self.verbose:
+                print("IVF quantizer does not need training.")
+            return
+        if x.shape[0] < self.nlist:
+            raise ValueError(f"x: training an IVF with nlist={self.nlist} needs at least {self.nlist} "
+                             f"vectors, got {x.shape[0]}")
+        km = Kmeans(self.d, self.nlist, **{**self.cp.as_kwargs(), "verbose": self.verbose or self.cp.verbose,
+                                           "update_index": False})
+        km.train(x)
+        self.quantizer.reset()
+        self.quantizer.train(km.centroids)
+        self.quantizer.add(km.centroids)
+
+    def _train(self, x: np.ndarray) -> None:
+        self.train_q1(x)
+        if not self._codec_is_trained() or self._codec_needs_retrain():
+            list_nos = self.coarse_assign(x, 1)[1][:, 0] if self.by_residual else None
+            self._train_codec(x, list_nos)
+        self.is_trained = True
+
+    def _codec_needs_retrain(self) -> bool:
+        return False
+
+    def _train_codec(self, x: np.ndarray, list_nos: np.ndarray | None) -> None:
+        """Learn the codec; IVF-Flat has nothing to learn."""
+        self._codec_trained = True
+
+    # --- codec hooks --------------------------------------------------------
+    def _encode(self, x: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _decode(self, codes: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_vectors(self, x: Any, list_nos: Any) -> np.ndarray:
+        """Public codec access: codes of ``x`` for the given lists."""
+        x = as_matrix(x, self.d, "x")
+        return self._encode(x, np.ascontiguousarray(list_nos, dtype=np.int64))
+
+    def decode_vectors(self, codes: np.ndarray, list_nos: Any) -> np.ndarray:
+        return self._decode(np.ascontiguousarray(codes, dtype=np.uint8),
+                            np.ascontiguousarray(list_nos, dtype=np.int64))
+
+    # --- adding ---------------------------------------------------------------
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        n = x.shape[0]
+        if ids is None:
+            ids = np.arange(self.ntotal, self.ntotal + n, dtype=np.int64)
+        list_nos = self.coarse_assign(x, 1)[1][:, 0]
+        self.add_preassigned(x, ids, list_nos)
+
+    def add_preassigned(self, x: np.ndarray, ids: np.ndarray, list_nos: np.ndarray) -> None:
+        """Add vectors whose lists are already known (FAISS's ``add_core``)."""
+        codes = self._encode(x, list_nos)
+        self.direct_map.invalidate()
+        self.invlists.add_entries(list_nos, codes, ids)
+        self.ntotal = self.invlists.ntotal
+
+    def make_direct_map(self, new_maintain: bool = True) -> None:
+        """Kept for FAISS compatibility: voisin can always reconstruct."""
+        self.direct_map.type = DirectMap.Array if new_maintain else DirectMap.NoMap
+
+    def set_direct_map_type(self, type: int) -> None:
+        self.direct_map.type = check_int(type, "type", lo=0, hi=2)
+
+    # --- search ---------------------------------------------------------------
+    def _context(self, params: SearchParameters | None) -> tuple[ScanContext, int]:
+        codes, ids, offsets, sizes = self.invlists.snapshot()
+        nprobe = self.nprobe
+        max_codes = self.max_codes or 0
+        mask, use_mask = _NO_MASK, False
+        if params is not None:
+            if getattr(params, "nprobe", None) is not None:
+                nprobe = params.nprobe
+            if getattr(params, "max_codes", None) is not None:
+                max_codes = params.max_codes
+            if params.sel is not None:
+                mask = np.zeros(ids.shape[0], dtype=np.bool_)
+                used = ids >= 0
+                mask[used] = params.sel.contains(ids[used])
+                use_mask = True
+        nprobe = check_int(nprobe, "nprobe", lo=1)
+        max_codes = check_int(max_codes, "max_codes", lo=0)
+        return ScanContext(codes, ids, offsets, sizes, mask, use_mask, max_codes), min(nprobe, self.nlist)
+
+    def _search(self, x, k, params, D, I):
+        ctx, nprobe = self._context(params)
+        nq = x.shape[0]
+        if D is None:
+            D = np.empty((nq, k), dtype=np.float32)
+        if I is None:
+            I = np.empty((nq, k), dtype=np.int64)
+        if nq <= SINGLE_PATH_MAX_QUERIES or numba.get_num_threads() == 1:
+            out = self._search_single(x, k, nprobe, ctx, D, I)
+            if out is not None:
+                return out
+        Dq, Iq = self.coarse_assign(x, nprobe)
+        return self._search_preassigned(x, k, Iq, Dq, ctx, D, I)
+
+    def search_preassigned(self, x: Any, k: int, assign: Any, centroid_dis: Any = None,
+                           params: SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Search with the probed lists given (``assign``: (n, nprobe) list numbers)."""
+        x = as_matrix(x, self.d, "x")
+        assign = np.ascontiguousarray(assign, dtype=np.int64)
+        if assign.ndim != 2 or assign.shape[0] != x.shape[0]:
+            raise ValueError(f"assign: expected shape ({x.shape[0]}, nprobe), got {assign.shape}")
+        if assign.size and assign.max() >= self.nlist:
+            raise ValueError(f"assign: list numbers must be < nlist={self.nlist}")
+        if centroid_dis is None:
+            centroid_dis = np.zeros(assign.shape, dtype=np.float32)
+        centroid_dis = np.ascontiguousarray(centroid_dis, dtype=np.float32)
+        from .._validate import check_k
+        k = check_k(k)
+        params = self._check_params(params)
+        ctx, _ = self._context(params)
+        D = np.empty((x.shape[0], k), dtype=np.float32)
+        I = np.empty((x.shape[0], k), dtype=np.int64)
+        return self._search_preassigned(x, k, assign, centroid_dis, ctx, D, I)
+
+    def _search_single(self, x, k, nprobe, ctx, D, I):
+        return None
+
+    def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
+        raise NotImplementedError
+
+    def _range_search(self, x, radius, params):
+        ctx, nprobe = self._context(params)
+        Dq, Iq = self.coarse_assign(x, nprobe)
+        return self._range_preassigned(x, radius, Iq, Dq, ctx)
+
+    def _range_preassigned(self, x, radius, probes, probe_dists, ctx):
+        raise NotImplementedError(f"{type(self).__name__} does not implement range_search")
+
+    # --- removal, reconstruction --------------------------------------------
+    def _remove(self, sel: IDSelector) -> int:
+        rows, _ = self.invlists.used_rows()
+        if rows.size == 0:
+            return 0
+        gone = sel.contains(self.invlists.ids[rows])
+        removed = int(np.count_nonzero(gone))
+        if removed:
+            self.invlists.remove_rows(rows[gone])
+            self.direct_map.invalidate()
+            self.ntotal = self.invlists.ntotal
+        return removed
+
+    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
+        rows, lists = self.direct_map.rows_of(self.invlists, keys)
+        if (rows < 0).any():
+            raise ValueError(f"key: id {int(keys[rows < 0][0])} is not in the index")
+        return self._decode(self.invlists.codes[rows], lists)
+
+    def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
+        """Vectors with ids i0 .. i0+ni-1 (ids, as FAISS's IVF reconstruct_n)."""
+        return super().reconstruct_n(i0, ni)
+
+    def _reset(self) -> None:
+        self.invlists.reset()
+        self.direct_map.invalidate()
+        self.ntotal = 0
+
+    def get_list_size(self, list_no: int) -> int:
+        return self.invlists.list_size(check_int(list_no, "list_no", lo=0, hi=self.nlist - 1))
+
+    def imbalance_factor(self) -> float:
+        return self.invlists.imbalance_factor()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(d={self.d}, nlist={self.nlist}, nprobe={self.nprobe}, "
+                f"ntotal={self.ntotal}, metric={'L2' if self.metric_type == METRIC_L2 else 'IP'})")
+
+
+class IndexIVFFlat(IndexIVF):
+    """IVF storing the raw float32 vectors: exact distances within the probed lists.
+
+    With ``nprobe == nlist`` the result equals an exact (Flat) search.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((10000, 32), dtype="float32")
+        >>> quantizer = voisin.IndexFlatL2(32)
+        >>> index = voisin.IndexIVFFlat(quantizer, 32, 64)
+        >>> index.train(xb)
+        >>> index.add(xb)
+        >>> index.nprobe = 8
+        >>> D, I = index.search(xb[:5], 10)
+        >>> I[:, 0].tolist()
+        [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 metric: int = METRIC_L2):
+        if d is None:
+            if quantizer is None:
+                raise TypeError("IndexIVFFlat: give a quantizer or the dimension d")
+            d = quantizer.d
+        metric = check_metric(metric)
+        super().__init__(quantizer, d, nlist, 4 * int(d), metric)
+
+    def _vecs(self, codes: np.ndarray) -> np.ndarray:
+        return codes.view(np.float32).reshape(codes.shape[0], self.d)
+
+    def _encode(self, x: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.float32).view(np.uint8).reshape(x.shape[0], self.code_size)
+
+    def _decode(self, codes: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(codes).view(np.float32).reshape(codes.shape[0], self.d).copy()
+
+    def _search_single(self, x, k, nprobe, ctx, D, I):
+        flat = self._flat_centroids()
+        if flat is None:
+            return None
+        cent, cnorm = flat
+        K.flat_search_single(x, cent, cnorm, nprobe, self._vecs(ctx.codes), ctx.ids, ctx.offsets,
+                             ctx.sizes, self.metric_type, ctx.max_codes, ctx.mask, ctx.use_mask,
+                             worst_distance(self.metric_type), D, I)
+        return D, I
+
+    def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
+        K.flat_search_batch(x, np.ascontiguousarray(probes, dtype=np.int64), self._vecs(ctx.codes),
+                            ctx.ids, ctx.offsets, ctx.sizes, self.metric_type, ctx.max_codes,
+                            ctx.mask, ctx.use_mask, worst_distance(self.metric_type), D, I)
+        return D, I
+
+    def _range_preassigned(self, x, radius, probes, probe_dists, ctx):
+        return K.flat_range_search(x, np.ascontiguousarray(probes, dtype=np.int64), self._vecs(ctx.codes),
+                                   ctx.ids, ctx.offsets, ctx.sizes, self.metric_type, np.float32(radius),
+                                   ctx.max_codes, ctx.mask, ctx.use_mask)
+
+
+def _flat_types() -> tuple[type, ...]:
+    from .flat import IndexFlatIP, IndexFlatL2
+    return (IndexFlat, IndexFlatL2, IndexFlatIP)
+
+
+_FLAT_TYPES = _flat_types()

@@ -1,0 +1,209 @@
+"""IVF kernels: coarse assignment and the scan of inverted lists.
+
+Inverted lists live in one slab (see ``voisin.indexes.ivf.InvertedLists``):
+list ``l`` occupies rows ``offsets[l] .. offsets[l] + sizes[l]`` of the codes
+and ids arrays, so scanning a list is a contiguous walk. For IVF-Flat the
+codes are the raw float32 vectors (a (rows, d) float32 view of the slab).
+
+Costs are "smaller is better" as in ``heap.py``: the L2 distance or minus the
+inner product. ``probe`` matrices hold list numbers (-1 = none).
+
+Two entry points per codec:
+
+* ``*_batch``: many queries, coarse assignment done before (BLAS), parallel
+  over queries, one heap per query written straight into the output arrays.
+* ``*_single``: one thread, the coarse assignment fused in (a scan over the
+  centroids), for the one-query-per-call case where call overhead dominates.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import FASTMATH
+from .heap import heap_init, heap_replace_top, heap_sort_inplace
+
+METRIC_IP = 0
+METRIC_L2 = 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def coarse_probe(q, cent, cnorm, metric, nprobe, pd, pi):
+    """The ``nprobe`` best centroids of one query by a direct scan, sorted.
+
+    L2 uses ||c||^2 - 2 q.c (the ||q||^2 term does not change the order), so
+    ``pd`` holds distances minus ||q||^2; IP costs are -q.c.
+    """
+    nlist, d = cent.shape
+    heap_init(pd, pi)
+    thr = pd[0]
+    for c in range(nlist):
+        s = np.float32(0.0)
+        for t in range(d):
+            s += q[t] * cent[c, t]
+        if metric == METRIC_L2:
+            cost = cnorm[c] - 2.0 * s
+        else:
+            cost = -s
+        if cost < thr:
+            heap_replace_top(pd, pi, cost, c)
+            thr = pd[0]
+    heap_sort_inplace(pd, pi)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _scan_flat(q, vecs, ids, o, s, metric, rd, ri, mask, use_mask):
+    d = q.shape[0]
+    thr = rd[0]
+    if metric == METRIC_L2:
+        for j in range(o, o + s):
+            acc = np.float32(0.0)
+            for t in range(d):
+                e = q[t] - vecs[j, t]
+                acc += e * e
+            if acc < thr:
+                if use_mask and not mask[j]:
+                    continue
+                heap_replace_top(rd, ri, acc, ids[j])
+                thr = rd[0]
+    else:
+        for j in range(o, o + s):
+            acc = np.float32(0.0)
+            for t in range(d):
+                acc += q[t] * vecs[j, t]
+            if -acc < thr:
+                if use_mask and not mask[j]:
+                    continue
+                heap_replace_top(rd, ri, -acc, ids[j])
+                thr = rd[0]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def finalize_heap(rd, ri, metric, worst):
+    """Sort a heap in place and turn costs back into FAISS distances."""
+    heap_sort_inplace(rd, ri)
+    for t in range(rd.shape[0]):
+        if ri[t] < 0:
+            rd[t] = worst
+        elif metric != METRIC_L2:
+            rd[t] = -rd[t]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _flat_query(q, probe, vecs, ids, offsets, sizes, metric, max_codes, mask, use_mask, rd, ri):
+    heap_init(rd, ri)
+    scanned = 0
+    for p in range(probe.shape[0]):
+        l = probe[p]
+        if l < 0:
+            continue
+        s = sizes[l]
+        if s == 0:
+            continue
+        _scan_flat(q, vecs, ids, offsets[l], s, metric, rd, ri, mask, use_mask)
+        scanned += s
+        if max_codes > 0 and scanned >= max_codes:
+            break
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def flat_search_batch(xq, probes, vecs, ids, offsets, sizes, metric, max_codes, mask, use_mask,
+                      worst, D, I):
+    """k-NN over the probed lists of each query (rows of ``probes``), in parallel."""
+    for i in prange(xq.shape[0]):
+        _flat_query(xq[i], probes[i], vecs, ids, offsets, sizes, metric, max_codes, mask, use_mask,
+                    D[i], I[i])
+        finalize_heap(D[i], I[i], metric, worst)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def flat_search_single(xq, cent, cnorm, nprobe, vecs, ids, offsets, sizes, metric, max_codes,
+                       mask, use_mask, worst, D, I):
+    """Serial search with the coarse assignment fused in (flat quantizer)."""
+    pd = np.empty(nprobe, dtype=np.float32)
+    pi = np.empty(nprobe, dtype=np.int64)
+    for i in range(xq.shape[0]):
+        coarse_probe(xq[i], cent, cnorm, metric, nprobe, pd, pi)
+        _flat_query(xq[i], pi, vecs, ids, offsets, sizes, metric, max_codes, mask, use_mask,
+                    D[i], I[i])
+        finalize_heap(D[i], I[i], metric, worst)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _flat_dist(q, vecs, j, metric):
+    acc = np.float32(0.0)
+    if metric == METRIC_L2:
+        for t in range(q.shape[0]):
+            e = q[t] - vecs[j, t]
+            acc += e * e
+    else:
+        for t in range(q.shape[0]):
+            acc += q[t] * vecs[j, t]
+    return acc
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def flat_range_search(xq, probes, vecs, ids, offsets, sizes, metric, radius, max_codes, mask,
+                      use_mask):
+    """All vectors of the probed lists within ``radius`` (L2: < r; IP: > r).
+
+    Two passes per query (count, then fill) so the output is allocated once.
+    """
+    nq = xq.shape[0]
+    counts = np.zeros(nq, dtype=np.int64)
+    for i in prange(nq):
+        n = 0
+        scanned = 0
+        for p in range(probes.shape[1]):
+            l = probes[i, p]
+            if l < 0:
+                continue
+            o = offsets[l]
+            for j in range(o, o + sizes[l]):
+                if use_mask and not mask[j]:
+                    continue
+                v = _flat_dist(xq[i], vecs, j, metric)
+                if (metric == METRIC_L2 and v < radius) or (metric != METRIC_L2 and v > radius):
+                    n += 1
+            scanned += sizes[l]
+            if max_codes > 0 and scanned >= max_codes:
+                break
+        counts[i] = n
+    lims = np.zeros(nq + 1, dtype=np.int64)
+    for i in range(nq):
+        lims[i + 1] = lims[i] + counts[i]
+    D = np.empty(lims[nq], dtype=np.float32)
+    I = np.empty(lims[nq], dtype=np.int64)
+    for i in prange(nq):
+        w = lims[i]
+        scanned = 0
+        for p in range(probes.shape[1]):
+            l = probes[i, p]
+            if l < 0:
+                continue
+            o = offsets[l]
+            for j in range(o, o + sizes[l]):
+                if use_mask and not mask[j]:
+                    continue
+                v = _flat_dist(xq[i], vecs, j, metric)
+                if (metric == METRIC_L2 and v < radius) or (metric != METRIC_L2 and v > radius):
+                    D[w] = v
+                    I[w] = ids[j]
+                    w += 1
+            scanned += sizes[l]
+            if max_codes > 0 and scanned >= max_codes:
+                break
+    return lims, D, I
+
+
+@njit(cache=True, nogil=True)
+def slab_positions(list_nos, offsets, sizes, nlist):
+    """Slab row for each new entry: appended after the current end of its list,
+    in input order within a list."""
+    n = list_nos.shape[0]
+    fill = np.zeros(nlist, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        l = list_nos[i]
+        pos[i] = offsets[l] + sizes[l] + fill[l]
+        fill[l] += 1
+    return pos

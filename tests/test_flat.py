@@ -111,17 +111,17 @@ def _offset_data(rng):
     return xb, xq
 
 
-@pytest.mark.xfail(strict=True, reason="exact.py/kernels/flat.py: finish_gemm recomputes the L2 distances "
-                   "in place and then heap-sorts arrays that are no longer heaps, so D is not ascending")
 def test_blas_path_results_are_sorted_with_large_norms(rng):
+    # regression: finish_gemm recomputed the L2 distances in place and then
+    # heap-sorted arrays that were no longer heaps, so D was not ascending
     xb, xq = _offset_data(rng)
     D, I = voisin.knn(xq, xb, 5)
     assert (np.diff(D, axis=1) >= 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="exact.py: the BLAS path selects candidates with the float32 norm "
-                   "expansion, which loses all precision for data far from the origin (faiss gets it right)")
 def test_blas_path_keeps_precision_far_from_origin(rng):
+    # regression: candidates chosen with the float32 norm expansion alone lost
+    # all precision for data far from the origin (faiss gets it right)
     xb, xq = _offset_data(rng)
     index = voisin.IndexFlatL2(16)
     index.add(xb)

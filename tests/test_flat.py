@@ -391,3 +391,96 @@ def test_brute_force_reference_matches_faiss(rng):
         Df, If = _faiss_flat(xb, metric).search(xq, 4)
         np.testing.assert_array_equal(I, If)
         np.testing.assert_allclose(D, Df, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- #
+# pruned L2 scans (d >= 64 and >= 4096 rows: a high-variance window of
+# dimensions is compared first and a norm bound skips most rows)
+# --------------------------------------------------------------------------- #
+def _pruning_data(rng, kind, nb, nq, d):
+    if kind == "gaussian":
+        xb = rng.standard_normal((nb, d))
+        xq = rng.standard_normal((nq, d))
+    elif kind == "anisotropic":  # most variance in one band of dimensions
+        scale = np.ones(d)
+        scale[d // 4: d // 2] = 20.0
+        xb = rng.standard_normal((nb, d)) * scale
+        xq = rng.standard_normal((nq, d)) * scale
+    elif kind == "outside":  # variance outside any half-width window: the bound prunes nothing
+        scale = np.full(d, 0.01)
+        scale[::2] = 10.0
+        xb = rng.standard_normal((nb, d)) * scale
+        xq = rng.standard_normal((nq, d)) * scale
+    elif kind == "sift-like":  # non-negative small integers, many tied distances
+        xb = rng.integers(0, 4, size=(nb, d)) * rng.integers(0, 2, size=(nb, d))
+        xq = rng.integers(0, 4, size=(nq, d)) * rng.integers(0, 2, size=(nq, d))
+    elif kind == "duplicates":  # queries equal to stored rows, each stored twice
+        base = rng.standard_normal((nb // 2, d))
+        xb = np.repeat(base, 2, axis=0)
+        xq = np.vstack([base[:nq // 2], rng.standard_normal((nq - nq // 2, d))])
+    else:  # "offset": far from the origin
+        xb = 50.0 + rng.standard_normal((nb, d))
+        xq = 50.0 + rng.standard_normal((nq, d))
+    return xb.astype(np.float32), xq.astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "anisotropic", "outside", "sift-like", "duplicates", "offset"])
+@pytest.mark.parametrize("nq", [5, 50], ids=["scan", "blas"])
+@pytest.mark.parametrize("d", [64, 200])
+def test_pruned_l2_path_is_exact(rng, kind, nq, d):
+    xb, xq = _pruning_data(rng, kind, 6500, nq, d)
+    for k in (1, 100):
+        _check_against_both(xb, xq, k, voisin.METRIC_L2)
+
+
+def test_pruned_l2_path_after_add_remove_reset(rng):
+    xb, xq = _pruning_data(rng, "anisotropic", 9000, 30, 96)
+    index = voisin.IndexFlatL2(96)
+    index.add(xb[:5000])
+    for nq in (4, 30):  # statistics are computed on first search...
+        D, I = index.search(xq[:nq], 10)
+        assert_knn_valid(D, I, xq[:nq], xb[:5000], 10, voisin.METRIC_L2)
+    index.add(xb[5000:])  # ...extended by later adds...
+    for nq in (4, 30):
+        D, I = index.search(xq[:nq], 10)
+        assert_knn_valid(D, I, xq[:nq], xb, 10, voisin.METRIC_L2)
+    index.remove_ids(voisin.IDSelectorRange(0, 3000))  # ...and rebuilt after rows move
+    for nq in (4, 30):
+        D, I = index.search(xq[:nq], 10)
+        assert_knn_valid(D, I, xq[:nq], xb[3000:], 10, voisin.METRIC_L2)
+    # new rows with a very different distribution than the ones the window was chosen on
+    other = np.zeros((5000, 96), np.float32)
+    other[:, :10] = rng.standard_normal((5000, 10)) * 30
+    index.add(other)
+    allb = np.vstack([xb[3000:], other])
+    for nq in (4, 30):
+        D, I = index.search(other[:nq] + 0.01, 10)
+        assert_knn_valid(D, I, other[:nq] + 0.01, allb, 10, voisin.METRIC_L2)
+    index.reset()
+    index.add(xb[:4500])
+    D, I = index.search(xq, 5)
+    assert_knn_valid(D, I, xq, xb[:4500], 5, voisin.METRIC_L2)
+
+
+@pytest.mark.parametrize("nq", [5, 50], ids=["scan", "blas"])
+def test_pruned_l2_path_with_filters(rng, nq):
+    xb, xq = _pruning_data(rng, "anisotropic", 7000, nq, 128)
+    index = voisin.IndexFlatL2(128)
+    index.add(xb)
+    for sel, allowed in ((voisin.IDSelectorRange(1000, 6000), (np.arange(7000) >= 1000) & (np.arange(7000) < 6000)),
+                         (voisin.IDSelectorNot(voisin.IDSelectorRange(0, 100)), np.arange(7000) >= 100)):
+        D, I = index.search(xq, 20, params=voisin.SearchParameters(sel=sel))
+        assert_knn_valid(D, I, xq, xb, 20, voisin.METRIC_L2, allowed=allowed)
+
+
+def test_pruned_l2_path_threads_identical(rng):
+    xb, xq = _pruning_data(rng, "gaussian", 8200, 40, 64)
+    index = voisin.IndexFlatL2(64)
+    index.add(xb)
+    for nq in (1, 40):
+        voisin.omp_set_num_threads(1)
+        D1, I1 = index.search(xq[:nq], 10)
+        voisin.omp_set_num_threads(2)
+        D2, I2 = index.search(xq[:nq], 10)
+        np.testing.assert_array_equal(I1, I2)
+        np.testing.assert_array_equal(D1, D2)

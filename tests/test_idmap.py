@@ -271,3 +271,25 @@ def test_concurrent_search_during_remove_and_add_returns_true_ids(rng):
     assert searches[0] > 0
     assert not problems, f"{len(problems)} of {searches[0]} searches: {problems[0]}"
     assert index.ntotal == n
+
+
+def test_add_with_ids_taking_views_of_the_index_itself(rng):
+    # ids = a view of the index's own id map, x = a view of its own storage:
+    # the replacement shifts both arrays in place, the add must not read them afterwards
+    xb = rng.standard_normal((10, 2)).astype(np.float32)
+    index = voisin.IndexIDMap2(voisin.IndexFlatL2(2))
+    index.add_with_ids(xb, np.arange(100, 110, dtype=np.int64))
+    index.add_with_ids(np.full((3, 2), -5.0, np.float32), index.id_map[:3])
+    assert sorted(index.id_map.tolist()) == list(range(100, 110)) and index.ntotal == 10
+    np.testing.assert_array_equal(index.reconstruct_batch([100, 101, 102]), np.full((3, 2), -5.0))
+    np.testing.assert_array_equal(index.reconstruct_batch(np.arange(103, 110)), xb[3:])
+    before = index.reconstruct_batch(np.arange(100, 110))
+    src = index.index.xb[5:8].copy()  # stored rows, as the wrapped index orders them
+    index.add_with_ids(index.index.xb[5:8], np.array([100, 101, 102], np.int64))
+    after = index.reconstruct_batch(np.arange(100, 110))
+    np.testing.assert_array_equal(after[:3], src)
+    np.testing.assert_array_equal(after[3:], before[3:])
+    flat = voisin.IndexFlatL2(2)
+    flat.add(xb)
+    flat.add(flat.xb)  # a flat index fed its own storage doubles it
+    np.testing.assert_array_equal(flat.reconstruct_n(), np.vstack([xb, xb]))

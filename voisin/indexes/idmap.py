@@ -161,8 +161,14 @@ class IndexIDMap(Index):
             self._add_locked(x, ids)
 
     def _add_locked(self, x: np.ndarray, ids: np.ndarray) -> None:
+        # validation passes int64 arrays through without a copy, so ``ids`` may
+        # be a view of our own id array (``add_with_ids(x, index.id_map[:3])``),
+        # which the replacement below shifts in place: work on a private copy
+        ids = ids.copy()
         existing = self._positions(ids)
         if (existing >= 0).any():
+            # x may likewise view the wrapped index's storage that removal rewrites
+            x = x.copy()
             self._remove_positions(existing[existing >= 0])
         n0 = self.ntotal
         self.index._add(x, None)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import voisin
-from conftest import assert_knn_valid, brute_force
+from conftest import assert_knn_valid, assert_same_results, brute_force, distances_f64, tolerance
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                     derandomize=True)
@@ -227,3 +227,49 @@ def test_non_finite_input_never_reaches_the_index(seed, n, bad, where):
         index.search(x, 2)
     assert index.ntotal == 10
     assert np.isfinite(index.reconstruct_n(0, 10)).all()
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2 ** 32 - 1), nb=st.integers(1, 500), nq=st.sampled_from([1, 4, 25]),
+       d=st.integers(1, 24), metric=metrics, quantile=st.floats(0.0, 1.0), density=st.floats(0.0, 1.0),
+       kind=st.sampled_from(["normal", "grid"]))
+def test_range_search_matches_brute_force(seed, nb, nq, d, metric, quantile, density, kind):
+    xb = _vectors(seed, nb, d, kind)
+    xq = _vectors(seed + 1, nq, d, kind)
+    rng = np.random.default_rng(seed)
+    allowed = rng.random(nb) < density
+    dist = distances_f64(xq, xb, metric)
+    radius = float(np.quantile(dist, quantile))
+    if kind == "grid":
+        radius += 0.5  # integer distances: keep the radius off the ties
+    index = voisin.IndexFlat(d, metric)
+    index.add(xb)
+    sel = voisin.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
+    lims, D, I = index.range_search(xq, radius, params=voisin.SearchParameters(sel=sel))
+    assert lims.dtype == np.uint64 and lims[0] == 0 and (np.diff(lims.astype(np.int64)) >= 0).all()
+    tol = tolerance(xq, xb, metric)
+    for i in range(nq):
+        got = I[lims[i]:lims[i + 1]]
+        assert len(set(got.tolist())) == got.size and allowed[got].all()
+        np.testing.assert_allclose(D[lims[i]:lims[i + 1]], dist[i, got], rtol=0, atol=tol[i])
+        inside = dist[i] > radius if metric == voisin.METRIC_INNER_PRODUCT else dist[i] < radius
+        near = np.abs(dist[i] - radius) <= tol[i]
+        expect = inside & allowed
+        # only results within rounding of the radius may differ
+        assert set(got.tolist()) ^ set(np.flatnonzero(expect).tolist()) <= set(np.flatnonzero(near).tolist())
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2 ** 32 - 1), nb=st.integers(1, 3000), d=st.integers(1, 70), k=st.integers(1, 50),
+       metric=metrics)
+def test_batch_and_one_by_one_search_agree(seed, nb, d, k, metric):
+    # 25 queries take the BLAS path together and the scan path one at a time
+    xb = _vectors(seed, nb, d, "normal")
+    xq = _vectors(seed + 1, 25, d, "normal")
+    index = voisin.IndexFlat(d, metric)
+    index.add(xb)
+    D, I = index.search(xq, k)
+    singles = [index.search(xq[i:i + 1], k) for i in range(25)]
+    D1 = np.vstack([s[0] for s in singles])
+    I1 = np.vstack([s[1] for s in singles])
+    assert_same_results(D, I, D1, I1, tolerance(xq, xb, metric))

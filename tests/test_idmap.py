@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import voisin
-from conftest import FLT_MAX, assert_knn_valid, assert_same_results, tolerance
+from conftest import FLT_MAX, assert_knn_valid, assert_same_results, assert_unchanged, index_state, tolerance
 
 faiss = pytest.importorskip("faiss")
 
@@ -293,3 +293,28 @@ def test_add_with_ids_taking_views_of_the_index_itself(rng):
     flat.add(xb)
     flat.add(flat.xb)  # a flat index fed its own storage doubles it
     np.testing.assert_array_equal(flat.reconstruct_n(), np.vstack([xb, xb]))
+
+
+def test_wrapping_an_index_that_keeps_its_own_ids_refuses_removal(rng):
+    # IVF keeps the id each vector was added with: after a removal the id map's
+    # positions would point at other vectors (FAISS returns wrong ids there)
+    if not hasattr(voisin, "IndexIVFFlat"):
+        pytest.skip("IndexIVFFlat not in this build")
+    xb = rng.standard_normal((1000, 8)).astype(np.float32)
+    ids = np.arange(1000, dtype=np.int64) * 11 + 7
+    ivf = voisin.IndexIVFFlat(voisin.IndexFlatL2(8), 8, 4)
+    ivf.train(xb)
+    ivf.nprobe = 4
+    index = voisin.IndexIDMap(ivf)
+    index.add_with_ids(xb[:900], ids[:900])
+    D, I = index.search(xb[100:103], 1)
+    assert I[:, 0].tolist() == ids[100:103].tolist()
+    before = index_state(index, xb[:20])
+    with pytest.raises(NotImplementedError, match="IndexIVFFlat directly"):
+        index.remove_ids(ids[:10])
+    with pytest.raises(NotImplementedError, match="IndexIVFFlat directly"):
+        index.add_with_ids(xb[:2], ids[:2])  # replacing existing ids needs a removal
+    assert_unchanged(index, before, xb[:20])
+    index.add_with_ids(xb[900:], ids[900:])  # new ids still work
+    D, I = index.search(xb[950:953], 1)
+    assert I[:, 0].tolist() == ids[950:953].tolist()

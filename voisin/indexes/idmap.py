@@ -78,6 +78,21 @@ class _ReadWriteGate:
                 self._cond.notify_all()
 
 
+def _renumbers_on_removal(index: Index) -> bool:
+    """Whether ``index`` numbers its vectors 0..ntotal-1 and shifts the later
+    ones down on removal (Flat, PQ, SQ, HNSW: what the id map relies on).
+
+    IVF indexes keep the id each vector was added with instead, so after a
+    removal the id map's positions no longer match; FAISS's IndexIDMap returns
+    other vectors' ids in that case. An index may say so with a class attribute
+    ``ids_are_positions``; without one, inverted lists give IVF away.
+    """
+    flag = getattr(index, "ids_are_positions", None)
+    if flag is not None:
+        return bool(flag)
+    return getattr(index, "invlists", None) is None
+
+
 class IndexIDMap(Index):
     """Gives the vectors of ``index`` user-chosen int64 ids.
 
@@ -203,6 +218,13 @@ class IndexIDMap(Index):
         return lims, D, ids[I]
 
     def _remove_positions(self, pos: np.ndarray) -> int:
+        if not _renumbers_on_removal(self.index):
+            # refuse before touching anything rather than mistranslate ids later
+            name = type(self.index).__name__
+            raise NotImplementedError(
+                f"{type(self).__name__}: cannot remove or replace vectors of a wrapped {name}, "
+                f"which keeps its own ids: call add_with_ids / remove_ids on the {name} "
+                "directly, it takes arbitrary int64 ids itself")
         n = self.ntotal
         mask = np.zeros(n, dtype=bool)
         mask[pos] = True

@@ -135,6 +135,59 @@ CASES += [
          requires=("IndexHNSWFlat",), mapped_fraction=0.2),
 ]
 
+def _centroids(nlist: int, far: int = 0) -> np.ndarray:
+    """Fixed coarse centroids (rows of the data), plus ``far`` unused ones."""
+    xb, _, _ = data()
+    cent = xb[::NB // nlist][:nlist - far].copy()
+    if far:
+        cent = np.vstack([cent, np.full((far, D), 1e4, np.float32) + np.arange(far)[:, None]])
+    return cent.astype(np.float32)
+
+
+def _ivf_flat(lib: Any, metric: str, nlist: int = 16, far: int = 0, train: bool = False) -> Any:
+    xb, _, _ = data()
+    mt = lib.METRIC_L2 if metric == "l2" else lib.METRIC_INNER_PRODUCT
+    quantizer = lib.IndexFlatL2(D) if metric == "l2" else lib.IndexFlatIP(D)
+    if not train:
+        quantizer.add(_centroids(nlist, far))
+    index = lib.IndexIVFFlat(quantizer, D, nlist, mt)
+    if train:
+        index.train(xb)
+    index.add(xb)
+    return index
+
+
+def _ivfpq(lib: Any, by_residual: bool = True) -> Any:
+    xb, _, _ = data()
+    quantizer = lib.IndexFlatL2(D)
+    index = lib.IndexIVFPQ(quantizer, D, 16, 4, 8)
+    index.by_residual = by_residual
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+def _set_nprobe(index: Any) -> None:
+    index.nprobe = 4
+
+
+CASES += [
+    Case("ivf_flat_given", lambda: _ivf_flat(voisin, "l2"), lambda: _ivf_flat(_faiss(), "l2"),
+         tune=_set_nprobe, deterministic=True, requires=("IndexIVFFlat",), mapped_fraction=0.0),
+    Case("ivf_flat_ip_given", lambda: _ivf_flat(voisin, "ip"), lambda: _ivf_flat(_faiss(), "ip"),
+         tune=_set_nprobe, deterministic=True, requires=("IndexIVFFlat",), mapped_fraction=0.0),
+    Case("ivf_flat_sparse", lambda: _ivf_flat(voisin, "l2", 64, 56),
+         lambda: _ivf_flat(_faiss(), "l2", 64, 56), tune=_set_nprobe, deterministic=True,
+         requires=("IndexIVFFlat",), mapped_fraction=0.0),
+    Case("ivf_flat_trained", lambda: _ivf_flat(voisin, "l2", train=True),
+         lambda: _ivf_flat(_faiss(), "l2", train=True), tune=_set_nprobe,
+         requires=("IndexIVFFlat",), mapped_fraction=0.0),
+    Case("ivfpq", lambda: _ivfpq(voisin), lambda: _ivfpq(_faiss()), tune=_set_nprobe,
+         requires=("IndexIVFPQ",), mapped_fraction=0.0),
+    Case("ivfpq_no_residual", lambda: _ivfpq(voisin, False), lambda: _ivfpq(_faiss(), False),
+         tune=_set_nprobe, requires=("IndexIVFPQ",), mapped_fraction=0.0),
+]
+
 CASE_IDS = [c.name for c in CASES]
 
 

@@ -484,3 +484,21 @@ def test_pruned_l2_path_threads_identical(rng):
         D2, I2 = index.search(xq[:nq], 10)
         np.testing.assert_array_equal(I1, I2)
         np.testing.assert_array_equal(D1, D2)
+
+
+@pytest.mark.xfail(strict=True, reason="exact.search only rewrites missing results to +-FLT_MAX when the filter "
+                   "allows fewer than k rows; a distance that overflows float32 leaves id -1 with D=+-inf "
+                   "(fix: always D[I < 0] = worst_distance)")
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+@pytest.mark.parametrize("nq", [1, 25], ids=["scan", "blas"])
+def test_missing_results_always_carry_flt_max(metric, nq):
+    # finite inputs whose squared distances / products overflow float32: faiss
+    # reports those rows as missing (-1, +-FLT_MAX), and so must voisin
+    xb = np.array([[1e20, 0.0], [2e20, 0.0], [0.0, 1e19]], np.float32)
+    xq = np.repeat(np.array([[-1e20, 0.0]], np.float32), nq, axis=0)
+    with np.errstate(over="ignore"):
+        D, I = voisin.knn(xq, xb, 3, metric)
+        Df, If = faiss.knn(xq, xb, 3, metric=metric)
+    np.testing.assert_array_equal(I, If)
+    worst = FLT_MAX if metric == voisin.METRIC_L2 else -FLT_MAX
+    assert (D[I == -1] == worst).all()

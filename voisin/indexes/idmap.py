@@ -251,7 +251,8 @@ class IndexIDMap(Index):
 
     def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
         """Vectors at positions i0 .. i0+ni-1 of the wrapped index (not ids)."""
-        return self.index.reconstruct_n(i0, ni)
+        with self._gate.reading():
+            return self.index.reconstruct_n(i0, ni)
 
     def _reset(self) -> None:
         with self._gate.writing():

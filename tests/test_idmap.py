@@ -260,11 +260,16 @@ def test_concurrent_search_during_remove_and_add_returns_true_ids(rng):
 
     thread = threading.Thread(target=searcher)
     thread.start()
+    import time
+
+    cycles, t0 = 0, time.monotonic()
     try:
-        for _ in range(150):
+        # enough writes to overlap many searches, whatever the machine's load
+        while (cycles < 150 or searches[0] < 20) and time.monotonic() - t0 < 30:
             pick = rng.choice(n, 50, replace=False)
             index.remove_ids(ids[pick])
             index.add_with_ids(xb[pick], ids[pick])
+            cycles += 1
     finally:
         stop.set()
         thread.join()

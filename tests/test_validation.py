@@ -329,6 +329,15 @@ def test_unusual_but_valid_inputs_are_converted_once(xq):
         out = _validate.as_matrix(good, D_, "x")
         assert out.dtype == np.float32 and out.flags.c_contiguous and out.shape == (6, D_)
         np.testing.assert_array_equal(out, np.asarray(good, dtype=np.float32))
+    # byte-swapped and unaligned float32 buffers (file formats, network) search like native ones
+    index = voisin.IndexFlatL2(D_)
+    index.add(np.random.default_rng(2).standard_normal((50, D_)))
+    ref = index.search(xq, 3)[1]
+    np.testing.assert_array_equal(index.search(xq.astype(">f4"), 3)[1], ref)
+    raw = np.zeros(xq.nbytes + 1, np.uint8)
+    raw[1:] = xq.view(np.uint8).ravel()
+    unaligned = np.frombuffer(raw.data, dtype=np.float32, offset=1).reshape(xq.shape)
+    np.testing.assert_array_equal(index.search(unaligned, 3)[1], ref)
     ids = np.arange(5, dtype=np.int64)
     assert _validate.as_ids(ids, 5) is ids
     assert _validate.as_ids(np.arange(5, dtype=np.int32)).dtype == np.int64

@@ -140,3 +140,44 @@ def test_faiss_mmap_flag_values():
     assert voisin.IO_FLAG_READ_ONLY == faiss.IO_FLAG_READ_ONLY
     from voisin.io import IO_FLAG_MMAP_IFC
     assert IO_FLAG_MMAP_IFC == faiss.IO_FLAG_MMAP_IFC
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith("ivf")],
+                         ids=[c.name for c in CASES if c.name.startswith("ivf")])
+def test_voisin_layout_maps_the_inverted_lists(case, tmp_path):
+    """FAISS interleaves codes and ids per list; voisin's layout stores its slab as is."""
+    index = case.voisin()
+    case.tune(index)
+    path = tmp_path / "index.voisin-layout"
+    voisin.write_index(index, path, layout="voisin")
+    mapped = voisin.read_index(path, voisin.IO_FLAG_MMAP)
+    case.tune(mapped)
+    big = _mapped_arrays(mapped)
+    assert sum(a.nbytes for a in big) > 0.5 * path.stat().st_size
+    il = mapped.invlists
+    assert il.codes.ctypes.data % 64 == 0 and il.ids.ctypes.data % 64 == 0
+    _, xq, _ = data()
+    D1, I1 = index.search(xq, 8)
+    D2, I2 = mapped.search(xq, 8)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_array_equal(D1, D2)
+    # converting back to FAISS's layout is lossless
+    np.testing.assert_array_equal(voisin.serialize_index(mapped),
+                                  voisin.serialize_index(index))
+    # and the mapped index takes changes copy-on-write
+    before = path.read_bytes()
+    xb, _, _ = data()
+    mapped.add(xb[:7])
+    assert mapped.ntotal == index.ntotal + 7 and path.read_bytes() == before
+
+
+def test_voisin_layout_is_refused_by_faiss_with_a_clear_error(tmp_path):
+    faiss = pytest.importorskip("faiss")
+    case = next((c for c in CASES if c.name == "ivf_flat_given"), None)
+    index = case.voisin()
+    path = tmp_path / "index.voisin-layout"
+    voisin.write_index(index, path, layout="voisin")
+    with pytest.raises(RuntimeError, match="could not load"):
+        faiss.read_index(str(path))
+    with pytest.raises(ValueError, match="layout"):
+        voisin.write_index(index, path, layout="hdf5")

@@ -222,11 +222,16 @@ def write_object(w: Writer, index: Any) -> None:
 # public API
 # --------------------------------------------------------------------------
 
-def _serialize(index: Any, with_checksum: bool) -> Writer:
+LAYOUTS = ("faiss", "voisin")
+
+
+def _serialize(index: Any, with_checksum: bool, layout: str = "faiss") -> Writer:
     from ..index import Index
     if not isinstance(index, Index):
         raise TypeError(f"index: expected a voisin Index, got {type(index).__name__}")
-    w = Writer()
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected 'faiss' or 'voisin', got {layout!r}")
+    w = Writer(layout)
     with index._write_lock:
         write_object(w, index)
     if with_checksum:
@@ -237,7 +242,7 @@ def _serialize(index: Any, with_checksum: bool) -> Writer:
     return w
 
 
-def serialize_index(index: Any, *, checksum: bool = True) -> np.ndarray:
+def serialize_index(index: Any, *, checksum: bool = True, layout: str = "faiss") -> np.ndarray:
     """The bytes of ``write_index(index, ...)`` as a uint8 numpy array (as FAISS).
 
     ``checksum=False`` leaves out voisin's integrity trailer, giving exactly the
@@ -250,16 +255,22 @@ def serialize_index(index: Any, *, checksum: bool = True) -> np.ndarray:
         >>> voisin.deserialize_index(buf).ntotal
         4
     """
-    return np.frombuffer(_serialize(index, checksum).getvalue(), dtype=np.uint8).copy()
+    return np.frombuffer(_serialize(index, checksum, layout).getvalue(), dtype=np.uint8).copy()
 
 
-def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool = True) -> None:
+def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool = True,
+                layout: str = "faiss") -> None:
     """Write ``index`` to a path (atomically) or to an open binary file.
 
     For a path the bytes go to a temporary file in the same directory, which
     is fsynced and renamed over ``f``: readers see the old file or the new
     one, never a torn one. The file ends with a checksum trailer that FAISS
     ignores; ``checksum=False`` writes exactly what FAISS writes.
+
+    ``layout="voisin"`` stores the parts whose FAISS layout differs from
+    voisin's memory layout (the inverted lists of IVF indexes) the voisin way,
+    so that ``read_index(..., IO_FLAG_MMAP)`` maps them without copying. FAISS
+    cannot read such files; voisin reads both (docs/file-format.md).
 
     Example:
         >>> import numpy as np, os, tempfile, voisin
@@ -269,7 +280,7 @@ def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool =
         >>> voisin.read_index(path).ntotal
         4
     """
-    w = _serialize(index, checksum)
+    w = _serialize(index, checksum, layout)
 
     def dump(out: BinaryIO) -> None:
         for chunk in w.chunks:

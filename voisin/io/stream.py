@@ -132,6 +132,15 @@ class Reader:
             arr = arr.astype(dt.newbyteorder("="), copy=True)
         return arr
 
+    def skip_pad(self, what: str) -> None:
+        """The counterpart of :meth:`Writer.pad_to`."""
+        at = self.pos
+        pad = self.u8(f"{what} padding length")
+        if pad > 63:
+            raise self.fail(f"{what}: padding of {pad} bytes, at most 63 expected", at)
+        self.need(pad, f"{what} padding")
+        self.pos += pad
+
     def vector(self, dtype: Any, what: str, expect: int | None = None) -> np.ndarray:
         """A FAISS vector: uint64 element count, then the elements."""
         at = self.pos
@@ -148,9 +157,11 @@ class Reader:
 class Writer:
     """Collects the pieces of a serialized index without copying large arrays."""
 
-    def __init__(self) -> None:
+    def __init__(self, layout: str = "faiss") -> None:
         self.chunks: list[Any] = []
         self.nbytes = 0
+        #: "faiss" (FAISS's bytes) or "voisin" (mappable voisin layouts where they differ)
+        self.layout = layout
 
     def _put(self, b: Any) -> None:
         self.chunks.append(b)
@@ -190,6 +201,14 @@ class Writer:
         a = np.asarray(arr)
         self.u64(a.size)
         self.array(a.reshape(-1), dtype)
+
+    def pad_to(self, alignment: int) -> None:
+        """A uint8 pad length then that many zero bytes, so the next byte sits at a
+        multiple of ``alignment`` from the start of the file (voisin layouts only)."""
+        pad = (-(self.nbytes + 1)) % alignment
+        self.u8(pad)
+        if pad:
+            self._put(bytes(pad))
 
     def getvalue(self) -> bytes:
         return b"".join(self.chunks)

@@ -98,7 +98,55 @@ class IVFCommon:
         # voisin rebuilds its id lookup from the lists; only the type is kept
 
 
+def write_slab(w, index: IndexIVF) -> None:
+    """voisin layout ``VSlb``: the slab as voisin scans it, aligned for mapping.
+
+    ``'VSlb' | uint64 nlist | uint64 code_size | vector<int64> sizes | pad |
+    codes (sum(sizes) * code_size bytes, list by list) | pad | int64 ids``,
+    each pad a uint8 length then zeros so the array after it starts at a
+    multiple of 64 bytes in the file.
+    """
+    il = index.invlists
+    rows, _ = il.used_rows()
+    contiguous = rows.size == 0 or (rows[0] == 0 and rows[-1] == rows.size - 1)
+    codes = il.codes[:rows.size] if contiguous else il.codes[rows]
+    ids = il.ids[:rows.size] if contiguous else il.ids[rows]
+    w.tag(b"VSlb")
+    w.u64(il.nlist)
+    w.u64(il.code_size)
+    w.vector(np.asarray(il.sizes, dtype=np.int64), np.int64)
+    w.pad_to(64)
+    w.array(codes, np.uint8)
+    w.pad_to(64)
+    w.array(ids, np.int64)
+
+
+def read_slab(r, nlist: int, code_size: int, ntotal: int, what: str) -> InvertedLists:
+    r.int_in("u64", nlist, nlist, f"{what} inverted lists nlist")
+    r.int_in("u64", code_size, code_size, f"{what} inverted lists code_size")
+    at = r.pos
+    sizes = r.vector(np.int64, f"{what} list sizes", expect=nlist)
+    if sizes.size and (sizes.min() < 0 or sizes.max() > r.remaining):
+        raise r.fail(f"{what}: list sizes must lie in [0, {r.remaining}]", at)
+    total = int(sizes.sum())
+    if total != ntotal:
+        raise r.fail(f"{what}: the lists hold {total} entries for ntotal={ntotal}", at)
+    r.skip_pad(f"{what} codes")
+    codes = r.array(np.uint8, total * code_size, f"{what} codes").reshape(total, code_size)
+    r.skip_pad(f"{what} ids")
+    ids = r.array(np.int64, total, f"{what} ids")
+    il = InvertedLists(nlist, code_size)
+    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    il.codes, il.ids, il.sizes = codes, ids, sizes
+    il.offsets = np.cumsum(sizes) - sizes
+    il.capacity = sizes.copy()
+    return il
+
+
 def write_invlists(w, index: IndexIVF) -> None:
+    if w.layout == "voisin":
+        write_slab(w, index)
+        return
     il = index.invlists
     w.tag(b"ilar")
     w.u64(il.nlist)
@@ -122,6 +170,8 @@ def read_invlists(r, nlist: int, code_size: int, ntotal: int, what: str) -> Inve
     """FAISS's ``ilar`` lists, gathered into voisin's slab."""
     at = r.pos
     tag = r.tag(f"{what} inverted lists tag")
+    if tag == b"VSlb":
+        return read_slab(r, nlist, code_size, ntotal, what)
     if tag != b"ilar":
         kind = {b"il00": "no inverted lists", b"ilod": "on-disk inverted lists",
                 b"ilbl": "block inverted lists (fast-scan)"}.get(tag, f"tag {tag!r}")

@@ -18,6 +18,7 @@ Run it from the command line (``voisin demo --limit 50000``) or from Python:
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,11 +41,13 @@ ANALOGIES = (("king", "man", "woman"), ("paris", "france", "italy"), ("walking",
 SHOW = 8
 K = 10
 # Query-time knob swept for each family, low to high recall.
-SWEEPS = {"efSearch": (16, 32, 64, 128, 256), "nprobe": (1, 4, 16, 64)}
+SWEEPS = {"efSearch": (16, 32, 64, 128, 256), "nprobe": (1, 4, 16, 32, 64, 128, 256)}
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 100
 TARGET_RECALL = 0.95
 SINGLE_QUERIES = 200
+#: training sample of indexes that learn from the data (IVF centroids)
+TRAIN_POINTS = 100_000
 
 
 @dataclass
@@ -94,7 +97,11 @@ def choose(index: str, n: int) -> tuple[str, str]:
     """(factory description, why) for the ``--index`` choice."""
     has_hnsw = hasattr(voisin, "IndexHNSWFlat")
     has_ivf = hasattr(voisin, "IndexIVFFlat")
+    # FAISS's rule of thumb: about 4 sqrt(n) lists, with at least 39 training
+    # points per list (k-means warns below that)
     nlist = int(np.clip(2 ** round(np.log2(4 * np.sqrt(n))), 16, 4096))
+    while nlist > 16 and 39 * nlist > min(n, TRAIN_POINTS):
+        nlist //= 2
     choice = index.strip()
     key = choice.lower()
     if key == "auto":
@@ -123,9 +130,22 @@ def build(description: str, x: np.ndarray, out: Console, label: str = "building"
     owner = knob_owner(index, "efConstruction")
     if owner is not None:
         owner.efConstruction = HNSW_EF_CONSTRUCTION
-    t_train = train_if_needed(index, x, False, max_points=100_000)
-    t_add = add_with_progress(index, x, False, out, label=label)
+    try:
+        t_train = train_if_needed(index, x, False, max_points=TRAIN_POINTS)
+        t_add = add_with_progress(index, x, False, out, label=label)
+    except (ValueError, TypeError, RuntimeError, NotImplementedError) as exc:
+        raise click.ClickException(f"--index {description!r}: building on {x.shape[0]:,} words "
+                                   f"failed: {exc}") from None
     return index, t_train, t_add
+
+
+def warmup_description(description: str) -> str:
+    """The same structure with few inverted lists, so 2,000 words can train it.
+
+    Kernels are compiled per array type, not per size, so the small index
+    compiles (or loads from cache) exactly what the full one will run.
+    """
+    return re.sub(r"IVF(\d+)", lambda m: f"IVF{min(int(m.group(1)), 16)}", description)
 
 
 def _timed_search(index: Any, xq: np.ndarray, k: int) -> tuple[np.ndarray, float]:
@@ -163,27 +183,7 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
     voisin.normalize_L2(x)  # cosine similarity = inner product of unit vectors
     timings["load"] = time.perf_counter() - t0
     n, d = x.shape
-    description, why = choose(index, n)
-    out.print(Panel.fit(
-        f"[bold]voisin {voisin.__version__}[/] - nearest words among [bold]{n:,}[/] GloVe 6B "
-        f"word vectors (d={d}), cosine similarity\n"
-        f"index: [bold cyan]{description}[/] ({why})\n"
-        f"loaded and normalised in {timings['load']:.2f} s; {voisin.omp_get_max_threads()} threads",
-        title="voisin demo"))
-
-    # Compile (or load from numba's on-disk cache) every kernel the real run
-    # uses, on a small sample, so the build and search timings below are pure.
-    t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    warm = x[np.sort(rng.choice(n, min(n, 2000), replace=False))]
-    warm_index, _, _ = build(description, warm, out, label="warm-up")
-    warm_index.search(warm[:50], K)
-    warm_index.search(warm[:1], K)
-    voisin.knn(warm[:50], warm, K, voisin.METRIC_INNER_PRODUCT)
-    voisin.knn(warm[:1], warm, K, voisin.METRIC_INNER_PRODUCT)
-    timings["jit"] = time.perf_counter() - t0
-    out.print(f"numba compile / cache load: {timings['jit']:.2f} s "
-              "[dim](first run compiles; later runs load the compiled kernels from disk)[/]")
 
     # Hold a seeded random sample of words out of the index and use them as
     # queries, as ann-benchmarks does: a word searched for inside the index would
@@ -197,6 +197,32 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
     xq, xb = x[qrows], x[rows]
     words_b = [words[i] for i in rows]
     pos_b = {w: j for j, w in enumerate(words_b)}
+
+    description, why = choose(index, xb.shape[0])
+    out.print(Panel.fit(
+        f"[bold]voisin {voisin.__version__}[/] - nearest words among [bold]{xb.shape[0]:,}[/] GloVe 6B "
+        f"word vectors (d={d}), cosine similarity\n"
+        f"index: [bold cyan]{description}[/] ({why})\n"
+        f"loaded and normalised in {timings['load']:.2f} s; {voisin.omp_get_max_threads()} threads",
+        title="voisin demo"))
+
+    # Compile (or load from numba's on-disk cache) every kernel the real run
+    # uses, on a small sample, so the build and search timings below are pure.
+    t0 = time.perf_counter()
+    warm = x[np.sort(rng.choice(n, min(n, 2000), replace=False))]
+    try:
+        warm_index, _, _ = build(warmup_description(description), warm, out, label="warm-up")
+        warm_index.search(warm[:50], K)
+        warm_index.search(warm[:1], K)
+    except click.ClickException as exc:
+        # e.g. a PQ factory string that needs more training points than the
+        # sample: the build below then pays the compilation itself.
+        out.print(f"[dim]warm-up skipped ({escape(exc.message)}); build time includes compilation[/]")
+    voisin.knn(warm[:50], warm, K, voisin.METRIC_INNER_PRODUCT)
+    voisin.knn(warm[:1], warm, K, voisin.METRIC_INNER_PRODUCT)
+    timings["jit"] = time.perf_counter() - t0
+    out.print(f"numba compile / cache load: {timings['jit']:.2f} s "
+              "[dim](first run compiles; later runs load the compiled kernels from disk)[/]")
 
     idx, timings["train"], timings["add"] = build(description, xb, out)
     timings["build"] = timings["train"] + timings["add"]

@@ -186,7 +186,7 @@ def test_unknown_build_parameters_are_errors():
 # end to end
 # --------------------------------------------------------------------------- #
 TOP_KEYS = {"schema", "created", "machine", "dataset", "settings", "recall_definition", "qps_definition",
-            "interpolation", "targets", "indexes", "skipped", "ratios", "files"}
+            "interpolation", "targets", "indexes", "skipped", "ratios", "best_ratios", "files"}
 
 
 def test_run_flat_vs_faiss_flat(tmp_path):
@@ -208,6 +208,8 @@ def test_run_flat_vs_faiss_flat(tmp_path):
             assert len(p["seconds_runs"]) == 2 and p["qps_min"] <= p["qps"] <= p["qps_max"]
             assert mm["qps_at_recall"]["0.95"]["qps"] == p["qps"]
             assert mm["frontier"] == [{"recall": 1.0, "qps": p["qps"]}]
+    (best,) = result["best_ratios"]["batch"]["0.95"]
+    assert best["peer_library"] == "faiss" and best["voisin"] == "voisin:Flat"
     (pair,) = result["ratios"]["single"]["0.90"]
     assert pair["voisin"] == "voisin:Flat" and pair["peer"] == "faiss:Flat"
     assert pair["ratio"] == pytest.approx(pair["voisin_qps"] / pair["peer_qps"])

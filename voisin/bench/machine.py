@@ -103,7 +103,7 @@ def describe() -> dict:
         "memory_bytes": total_memory_bytes(),
         "platform": platform.platform(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "numba_threading_layer": _numba_layer(numba),
+        "numba_threading_layer": numba_layer(),
         "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
         "blas": blas_info(),
         "versions": versions(),
@@ -111,7 +111,9 @@ def describe() -> dict:
     }
 
 
-def _numba_layer(numba) -> str | None:
+def numba_layer() -> str | None:
+    """numba's threading layer (tbb/omp/workqueue), or None before any parallel kernel ran."""
+    import numba
     try:
         return numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet

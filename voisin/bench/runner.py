@@ -200,6 +200,8 @@ def run(dataset: Any, specs: list[str | IndexSpec], modes: Any = MODES, k: int =
     result["indexes"] = [e["record"] for e in entries]
     result["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     result["machine"]["peak_rss_bytes"] = machine.peak_rss_bytes()
+    # known only once a parallel kernel has run
+    result["machine"]["numba_threading_layer"] = machine.numba_layer()
     result["elapsed_s"] = (datetime.now(timezone.utc) - started).total_seconds()
     summarize(result)
     if out is not None or out_dir is not None:
@@ -222,7 +224,7 @@ def _build_all(specs, ds, xb, xq, metric, k, threads, cold_compile, result, prog
             "description": spec.description, "build_params": dict(spec.build_params),
             "sweep": {k_: list(v) for k_, v in spec.sweep.items()}, "modes": {},
         }
-        task = prog.add(f"build {spec.label}", None)
+        task = prog.add(f"{spec.label}: compile, then build", None)
         try:
             record.update(measure_jit(spec, xb, xq, metric, k, threads))
             if cold_compile and uses_numba(spec.library):
@@ -394,6 +396,32 @@ def summarize(result: dict) -> dict:
             per_target[key] = rows
         ratios[mode] = per_target
     result["ratios"] = ratios
+    result["best_ratios"] = _best_ratios(recs, result["settings"]["modes"], targets)
     result["ratio_definition"] = ("voisin QPS / peer QPS at the same recall target, both read off their "
-                                  "frontiers as 'interpolation' says; null when either misses the target")
+                                  "frontiers as 'interpolation' says; null when either misses the target. "
+                                  "'best_ratios': the fastest voisin spec against each peer library's fastest "
+                                  "spec at that target")
     return result
+
+
+def _best_ratios(recs: list[dict], modes: list[str], targets) -> dict:
+    out: dict[str, dict] = {}
+    for mode in modes:
+        out[mode] = {}
+        for t in targets:
+            key = f"{t:.2f}"
+            best: dict[str, tuple[float, str]] = {}
+            for rec in recs:
+                q = rec["modes"].get(mode, {}).get("qps_at_recall", {}).get(key, {}).get("qps")
+                if q is not None and (rec["library"] not in best or q > best[rec["library"]][0]):
+                    best[rec["library"]] = (q, rec["spec"])
+            rows = []
+            for lib, (q, spec) in best.items():
+                if lib == "voisin":
+                    continue
+                v = best.get("voisin")
+                rows.append({"peer_library": lib, "peer": spec, "peer_qps": q,
+                             "voisin": v[1] if v else None, "voisin_qps": v[0] if v else None,
+                             "ratio": v[0] / q if v and q else None})
+            out[mode][key] = rows
+    return out

@@ -167,10 +167,17 @@ def test_faiss_format_round_trip(data, tmp_path):
     out = tmp_path / "index.faiss"
     res = invoke("build", "--data", str(xb_path), "--index", "Flat", "--out", str(out))
     assert res.exit_code == 0, res.output
-    res = invoke("search", "--index", str(out), "--queries", str(xq_path), "-k", "4",
-                 "--out", str(tmp_path / "r.npz"))
-    assert res.exit_code == 0, res.output
-    np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["I"], brute_force(xq, xb, 4, "l2")[1])
+    ref = brute_force(xq, xb, 4, "l2")[1]
+    for extra in ([], ["--mmap"]):
+        res = invoke("search", "--index", str(out), "--queries", str(xq_path), "-k", "4",
+                     "--out", str(tmp_path / "r.npz"), *extra)
+        assert res.exit_code == 0, res.output
+        np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["I"], ref)
+    res = invoke("search", "--index", str(tmp_path / "pk.pkl"), "--queries", str(xq_path), "--mmap")
+    assert res.exit_code == 1
+    assert invoke("build", "--data", str(xb_path), "--out", str(tmp_path / "pk.pkl")).exit_code == 0
+    res = invoke("search", "--index", str(tmp_path / "pk.pkl"), "--queries", str(xq_path), "--mmap")
+    assert res.exit_code == 1 and "pickle" in res.output
 
 
 @pytest.mark.skipif(not HAS_WRITER, reason="voisin.read_index not available yet")

@@ -216,7 +216,8 @@ def save_index(index: voisin.Index, path: str | os.PathLike) -> None:
                                    f"({exc}); a name ending in .pkl saves it with Python pickle") from None
 
 
-def load_index(path: str | os.PathLike) -> voisin.Index:
+def load_index(path: str | os.PathLike, mmap: bool = False) -> voisin.Index:
+    """An index from a FAISS-format file (``mmap``: map it instead of reading it) or a ``.pkl``."""
     p = Path(path)
     if not p.is_file():
         raise click.ClickException(f"--index {p}: no such file")
@@ -228,6 +229,8 @@ def load_index(path: str | os.PathLike) -> voisin.Index:
                 raise click.ClickException(f"--index {p}: not a voisin pickle file ({exc})") from None
         if not isinstance(index, voisin.Index):
             raise click.ClickException(f"--index {p}: holds a {type(index).__name__}, not a voisin index")
+        if mmap:
+            raise click.ClickException(f"--mmap: {p} is a pickle; only FAISS-format files can be mapped")
         return index
     reader = getattr(voisin, "read_index", None)
     if reader is None:
@@ -235,7 +238,7 @@ def load_index(path: str | os.PathLike) -> voisin.Index:
             f"--index {p}: this voisin cannot read FAISS index files yet (no voisin.read_index); "
             "build with --out NAME.pkl to use Python pickle")
     try:
-        return reader(str(p))
+        return reader(str(p), mmap=True) if mmap else reader(str(p))
     except (ValueError, OSError, EOFError) as exc:
         raise click.ClickException(f"--index {p}: cannot read index: {exc}") from None
 
@@ -358,12 +361,16 @@ def build(data: str, key: str | None, description: str, metric: str, out: str, t
               help="Save the results as .npz with arrays D (distances) and I (ids).")
 @click.option("--show", type=click.IntRange(min=0), default=5, show_default=True,
               help="Print the results of the first N queries.")
+@click.option("--mmap", is_flag=True,
+              help="Memory-map the index file instead of reading it (FAISS-format files).")
 def search(index_path: str, queries: str, key: str | None, k: int, normalize: bool,
-           params: tuple[str, ...], out: str | None, show: int) -> None:
+           params: tuple[str, ...], out: str | None, show: int, mmap: bool) -> None:
     """Search an index for the k nearest neighbours of each query."""
     con = console()
     knobs = [_parse_param(p) for p in params]
-    index = load_index(index_path)
+    t0 = time.perf_counter()
+    index = load_index(index_path, mmap=mmap)
+    t_open = time.perf_counter() - t0
     for name, value in knobs:
         set_knob(index, name, value)
     xq = prepare(load_vectors(queries, key or "test"), normalize)
@@ -376,7 +383,8 @@ def search(index_path: str, queries: str, key: str | None, k: int, normalize: bo
     except (ValueError, TypeError, RuntimeError) as exc:
         raise click.ClickException(f"search: {exc}") from None
     dt = time.perf_counter() - t0
-    con.print(f"searched {xq.shape[0]:,} queries in {type(index).__name__} ({index.ntotal:,} vectors), "
+    con.print(f"opened {index_path} in {t_open:.3f} s{' (mapped)' if mmap else ''}; "
+              f"searched {xq.shape[0]:,} queries in {type(index).__name__} ({index.ntotal:,} vectors), "
               f"k={k}: {dt:.3f} s, {xq.shape[0] / max(dt, 1e-9):,.0f} queries/s")
     if show:
         table = Table("query", "ids", "distances", title=f"first {min(show, len(I))} queries")

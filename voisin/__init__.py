@@ -18,6 +18,7 @@ from .indexes.flat import IndexFlat, IndexFlatIP, IndexFlatL2
 from .indexes.idmap import IndexIDMap, IndexIDMap2
 from .codecs.pq import ProductQuantizer
 from .indexes.pq import IndexPQ
+from .indexes.ivfpq import IndexIVFPQ
 from .indexes.ivf import IndexIVF, IndexIVFFlat, InvertedLists, SearchParametersIVF
 from .metric import METRIC_INNER_PRODUCT, METRIC_L2
 from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray, IDSelectorBatch,
@@ -28,7 +29,7 @@ from .utils import normalize_L2, omp_get_max_threads, omp_set_num_threads
 __all__ = [
     "write_index", "read_index", "serialize_index", "deserialize_index", "IO_FLAG_MMAP",
     "IO_FLAG_READ_ONLY", "IndexFileError",
-    "ProductQuantizer", "IndexPQ",
+    "ProductQuantizer", "IndexPQ", "IndexIVFPQ",
     "__version__", "Index", "IndexFlat", "IndexFlatL2", "IndexFlatIP", "IndexIDMap", "IndexIDMap2",
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
     "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",

@@ -179,7 +179,7 @@ class _Parser:
                 raise self.fail(tok, f"OPQ output dimension {d_out} exceeds the input dimension {d}")
             if d_out % M:
                 raise self.fail(tok, f"OPQ{M}: output dimension {d_out} is not a multiple of M={M}")
-            cls = _optional(self.desc, tok, "transforms", "OPQMatrix")
+            cls = _optional(self.desc, tok, "transforms_opq", "OPQMatrix")
             return cls(d, M, d_out)
         if text == "L2norm":
             cls = _optional(self.desc, tok, "transforms", "NormalizationTransform")
@@ -218,7 +218,7 @@ class _Parser:
             self._no_more(toks, 1)
             M, nbits, fast = pq
             if fast:
-                cls = _optional(self.desc, tok, "indexes.pq_fastscan", "IndexPQFastScan")
+                cls = _optional(self.desc, tok, "indexes.fastscan", "IndexPQFastScan")
                 return cls(d, M, nbits, self.metric)
             cls = _optional(self.desc, tok, "indexes.pq", "IndexPQ")
             return cls(d, M, nbits, self.metric)
@@ -272,9 +272,9 @@ class _Parser:
         if pq is not None:
             M, nbits, fast = pq
             if fast:
-                cls = _optional(self.desc, codec, "indexes.ivf_pq_fastscan", "IndexIVFPQFastScan")
+                cls = _optional(self.desc, codec, "indexes.fastscan", "IndexIVFPQFastScan")
                 return cls(quantizer, d, nlist, M, nbits, self.metric)
-            cls = _optional(self.desc, codec, "indexes.ivf_pq", "IndexIVFPQ")
+            cls = _optional(self.desc, codec, "indexes.ivfpq", "IndexIVFPQ")
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")

@@ -142,7 +142,8 @@ def test_numpy_nbytes_counts_shared_buffers_once():
     assert adapters.numpy_nbytes(flat) >= 2000 * 8 * 4
 
 
-@pytest.mark.parametrize("text", ["voisin:Flat", "faiss:Flat", "faiss:HNSW16 efConstruction=40",
+@pytest.mark.parametrize("text", ["voisin:Flat", "voisin:HNSW16 efConstruction=40", "voisin:IVF16,Flat",
+                                  "faiss:Flat", "faiss:HNSW16 efConstruction=40",
                                   "faiss:IVF16,Flat", "hnswlib:M=8 efConstruction=40",
                                   "usearch:connectivity=8 expansion_add=40"])
 @pytest.mark.parametrize("metric", [voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT])
@@ -150,6 +151,8 @@ def test_adapters_answer_like_brute_force(text, metric):
     spec = parse_spec(text)
     if not adapters.is_installed(spec.library):
         pytest.skip(f"{spec.library} not installed")
+    if spec.library == "voisin" and spec.description != "Flat" and not hasattr(voisin, "index_factory"):
+        pytest.skip("voisin.index_factory not in this build")
     rng = np.random.default_rng(5)
     xb = datasets.normalized(rng.standard_normal((1500, 16)))
     xq = datasets.normalized(rng.standard_normal((30, 16)))

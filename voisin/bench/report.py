@@ -165,6 +165,12 @@ def print_tables(result: dict, console: Any = None) -> None:
                     vals.append(f"{ratio:.2f}x" if ratio is not None else "-")
                 r.add_row(pair["voisin"], pair["peer"], *vals)
             console.print(r)
+        best = result.get("best_ratios", {}).get(mode, {})
+        for key in targets:
+            for row in best.get(key, []):
+                if row["ratio"] is not None:
+                    console.print(f"{mode} @ recall {key}: best voisin ({row['voisin']}) / best "
+                                  f"{row['peer_library']} ({row['peer']}) = {row['ratio']:.2f}x")
     if result.get("skipped"):
         for sk in result["skipped"]:
             console.print(f"[yellow]skipped {sk['spec']}: {sk['reason']}[/]")

@@ -127,3 +127,23 @@ def test_checksum_catches_what_the_format_cannot():
     assert trials > 0
     # most bytes of an index are payload (floats, codes, ids): the format alone cannot tell
     assert silent_plain > trials // 2
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, 10_000), ops=st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_files_are_safe_when_memory_mapped(tmp_path, which, ops):
+    """The mapped path hands out views instead of copies; the same checks must hold."""
+    files = valid_files()
+    name, original, _ = files[which % len(files)]
+    bad = mutate(original, ops)
+    path = tmp_path / "fuzzed.index"
+    path.write_bytes(bad)
+    try:
+        index = voisin.read_index(path, voisin.IO_FLAG_MMAP, verify_checksum=False)
+    except IndexFileError:
+        return
+    xq = np.ones((2, index.d), dtype=np.float32)
+    D, I = index.search(xq, 3)
+    assert D.shape == (2, 3), name

@@ -209,6 +209,7 @@ def test_run_flat_vs_faiss_flat(tmp_path):
             (p,) = mm["points"]
             assert p["recall"] == 1.0 and p["recall_ids"] == 1.0
             assert len(p["seconds_runs"]) == 2 and p["qps_min"] <= p["qps"] <= p["qps_max"]
+            assert p["cpu_utilisation"] > 0 and p["passes_runs"] == [1, 1]
             assert mm["qps_at_recall"]["0.95"]["qps"] == p["qps"]
             assert mm["frontier"] == [{"recall": 1.0, "qps": p["qps"]}]
     (best,) = result["best_ratios"]["batch"]["0.95"]

@@ -123,18 +123,19 @@ def print_tables(result: dict, console: Any = None) -> None:
     for mode in result["settings"]["modes"]:
         t = Table(title=f"{ds['name']} ({ds['n']} x {ds['d']}, {ds['queries']} queries) - {mode} mode")
         for col, just in (("index", "left"), ("params", "left"), (f"recall@{k}", "right"), ("QPS", "right"),
-                          ("spread", "right"), ("build s", "right"), ("jit s", "right"), ("bytes/vec", "right")):
+                          ("spread", "right"), ("cpu", "right"), ("build s", "right"), ("jit s", "right"), ("bytes/vec", "right")):
             t.add_column(col, justify=just)
         for rec in result["indexes"]:
             m = rec["modes"].get(mode, {})
             if "error" in m:
-                t.add_row(rec["spec"], "[red]" + m["error"][:60] + "[/]", "-", "-", "-", "-", "-", "-")
+                t.add_row(rec["spec"], "[red]" + m["error"][:60] + "[/]", "-", "-", "-", "-", "-", "-", "-")
                 continue
             mem = rec.get("memory", {}).get("bytes_per_vector")
             for i, p in enumerate(m.get("points", [])):
                 first = i == 0
                 t.add_row(rec["spec"] if first else "", _fmt_params(p["params"]), f"{p['recall']:.4f}",
                           f"{p['qps']:,.0f}", f"{100 * (p['qps_spread'] or 0):.0f}%",
+                          f"{100 * p['cpu_utilisation']:.0f}%" if p.get("cpu_utilisation") is not None else "-",
                           f"{rec['build_s']:.2f}" if first else "", f"{rec['jit_s']:.2f}" if first else "",
                           f"{mem:,.0f}" if first and mem is not None else "")
         console.print(t)

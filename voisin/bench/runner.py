@@ -285,20 +285,27 @@ def _measure_mode(mode, entries, ds, xq, rows, metric, k, repeat, warmup, min_ti
             except Exception as exc:
                 _fail(e, mode, exc, active, say)
         for rnd in range(repeat):
-            for ei, e in enumerate(entries):
+            # alternate the visiting order so that slow drift (thermal, load) favours nobody
+            order = list(enumerate(entries))
+            if rnd % 2:
+                order.reverse()
+            for ei, e in order:
                 if e not in active:
                     continue
                 a = e["adapter"]
                 for pi, point in enumerate(e["spec"].sweep_points()):
                     try:
                         _set_point(a, point)
+                        c0 = time.process_time()
                         I, dt, passes = _timed_passes(a, mode, xq, rows, k, min_time)
+                        cpu = time.process_time() - c0
                     except Exception as exc:
                         _fail(e, mode, exc, active, say)
                         break
                     r = runs.setdefault((ei, pi), {"params": point, "seconds": [], "recall": [], "recall_ids": [],
-                                                   "passes": []})
+                                                   "passes": [], "cpu": []})
                     r["seconds"].append(dt)
+                    r["cpu"].append(cpu)
                     r["passes"].append(passes)
                     r["recall"].append(recall_at_k(I, ds.distances, k, xq=ds.test, xb=ds.train, metric=ds.metric,
                                                    gt_ids=ds.neighbors))
@@ -321,6 +328,9 @@ def _measure_mode(mode, entries, ds, xq, rows, metric, k, repeat, warmup, min_ti
                 "qps": med, "qps_min": min(qps), "qps_max": max(qps),
                 "qps_spread": (max(qps) - min(qps)) / med if med > 0 else None,
                 "seconds_runs": r["seconds"], "passes_runs": r["passes"],
+                # process CPU time / (wall time * threads): well below 1 means the
+                # process was starved by other load (or the library left cores idle)
+                "cpu_utilisation": float(np.median([c / (s * threads) for c, s in zip(r["cpu"], r["seconds"])])),
             })
         e["record"]["modes"][mode] = {"threads": threads, "queries": nq, "points": points}
 

@@ -222,6 +222,10 @@ def test_run_flat_vs_faiss_flat(tmp_path):
     assert saved["files"]["json"].startswith(str(tmp_path))
     if result["files"]["png"]:
         assert open(result["files"]["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # the saved JSON is enough to redraw tables and plot without re-running
+    from voisin.bench import report
+    assert report.main([result["files"]["json"], str(tmp_path / "again.png")]) in (0, 1)
+    assert report.main([]) == 2
 
 
 def test_run_angular_graph_sweep_and_skips(tmp_path, monkeypatch):

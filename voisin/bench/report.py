@@ -178,3 +178,24 @@ def print_tables(result: dict, console: Any = None) -> None:
     files = result.get("files")
     if files:
         console.print(f"results: {files['json']}" + (f"  plot: {files['png']}" if files.get("png") else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m voisin.bench.report RESULT.json [PNG]``: tables (and a plot) from a saved result."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help") or len(args) > 2:
+        print("usage: python -m voisin.bench.report RESULT.json [PLOT.png]")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    result = load(args[0])
+    print_tables(result)
+    if len(args) == 2:
+        if not plot_png(result, args[1]):
+            print("matplotlib is not installed: no plot written")
+            return 1
+        print(f"plot: {args[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,8 +15,11 @@ from voisin.bench import adapters, run
 from voisin.bench.frontier import pareto_frontier, qps_at_recall
 from voisin.bench.spec import IndexSpec, default_sweep, parse_spec, parse_value, resolve_sweeps
 
-pytest.importorskip("h5py")
-faiss = pytest.importorskip("faiss")
+
+
+def needs(*modules: str) -> None:
+    for m in modules:
+        pytest.importorskip(m, reason=f"{m} is not installed (bench extra)")
 
 
 # --------------------------------------------------------------------------- #
@@ -175,6 +178,7 @@ def test_adapters_answer_like_brute_force(text, metric):
 
 
 def test_unknown_build_parameters_are_errors():
+    needs("faiss")
     with pytest.raises(ValueError, match="unknown hnswlib build parameter"):
         adapters.make_adapter(parse_spec("hnswlib:M=8 bogus=3"), 4, voisin.METRIC_L2).build(np.ones((10, 4), np.float32))
     a = adapters.make_adapter(parse_spec("faiss:Flat"), 4, voisin.METRIC_L2)
@@ -193,6 +197,7 @@ TOP_KEYS = {"schema", "created", "machine", "dataset", "settings", "recall_defin
 
 
 def test_run_flat_vs_faiss_flat(tmp_path):
+    needs("faiss")
     ds = datasets.synthetic(n=3000, nq=60, d=24, k=20, seed=1)
     result = run(ds, ["voisin:Flat", "faiss:Flat"], modes=("single", "batch"), k=10, queries=40,
                  repeat=2, min_time=0.0, out_dir=tmp_path)
@@ -229,6 +234,7 @@ def test_run_flat_vs_faiss_flat(tmp_path):
 
 
 def test_run_angular_graph_sweep_and_skips(tmp_path, monkeypatch):
+    needs("faiss")
     ds = datasets.synthetic(n=2000, nq=30, d=12, k=10, metric="angular", seed=2)
     real = adapters.is_installed
     monkeypatch.setattr(adapters, "is_installed", lambda lib: lib != "pynndescent" and real(lib))
@@ -258,6 +264,7 @@ def test_run_argument_errors():
 
 
 def test_cli_bench_command(tmp_path):
+    needs("faiss", "h5py")
     click_testing = pytest.importorskip("click.testing")
     pytest.importorskip("rich")
     from voisin.bench.command import bench
@@ -280,6 +287,7 @@ def test_cli_bench_command(tmp_path):
 
 
 def test_siftsmall_flat_recall_is_one():
+    needs("faiss", "h5py")
     path = dataset_path("siftsmall-128-euclidean")
     result = run(path, ["voisin:Flat", "faiss:Flat"], modes=["batch"], queries=25, repeat=1, min_time=0.0)
     assert result["dataset"]["name"] == "siftsmall-128-euclidean"

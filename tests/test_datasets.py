@@ -12,7 +12,10 @@ from voisin import datasets
 from voisin.datasets import (Dataset, ground_truth, query_subset, read_bvecs, read_fvecs, read_ivecs,
                              synthetic, write_bvecs, write_fvecs, write_ivecs)
 
-h5py = pytest.importorskip("h5py")
+
+
+def h5py():
+    return pytest.importorskip("h5py", reason="h5py is not installed (bench/test extra)")
 
 
 # --------------------------------------------------------------------------- #
@@ -97,6 +100,7 @@ def _empty(tmp_path):
 # ann-benchmarks HDF5
 # --------------------------------------------------------------------------- #
 def test_save_load_round_trip_by_path_and_name(tmp_path, monkeypatch):
+    h5py()
     ds = synthetic(n=300, nq=7, d=5, k=20, metric="angular", seed=3, name="toy-5-angular")
     path = tmp_path / "toy-5-angular.hdf5"
     datasets.save(path, ds)
@@ -124,12 +128,13 @@ def test_missing_dataset_lists_where_it_looked(tmp_path, monkeypatch):
 
 
 def test_foreign_hdf5_rejected(tmp_path):
+    h5 = h5py()
     p = tmp_path / "x.hdf5"
-    with h5py.File(p, "w") as f:
+    with h5.File(p, "w") as f:
         f.create_dataset("train", data=np.ones((3, 2), np.float32))
     with pytest.raises(ValueError, match="missing dataset"):
         datasets.load(p)
-    with h5py.File(p, "w") as f:
+    with h5.File(p, "w") as f:
         for key in ("train", "test"):
             f.create_dataset(key, data=np.ones((3, 2), np.float32))
         for key in ("neighbors", "distances"):
@@ -203,6 +208,7 @@ def test_search_arrays_normalise_angular():
 
 
 def test_siftsmall_ground_truth_agrees_with_the_file():
+    h5py()
     ds = datasets.load(dataset_path("siftsmall-128-euclidean"))
     assert ds.train.shape == (10_000, 128) and ds.test.shape == (100, 128) and ds.metric == "euclidean"
     ids, dist = ground_truth(ds.train, ds.test[:20], 10, ds.metric)

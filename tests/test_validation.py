@@ -244,6 +244,8 @@ def test_bad_reconstruct_keys(index, xq):
         index.reconstruct_n(0, -2)
     with pytest.raises(ValueError, match=r"i0, ni: .*exceeds ntotal=60"):
         index.reconstruct_n(50, 11)
+    with pytest.raises(ValueError, match=r"^i0: expected an integer <= 60"):
+        index.reconstruct_n(61)  # not a confusing complaint about the ni it was not given
     assert_unchanged(index, before, xq)
 
 

@@ -173,7 +173,7 @@ class Index:
 
     def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
         """Vectors with ids i0 .. i0+ni-1, shape (ni, d)."""
-        i0 = check_int(i0, "i0", lo=0)
+        i0 = check_int(i0, "i0", lo=0, hi=self.ntotal)
         if ni is None:
             ni = self.ntotal - i0
         ni = check_int(ni, "ni", lo=0)

@@ -323,3 +323,16 @@ def test_wrapping_an_index_that_keeps_its_own_ids_refuses_removal(rng):
     index.add_with_ids(xb[900:], ids[900:])  # new ids still work
     D, I = index.search(xb[950:953], 1)
     assert I[:, 0].tolist() == ids[950:953].tolist()
+
+
+def test_output_arrays_receive_external_ids(rng):
+    xb = rng.standard_normal((300, 4)).astype(np.float32)
+    xq = rng.standard_normal((25, 4)).astype(np.float32)
+    ids = _random_ids(rng, 300)
+    index = voisin.IndexIDMap(voisin.IndexFlatL2(4))
+    index.add_with_ids(xb, ids)
+    D = np.empty((25, 6), np.float32)
+    I = np.empty((25, 6), np.int64)
+    D2, I2 = index.search(xq, 6, D=D, I=I)
+    assert D2 is D and I2 is I
+    assert_knn_valid(D, I, xq, xb, 6, voisin.METRIC_L2, ids=ids)

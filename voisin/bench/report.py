@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 DEFAULT_OUT_DIR = Path("benchmarks") / "results"
+# median CPU utilisation below which the tables warn that the machine was busy
+STARVED = 0.7
 
 
 def _jsonable(obj: Any) -> Any:
@@ -172,6 +174,15 @@ def print_tables(result: dict, console: Any = None) -> None:
                 if row["ratio"] is not None:
                     console.print(f"{mode} @ recall {key}: best voisin ({row['voisin']}) / best "
                                   f"{row['peer_library']} ({row['peer']}) = {row['ratio']:.2f}x")
+    utils = [p["cpu_utilisation"] for rec in result["indexes"] for m in rec["modes"].values()
+             for p in m.get("points", []) if p.get("cpu_utilisation") is not None]
+    if utils and float(np.median(utils)) < STARVED:
+        la = result["machine"].get("load_average")
+        console.print(f"[yellow]warning: median CPU utilisation {100 * float(np.median(utils)):.0f}% "
+                      f"(load average at start {la[0]:.1f} on {result['machine']['cores']} cores): "
+                      "other work competed for the CPU; trust ratios more than absolute QPS, and "
+                      "re-run on a quiet machine[/]" if la else
+                      "[yellow]warning: the process was starved of CPU during timing[/]")
     if result.get("skipped"):
         for sk in result["skipped"]:
             console.print(f"[yellow]skipped {sk['spec']}: {sk['reason']}[/]")

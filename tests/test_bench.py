@@ -178,7 +178,7 @@ def test_adapters_answer_like_brute_force(text, metric):
 
 
 def test_unknown_build_parameters_are_errors():
-    needs("faiss")
+    needs("faiss", "hnswlib")  # hnswlib has no wheels, so CI (test extra) goes without it
     with pytest.raises(ValueError, match="unknown hnswlib build parameter"):
         adapters.make_adapter(parse_spec("hnswlib:M=8 bogus=3"), 4, voisin.METRIC_L2).build(np.ones((10, 4), np.float32))
     a = adapters.make_adapter(parse_spec("faiss:Flat"), 4, voisin.METRIC_L2)

@@ -306,6 +306,17 @@ def test_bench_is_registered():
     assert res.exit_code == 0 and "bench" in res.output and "demo" in res.output
 
 
+def test_bench_without_its_module_explains(monkeypatch):
+    import sys
+
+    import voisin.cli as cli_mod
+    monkeypatch.setitem(cli_mod.cli.commands, "bench", cli_mod.cli.commands.get("bench"))  # restored after
+    monkeypatch.setitem(sys.modules, "voisin.bench.command", None)  # the import now fails
+    cli_mod._register_bench()
+    res = invoke("bench", "--dataset", "x")
+    assert res.exit_code == 1 and "voisin.bench.command" in res.output
+
+
 def test_main_entry_point_runs_info(capsys):
     from voisin.cli import main
     with pytest.raises(SystemExit) as exc:

@@ -502,3 +502,21 @@ def test_missing_results_always_carry_flt_max(metric, nq):
     np.testing.assert_array_equal(I, If)
     worst = FLT_MAX if metric == voisin.METRIC_L2 else -FLT_MAX
     assert (D[I == -1] == worst).all()
+
+
+@pytest.mark.parametrize("kind", ["anisotropic", "sift-like", "offset"])
+@pytest.mark.parametrize("nq", [1, 30])
+def test_range_search_on_wide_large_data(rng, kind, nq):
+    # the shapes where L2 scans may prune with the window bound
+    xb, xq = _pruning_data(rng, kind, 6000, nq, 128)
+    index = voisin.IndexFlatL2(128)
+    index.add(xb)
+    dist = distances_f64(xq, xb, voisin.METRIC_L2)
+    for q in (0.0005, 0.02):
+        radius = float(np.quantile(dist, q)) + (0.5 if kind == "sift-like" else 0.0)
+        lims, D, I = index.range_search(xq, radius)
+        _check_range(lims, D, I, xq, xb, radius, voisin.METRIC_L2)
+        allowed = np.arange(6000) % 2 == 0
+        sel = voisin.SearchParameters(sel=voisin.IDSelectorBitmap(allowed))
+        lims, D, I = index.range_search(xq, radius, params=sel)
+        _check_range(lims, D, I, xq, xb, radius, voisin.METRIC_L2, allowed=allowed)

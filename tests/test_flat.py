@@ -480,10 +480,15 @@ def test_pruned_l2_path_threads_identical(rng):
     for nq in (1, 40):
         voisin.omp_set_num_threads(1)
         D1, I1 = index.search(xq[:nq], 10)
+        R1 = index.range_search(xq[:nq], 100.0)
         voisin.omp_set_num_threads(2)
         D2, I2 = index.search(xq[:nq], 10)
+        R2 = index.range_search(xq[:nq], 100.0)
         np.testing.assert_array_equal(I1, I2)
         np.testing.assert_array_equal(D1, D2)
+        assert R1[0][-1] > 0
+        for a, b in zip(R1, R2):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.xfail(strict=True, reason="exact.search only rewrites missing results to +-FLT_MAX when the filter "

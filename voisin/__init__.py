@@ -16,6 +16,7 @@ from .io import (IO_FLAG_MMAP, IO_FLAG_READ_ONLY, IndexFileError, deserialize_in
                  serialize_index, write_index)
 from .indexes.flat import IndexFlat, IndexFlatIP, IndexFlatL2
 from .indexes.idmap import IndexIDMap, IndexIDMap2
+from .indexes.hnsw import HNSW, IndexHNSW, IndexHNSWFlat, IndexHNSWSQ, SearchParametersHNSW
 from .codecs.pq import ProductQuantizer
 from .indexes.pq import IndexPQ
 from .indexes.ivfpq import IndexIVFPQ
@@ -31,6 +32,7 @@ __all__ = [
     "write_index", "read_index", "serialize_index", "deserialize_index", "IO_FLAG_MMAP",
     "IO_FLAG_READ_ONLY", "IndexFileError",
     "ProductQuantizer", "IndexPQ", "IndexIVFPQ", "IndexPQFastScan", "IndexIVFPQFastScan",
+    "HNSW", "IndexHNSW", "IndexHNSWFlat", "IndexHNSWSQ", "SearchParametersHNSW",
     "__version__", "Index", "IndexFlat", "IndexFlatL2", "IndexFlatIP", "IndexIDMap", "IndexIDMap2",
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
     "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",

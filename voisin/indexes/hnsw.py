@@ -1,0 +1,523 @@
+"""HNSW graph indexes (FAISS semantics): IndexHNSWFlat and IndexHNSWSQ.
+
+The graph lives in flat arrays (see :mod:`voisin.kernels.hnsw`): level-0
+neighbours as one contiguous (n, 2M) int32 block, upper levels as (rows, M)
+with a per-node row offset. :class:`HNSW` exposes FAISS's view of the same
+graph (``levels``, ``offsets``, ``neighbors``, ``cum_nneighbor_per_level``,
+``assign_probas``), computed exactly from the split arrays on demand.
+
+Parallel construction inserts nodes in batches: new nodes of a batch search
+the graph as it was before the batch (each writes only its own lists), then
+the reverse links are grouped by receiving node and applied one group per
+thread. Nothing is written by two threads, no locks are needed, and the graph
+does not depend on the thread count. With one numba thread the classic
+one-at-a-time insertion runs instead. Both are deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import numba
+import numpy as np
+
+from .. import exact
+from .._validate import as_matrix, check_int, check_k, check_out
+from ..index import Index
+from ..kernels import hnsw as K
+from ..metric import METRIC_L2, worst_distance
+from ..selector import IDSelector, SearchParameters
+
+# Serial insertion for the first nodes: batches need a graph worth searching.
+SERIAL_PREFIX = 2048
+# Batch size as a share of the current graph size, and its cap. New nodes of
+# one batch do not see each other, so batches stay small relative to the graph.
+BATCH_FRACTION = 0.01
+MAX_BATCH = 1024
+# Filtered search: go exact when scanning the allowed vectors costs less than
+# the traversal is expected to (about ef * 2M / selectivity distance computations).
+FILTER_EXACT_FACTOR = 1.0
+# Below this many queries one thread serves the batch (thread start-up dominates).
+PARALLEL_MIN_QUERIES = 64
+
+
+class SearchParametersHNSW(SearchParameters):
+    """Per-call HNSW knobs: ``efSearch`` and an id selector ``sel``.
+
+    Example:
+        >>> import voisin
+        >>> p = voisin.SearchParametersHNSW(efSearch=64, sel=voisin.IDSelectorRange(0, 100))
+    """
+
+    efSearch = None
+    check_relative_distance = None
+    bounded_queue = None
+
+
+def level_tables(M: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's ``assign_probas`` (levelMult = 1/ln M) and ``cum_nneighbor_per_level``."""
+    mult = 1.0 / math.log(M)
+    probas = []
+    level = 0
+    while True:
+        p = math.exp(-level / mult) * (1.0 - math.exp(-1.0 / mult))
+        if p < 1e-9:
+            break
+        probas.append(p)
+        level += 1
+    cum = [0]
+    for level in range(len(probas)):
+        cum.append(cum[-1] + (2 * M if level == 0 else M))
+    return np.array(probas, dtype=np.float64), np.array(cum, dtype=np.int32)
+
+
+def random_levels(probas: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """FAISS's ``random_level`` for uniforms ``u``: returns level + 1 per node (int32)."""
+    cum = np.cumsum(probas)
+    lev = np.searchsorted(cum, u, side="right")
+    return (np.minimum(lev, len(probas) - 1) + 1).astype(np.int32)
+
+
+class HNSW:
+    """The graph and its knobs, reachable as ``index.hnsw`` (FAISS names).
+
+    ``efConstruction`` (default 40) and ``efSearch`` (default 16) may be set at
+    any time; ``levels``, ``offsets``, ``neighbors``, ``entry_point`` and
+    ``max_level`` describe the graph in FAISS's layout (read-only views/copies).
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> index = voisin.IndexHNSWFlat(8, 16)
+        >>> index.hnsw.efConstruction = 80
+        >>> index.add(np.random.rand(500, 8).astype("float32"))
+        >>> index.hnsw.neighbors.shape == (int(index.hnsw.offsets[-1]),)
+        True
+    """
+
+    def __init__(self, M: int = 32):
+        self.M = check_int(M, "M", lo=2, hi=1 << 15)
+        self.efConstruction = 40
+        self.efSearch = 16
+        self.upper_beam = 1
+        self.search_bounded_queue = True
+        self.check_relative_distance = True
+        self.assign_probas, self.cum_nneighbor_per_level = level_tables(self.M)
+        self._reset_graph()
+
+    def _reset_graph(self) -> None:
+        # one tuple, replaced whole on every add, so a search reads a consistent graph
+        self._g = (np.empty((0, 2 * self.M), np.int32), np.empty((0, self.M), np.int32),
+                   np.empty(0, np.int64), np.empty(0, np.int32), np.array([-1, -1], np.int64))
+
+    def nb_neighbors(self, level: int) -> int:
+        return 2 * self.M if level == 0 else self.M
+
+    @property
+    def entry_point(self) -> int:
+        return int(self._g[4][0])
+
+    @property
+    def max_level(self) -> int:
+        return int(self._g[4][1])
+
+    @property
+    def levels(self) -> np.ndarray:
+        """Number of levels of each node (level + 1), int32 (FAISS's ``levels``)."""
+        return self._g[3]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """FAISS's uint64 ``offsets`` (ntotal + 1) into :attr:`neighbors`."""
+        lv = self._g[3].astype(np.uint64)
+        sizes = np.uint64(2 * self.M) + (lv - np.uint64(1)) * np.uint64(self.M)
+        out = np.zeros(lv.size + 1, dtype=np.uint64)
+        np.cumsum(sizes, out=out[1:])
+        return out
+
+    @property
+    def neighbors(self) -> np.ndarray:
+        """FAISS's flat int32 ``neighbors`` array (-1 = empty slot)."""
+        nb0, upper, upper_off, lv, _ = self._g
+        n = lv.size
+        M = self.M
+        offs = self.offsets.astype(np.int64)
+        out = np.full(int(offs[-1]), -1, dtype=np.int32)
+        if n == 0:
+            return out
+        out[(offs[:-1, None] + np.arange(2 * M)).ravel()] = nb0[:n].ravel()
+        nup = lv.astype(np.int64) - 1
+        owners = np.repeat(np.arange(n), nup)
+        if owners.size:
+            first = np.repeat(np.cumsum(nup) - nup, nup)
+            lvl = np.arange(owners.size) - first  # 0 for level 1
+            rows = upper_off[owners] + lvl
+            starts = offs[owners] + 2 * M + lvl * M
+            out[(starts[:, None] + np.arange(M)).ravel()] = upper[rows].ravel()
+        return out
+
+    def neighbors_of(self, node: int, level: int = 0) -> np.ndarray:
+        """Neighbour ids (graph numbering) of ``node`` at ``level``, without the -1 padding."""
+        nb0, upper, upper_off, lv, _ = self._g
+        node = check_int(node, "node", lo=0, hi=lv.size - 1)
+        level = check_int(level, "level", lo=0, hi=int(lv[node]) - 1)
+        row = nb0[node] if level == 0 else upper[upper_off[node] + level - 1]
+        stop = np.flatnonzero(row < 0)
+        return row[: stop[0] if stop.size else row.size].copy()
+
+    def __repr__(self) -> str:
+        return (f"HNSW(M={self.M}, efConstruction={self.efConstruction}, efSearch={self.efSearch}, "
+                f"ntotal={self._g[3].size}, max_level={self.max_level})")
+
+
+class _Scratch(threading.local):
+    """Per-thread search scratch, reused across calls (the visited array is the big one)."""
+
+    def get(self, n: int, ef: int):
+        if getattr(self, "n", -1) < n:
+            self.n = max(n, 1)
+            self.visited = np.zeros(self.n, dtype=np.uint32)
+            self.epoch = np.zeros(1, dtype=np.int64)
+            self.cd = np.empty(self.n + 1, dtype=np.float32)
+            self.ci = np.empty(self.n + 1, dtype=np.int32)
+        if getattr(self, "ef", -1) < ef:
+            self.ef = ef
+            self.rd = np.empty(ef + 1, dtype=np.float32)
+            self.ri = np.empty(ef + 1, dtype=np.int32)
+        return self.visited, self.epoch, self.cd, self.ci, self.rd, self.ri
+
+
+_F32 = np.dtype(np.float32)
+_NO_MASK = np.zeros(1, dtype=np.bool_)
+_NO_LABELS = np.zeros(1, dtype=np.int64)
+
+
+class IndexHNSW(Index):
+    """Common base of the HNSW indexes; subclasses choose the vector storage."""
+
+    params_type = SearchParametersHNSW
+    _sq = False
+
+    def __init__(self, d: int, M: int = 32, metric: int = METRIC_L2, *, seed: int = 12345):
+        super().__init__(d, metric)
+        self.hnsw = HNSW(M)
+        self.seed = check_int(seed, "seed")
+        self._rng = np.random.default_rng(self.seed)
+        self._sqp = np.zeros((3, self.d), dtype=np.float32)
+        self._X = self._empty_storage()
+        self._scratch = _Scratch()
+
+    # --- storage hooks ---------------------------------------------------------------
+    def _empty_storage(self) -> np.ndarray:
+        return np.empty((0, self.d), dtype=np.float32)
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def _decode(self, rows: np.ndarray) -> np.ndarray:
+        return rows.astype(np.float32, copy=True)
+
+    # --- pickling: the per-thread scratch is rebuilt ------------------------------------
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_scratch", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._scratch = _Scratch()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(d={self.d}, M={self.hnsw.M}, ntotal={self.ntotal}, "
+                f"efConstruction={self.hnsw.efConstruction}, efSearch={self.hnsw.efSearch})")
+
+    # --- add ---------------------------------------------------------------------
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} numbers vectors by position and cannot take ids: "
+                f"wrap it, e.g. IndexIDMap({type(self).__name__}(d, M)).add_with_ids(x, ids)")
+        h = self.hnsw
+        check_int(h.efConstruction, "efConstruction", lo=1)
+        M = h.M
+        n0, n = self.ntotal, x.shape[0]
+        n1 = n0 + n
+        nb0_old, up_old, uoff_old, lv_old, state_old = h._g
+        new_lv = random_levels(h.assign_probas, self._rng.random(n))
+        levels = np.concatenate([lv_old, new_lv])
+        nup_new = new_lv.astype(np.int64) - 1
+        rows0 = up_old.shape[0]
+        upper_off = np.concatenate([uoff_old, rows0 + np.cumsum(nup_new) - nup_new])
+        nb0 = np.full((n1, 2 * M), -1, dtype=np.int32)
+        nb0[:n0] = nb0_old
+        upper = np.full((rows0 + int(nup_new.sum()), M), -1, dtype=np.int32)
+        upper[:rows0] = up_old
+        X = np.empty((n1,) + self._X.shape[1:], dtype=self._X.dtype)
+        X[:n0] = self._X[:n0]
+        X[n0:] = self._encode(x)
+        state = state_old.copy()
+        self._insert(x, n0, X, levels, nb0, upper, upper_off, state)
+        # publish: storage first, then the graph (searches read the graph first)
+        self._X = X
+        h._g = (nb0, upper, upper_off, levels, state)
+        self.ntotal = n1
+
+    def _insert(self, x, n0, X, levels, nb0, upper, upper_off, state) -> None:
+        h = self.hnsw
+        efc = h.efConstruction
+        args = (X, levels, nb0, upper, upper_off, state, efc, h.M, self.metric_type, self._sq,
+                self._sqp)
+        nthreads = numba.get_num_threads()
+        n1 = n0 + x.shape[0]
+        if nthreads == 1:
+            K.insert_serial(x, n0, *args)
+            return
+        i = n0
+        if i < SERIAL_PREFIX:
+            stop = min(n1, SERIAL_PREFIX)
+            K.insert_serial(x[: stop - n0], n0, *args)
+            i = stop
+        if i >= n1:
+            return
+        visited = np.zeros((nthreads, n1), dtype=np.uint32)
+        epochs = np.zeros(nthreads, dtype=np.int64)
+        while i < n1:
+            b = int(min(MAX_BATCH, max(nthreads, i * BATCH_FRACTION)))
+            stop = min(n1, i + b)
+            K.insert_batch(x, n0, i, stop, X, levels, nb0, upper, upper_off, state, efc, h.M,
+                           self.metric_type, self._sq, self._sqp, visited, epochs)
+            i = stop
+
+    # --- search ---------------------------------------------------------------------
+    def search(self, x: Any, k: int, params: SearchParameters | None = None, *,
+               D: np.ndarray | None = None, I: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest stored vectors of each query in ``x`` (n, d): ``(D, I)``.
+
+        ``params`` may be :class:`SearchParametersHNSW` (``efSearch``, ``sel``).
+        """
+        # One well-formed query and no options is the online-service (and
+        # ann-benchmarks) loop: skip the generic validation, whose cost is of
+        # the order of the search itself; the kernel checks finiteness and any
+        # other case takes the validated path.
+        if (params is None and D is None and I is None and type(x) is np.ndarray
+                and x.dtype == _F32 and x.ndim == 2 and x.shape[0] == 1 and x.shape[1] == self.d
+                and x.flags.c_contiguous and type(k) is int and k > 0 and self.ntotal > 0):
+            ef = self.hnsw.efSearch
+            if type(ef) is int and ef > 0:
+                nb0, upper, upper_off, levels, state = self.hnsw._g
+                ef = ef if ef > k else k
+                vis, ep, cd, ci, rd, ri = self._scratch.get(levels.size, ef)
+                D = np.empty((1, k), dtype=_F32)
+                I = np.empty((1, k), dtype=np.int64)
+                if K.search_serial(x, k, ef, self._X, nb0, upper, upper_off, int(state[0]),
+                                   int(state[1]), self.metric_type, self._sq, self._sqp, vis, ep,
+                                   cd, ci, rd, ri, _NO_MASK, False, _NO_LABELS, False, D, I):
+                    return D, I
+                D = I = None
+        return super().search(x, k, params, D=D, I=I)
+
+    def _search(self, x, k, params, D, I):
+        nb0, upper, upper_off, levels, state = self.hnsw._g
+        X = self._X
+        n = levels.size
+        nq = x.shape[0]
+        ef = self.hnsw.efSearch
+        sel = None
+        if params is not None:
+            sel = params.sel
+            if getattr(params, "efSearch", None) is not None:
+                ef = params.efSearch
+        ef = max(check_int(ef, "efSearch", lo=1), k)
+        if D is None:
+            D = np.empty((nq, k), dtype=np.float32)
+        if I is None:
+            I = np.empty((nq, k), dtype=np.int64)
+        mask, use_mask = _NO_MASK, False
+        if sel is not None:
+            mask = np.ascontiguousarray(sel.mask_sequential(n), dtype=np.bool_)
+            allowed = int(np.count_nonzero(mask))
+            if allowed == 0:
+                D.fill(worst_distance(self.metric_type))
+                I.fill(-1)
+                return D, I
+            if allowed < n and self._filter_goes_exact(allowed, n, ef):
+                return self._search_exact_subset(x, k, mask, X, D, I)
+            use_mask = allowed < n
+        entry, max_level = int(state[0]), int(state[1])
+        nthreads = numba.get_num_threads()
+        if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
+            vis, ep, cd, ci, rd, ri = self._scratch.get(n, ef)
+            K.search_serial(x, k, ef, X, nb0, upper, upper_off, entry, max_level, self.metric_type,
+                            self._sq, self._sqp, vis, ep, cd, ci, rd, ri, mask, use_mask,
+                            _NO_LABELS, False, D, I)
+        else:
+            K.search_parallel(x, k, ef, X, nb0, upper, upper_off, entry, max_level,
+                              self.metric_type, self._sq, self._sqp, nthreads, mask, use_mask,
+                              _NO_LABELS, False, D, I)
+        return D, I
+
+    def _filter_goes_exact(self, allowed: int, n: int, ef: int) -> bool:
+        """Exact scan of the allowed vectors when it is cheaper than the expected traversal.
+
+        A filtered traversal has to see about ef/selectivity nodes before its
+        result list holds ef allowed ones, each costing up to 2M distances;
+        at low selectivity it also loses recall as the allowed nodes get
+        disconnected, so the exact scan is both faster and exact there.
+        """
+        selectivity = allowed / n
+        traversal = ef * 2 * self.hnsw.M / selectivity
+        return allowed <= FILTER_EXACT_FACTOR * traversal
+
+    def _search_exact_subset(self, x, k, mask, X, D, I):
+        rows = np.flatnonzero(mask)
+        sub = self._decode(X[rows])
+        Ds, Is = exact.search(x, sub, rows.size, None, self.metric_type, k)
+        D[:] = Ds
+        I[:] = np.where(Is >= 0, rows[np.maximum(Is, 0)], -1)
+        return D, I
+
+    # --- other hooks --------------------------------------------------------------------
+    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
+        bad = (keys < 0) | (keys >= self.ntotal)
+        if bad.any():
+            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {self.ntotal})")
+        return self._decode(self._X[keys])
+
+    def _remove(self, sel: IDSelector) -> int:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support remove_ids yet (FAISS cannot either); "
+            "deletion from HNSW graphs is planned with the mutability issue. Rebuild the index "
+            "from the vectors you keep, or filter at search time with SearchParametersHNSW(sel=...)")
+
+    def _reset(self) -> None:
+        self.hnsw._reset_graph()
+        self._X = self._empty_storage()
+        self._rng = np.random.default_rng(self.seed)
+        self.ntotal = 0
+
+    @property
+    def bytes_per_vector(self) -> float:
+        """Memory of storage + graph divided by ntotal (what the benchmarks report)."""
+        if self.ntotal == 0:
+            return 0.0
+        nb0, upper, upper_off, levels, _ = self.hnsw._g
+        total = self._X.nbytes + nb0.nbytes + upper.nbytes + upper_off.nbytes + levels.nbytes
+        return total / self.ntotal
+
+
+class IndexHNSWFlat(IndexHNSW):
+    """HNSW graph over raw float32 vectors (FAISS's ``IndexHNSWFlat``).
+
+    Knobs: ``index.hnsw.efConstruction`` (build quality, default 40),
+    ``index.hnsw.efSearch`` (search quality, default 16) or per call
+    ``SearchParametersHNSW(efSearch=..., sel=...)``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.rand(2000, 16).astype("float32")
+        >>> index = voisin.IndexHNSWFlat(16, 16)
+        >>> index.hnsw.efConstruction = 100
+        >>> index.add(xb)
+        >>> index.hnsw.efSearch = 32
+        >>> D, I = index.search(xb[:3], 5)
+        >>> I[:, 0].tolist()
+        [0, 1, 2]
+    """
+
+    @property
+    def xb(self) -> np.ndarray:
+        """The stored vectors (ntotal, d), a read-only view."""
+        v = self._X[: self.ntotal]
+        v.flags.writeable = False
+        return v
+
+
+class IndexHNSWSQ(IndexHNSW):
+    """HNSW graph over SQ8 codes (FAISS's ``IndexHNSWSQ``): 4x less vector memory.
+
+    Needs ``train`` (per-dimension ranges) before ``add``. Traversal compares
+    the float query with the codes directly. With ``rerank=True`` the float
+    vectors are kept too and the ``k * k_factor`` best candidates are re-scored
+    exactly (what FAISS's ``IndexRefineFlat`` wrapper does), which restores the
+    recall lost to quantisation at the cost of the memory saved.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.rand(2000, 16).astype("float32")
+        >>> index = voisin.IndexHNSWSQ(16, 0, 16)   # qtype 0 = QT_8bit (SQ8), M = 16
+        >>> index.train(xb); index.add(xb)
+        >>> D, I = index.search(xb[:2], 3)
+    """
+
+    _sq = True
+
+    def __init__(self, d: int, qtype: int = 0, M: int = 32, metric: int = METRIC_L2, *,
+                 rerank: bool = False, k_factor: int = 4, seed: int = 12345):
+        from ..codecs.sq import QT_8bit, ScalarQuantizer
+        if check_int(qtype, "qtype") != QT_8bit:
+            raise NotImplementedError(f"qtype: IndexHNSWSQ supports QT_8bit (SQ8) only, got {qtype}")
+        self.sq = ScalarQuantizer(d, QT_8bit)
+        self.rerank = bool(rerank)
+        self.k_factor = check_int(k_factor, "k_factor", lo=1)
+        super().__init__(d, M, metric, seed=seed)
+        self.is_trained = False
+        self._xf = np.empty((0, self.d), dtype=np.float32)
+
+    def _empty_storage(self) -> np.ndarray:
+        return np.empty((0, self.d), dtype=np.uint8)
+
+    def _train(self, x: np.ndarray) -> None:
+        self.sq.train(x)
+        _, a, b, _ = self.sq.tables()
+        self._sqp = np.ascontiguousarray(np.stack([a - 0.5 * b, b, b * b]), dtype=np.float32)
+        self.is_trained = True
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        return self.sq.encode(x)
+
+    def _decode(self, rows: np.ndarray) -> np.ndarray:
+        return self.sq.decode(rows)
+
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        super()._add(x, ids)
+        if self.rerank:
+            self._xf = np.concatenate([self._xf, x])
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._xf = np.empty((0, self.d), dtype=np.float32)
+
+    def search(self, x: Any, k: int, params: SearchParameters | None = None, *,
+               D: np.ndarray | None = None, I: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if not self.rerank:
+            return super().search(x, k, params, D=D, I=I)
+        # rerank: the graph proposes k * k_factor candidates, exact distances decide
+        k = check_k(k)
+        xq = as_matrix(x, self.d, "x")
+        Dc, Ic = super().search(xq, k * self.k_factor, params)
+        xf = self._xf
+        safe = np.maximum(Ic, 0)
+        if self.metric_type == METRIC_L2:
+            cost = ((xf[safe] - xq[:, None, :]) ** 2).sum(-1)
+        else:
+            cost = -np.einsum("qd,qkd->qk", xq, xf[safe])
+        cost[Ic < 0] = np.inf
+        order = np.argsort(cost, axis=1, kind="stable")[:, :k]
+        Iout = np.take_along_axis(Ic, order, 1)
+        Dout = np.take_along_axis(cost, order, 1).astype(np.float32)
+        if self.metric_type != METRIC_L2:
+            Dout = -Dout
+        Dout[Iout < 0] = worst_distance(self.metric_type)
+        if D is not None:
+            check_out(D, Dout.shape, np.float32, "D")[:] = Dout
+            Dout = D
+        if I is not None:
+            check_out(I, Iout.shape, np.int64, "I")[:] = Iout
+            Iout = I
+        return Dout, Iout
+
+    @property
+    def bytes_per_vector(self) -> float:
+        base = super().bytes_per_vector
+        return base + (self._xf.nbytes / self.ntotal if self.ntotal else 0.0)

@@ -1,0 +1,595 @@
+"""HNSW graph kernels: insertion (serial and batched-parallel) and search.
+
+Graph layout (FAISS's, split in two arrays so level 0 is one contiguous block):
+
+* ``nb0`` (n, 2M) int32: level-0 neighbours of each node, -1 marks an empty slot
+  (lists are packed: the first -1 ends the list).
+* ``upper`` (rows, M) int32 and ``upper_off`` (n,) int64: node i's level-l list
+  (l >= 1) is row ``upper_off[i] + l - 1``; ``levels[i]`` is the number of
+  levels of node i (FAISS's convention: level + 1).
+
+Storage is either float32 vectors or SQ8 codes (``sq=True``): codes are uint8,
+``sqp`` rows are (vmin, scale, scale^2) per dimension and a code c decodes to
+``vmin + scale * (c + 0.5)``. A query is turned once into the form the inner
+loop wants (:func:`prep_query`) so the SQ8 distance is one fused pass over the
+codes, with no per-element decode.
+
+Costs are "smaller is better": squared L2, or minus the inner product.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import FASTMATH
+
+METRIC_IP = 0
+METRIC_L2 = 1
+
+
+# --- distances -----------------------------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def prep_query(q, metric, sq, sqp, qv):
+    """Write the query's inner-loop form into ``qv``; returns the IP constant."""
+    d = q.shape[0]
+    if not sq:
+        for t in range(d):
+            qv[t] = q[t]
+        return np.float32(0.0)
+    if metric == METRIC_L2:
+        # ||q - (vmin + s (c + .5))||^2 = sum s^2 ((q - vmin)/s - .5 - c)^2; a
+        # dimension with s = 0 adds the constant (q - vmin)^2, returned here
+        c = np.float32(0.0)
+        for t in range(d):
+            s = sqp[1, t]
+            if s > 0:
+                qv[t] = (q[t] - sqp[0, t]) / s - np.float32(0.5)
+            else:
+                qv[t] = np.float32(0.0)
+                e = q[t] - sqp[0, t]
+                c += e * e
+        return c
+    c = np.float32(0.0)
+    for t in range(d):
+        qv[t] = q[t] * sqp[1, t]
+        c += q[t] * (sqp[0, t] + np.float32(0.5) * sqp[1, t])
+    return c
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def dist_q(qv, X, j, metric, sq, sqp, qc):
+    """Cost between a prepared query and stored node ``j``."""
+    d = qv.shape[0]
+    s = np.float32(0.0)
+    if metric == METRIC_L2:
+        if sq:
+            for t in range(d):
+                e = qv[t] - np.float32(X[j, t])
+                s += sqp[2, t] * e * e
+            return s + qc
+        else:
+            for t in range(d):
+                e = qv[t] - X[j, t]
+                s += e * e
+        return s
+    if sq:
+        for t in range(d):
+            s += qv[t] * np.float32(X[j, t])
+        return -(s + qc)
+    for t in range(d):
+        s += qv[t] * X[j, t]
+    return -s
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def dist_nodes(X, i, j, metric, sq, sqp):
+    """Cost between two stored nodes (decoded values for SQ8)."""
+    d = X.shape[1]
+    s = np.float32(0.0)
+    if metric == METRIC_L2:
+        if sq:
+            for t in range(d):
+                e = np.float32(X[i, t]) - np.float32(X[j, t])
+                s += sqp[2, t] * e * e
+        else:
+            for t in range(d):
+                e = X[i, t] - X[j, t]
+                s += e * e
+        return s
+    if sq:
+        for t in range(d):
+            a = sqp[0, t] + sqp[1, t] * (np.float32(X[i, t]) + np.float32(0.5))
+            b = sqp[0, t] + sqp[1, t] * (np.float32(X[j, t]) + np.float32(0.5))
+            s += a * b
+        return -s
+    for t in range(d):
+        s += X[i, t] * X[j, t]
+    return -s
+
+
+# --- heaps over (cost, node) with an explicit size -------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _min_push(hd, hi, size, c, v):
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if hd[parent] <= c:
+            break
+        hd[pos] = hd[parent]
+        hi[pos] = hi[parent]
+        pos = parent
+    hd[pos] = c
+    hi[pos] = v
+    return size + 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _min_pop(hd, hi, size):
+    """Drop the root (the caller read it first); returns the new size."""
+    size -= 1
+    c = hd[size]
+    v = hi[size]
+    pos = 0
+    while True:
+        ch = 2 * pos + 1
+        if ch >= size:
+            break
+        if ch + 1 < size and hd[ch + 1] < hd[ch]:
+            ch += 1
+        if hd[ch] >= c:
+            break
+        hd[pos] = hd[ch]
+        hi[pos] = hi[ch]
+        pos = ch
+    hd[pos] = c
+    hi[pos] = v
+    return size
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _max_push(hd, hi, size, c, v):
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if hd[parent] >= c:
+            break
+        hd[pos] = hd[parent]
+        hi[pos] = hi[parent]
+        pos = parent
+    hd[pos] = c
+    hi[pos] = v
+    return size + 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _max_pop(hd, hi, size):
+    size -= 1
+    c = hd[size]
+    v = hi[size]
+    pos = 0
+    while True:
+        ch = 2 * pos + 1
+        if ch >= size:
+            break
+        if ch + 1 < size and hd[ch + 1] > hd[ch]:
+            ch += 1
+        if hd[ch] <= c:
+            break
+        hd[pos] = hd[ch]
+        hi[pos] = hi[ch]
+        pos = ch
+    hd[pos] = c
+    hi[pos] = v
+    return size
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def heap_to_sorted(rd, ri, nres, outd, outi):
+    """Empty the result max-heap ``rd/ri`` (size nres) into ascending ``outd/outi``."""
+    n = nres
+    for t in range(n - 1, -1, -1):
+        outd[t] = rd[0]
+        outi[t] = ri[0]
+        nres = _max_pop(rd, ri, nres)
+    return n
+
+
+# --- graph traversal ---------------------------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _row(level, node, nb0, upper, upper_off):
+    if level == 0:
+        return nb0[node]
+    return upper[upper_off[node] + level - 1]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def greedy_descend(qv, qc, X, cur, curd, top, stop, upper, upper_off, metric, sq, sqp):
+    """Greedy walk (beam 1) from ``cur`` through levels top..stop+1; returns (node, cost)."""
+    for level in range(top, stop, -1):
+        changed = True
+        while changed:
+            changed = False
+            r = upper_off[cur] + level - 1
+            for t in range(upper.shape[1]):
+                v = upper[r, t]
+                if v < 0:
+                    break
+                c = dist_q(qv, X, v, metric, sq, sqp, qc)
+                if c < curd:
+                    curd = c
+                    cur = v
+                    changed = True
+    return cur, curd
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _max_replace_top(hd, hi, size, c, v):
+    """Replace the root of a full max-heap by (c, v) (one sift-down, not pop + push)."""
+    pos = 0
+    while True:
+        ch = 2 * pos + 1
+        if ch >= size:
+            break
+        if ch + 1 < size and hd[ch + 1] > hd[ch]:
+            ch += 1
+        if hd[ch] <= c:
+            break
+        hd[pos] = hd[ch]
+        hi[pos] = hi[ch]
+        pos = ch
+    hd[pos] = c
+    hi[pos] = v
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def search_layer(qv, qc, X, level, nb0, upper, upper_off, ep, epd, ef, metric, sq, sqp,
+                 visited, epoch, cd, ci, rd, ri, mask, use_mask):
+    """Best-first search of one level from entry ``ep`` (cost ``epd``).
+
+    Keeps the ``ef`` best nodes in the max-heap rd/ri and returns how many it
+    holds. With ``use_mask``, only allowed nodes enter the results but every
+    node may be traversed (FAISS's filtered-HNSW semantics). ``visited[v] ==
+    epoch`` marks nodes already seen; the caller advances ``epoch``.
+    Neighbour lists are read with 2-D indexing, never as row views: a view
+    costs reference-count calls in numba, which showed up in the hot loop.
+    """
+    visited[ep] = epoch
+    ncand = _min_push(cd, ci, 0, epd, ep)
+    nres = 0
+    if not use_mask or mask[ep]:
+        nres = _max_push(rd, ri, 0, epd, ep)
+    width = nb0.shape[1] if level == 0 else upper.shape[1]
+    while ncand > 0:
+        c0 = cd[0]
+        v0 = ci[0]
+        if nres >= ef and c0 > rd[0]:
+            break
+        ncand = _min_pop(cd, ci, ncand)
+        if level == 0:
+            r = np.int64(v0)
+        else:
+            r = upper_off[v0] + level - 1
+        for t in range(width):
+            if level == 0:
+                v = nb0[r, t]
+            else:
+                v = upper[r, t]
+            if v < 0:
+                break
+            if visited[v] == epoch:
+                continue
+            visited[v] = epoch
+            c = dist_q(qv, X, v, metric, sq, sqp, qc)
+            if nres < ef or c < rd[0]:
+                ncand = _min_push(cd, ci, ncand, c, v)
+                if not use_mask or mask[v]:
+                    if nres < ef:
+                        nres = _max_push(rd, ri, nres, c, v)
+                    else:
+                        _max_replace_top(rd, ri, nres, c, v)
+    return nres
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _next_epoch(visited, ep_arr, slot):
+    e = ep_arr[slot] + 1
+    if e >= 4294967295:
+        visited[:] = 0
+        e = 1
+    ep_arr[slot] = e
+    return e
+
+
+# --- neighbour selection -------------------------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def select_heuristic(X, cand_d, cand_i, ncand, mmax, metric, sq, sqp, out):
+    """HNSW's neighbour heuristic over candidates sorted by ascending cost.
+
+    A candidate is kept when it is closer to the base point than to every
+    neighbour already kept (Malkov & Yashunin, alg. 4, no fill-up): the kept
+    set spreads around the base point instead of clustering on one side.
+    Writes up to ``mmax`` ids into ``out``; returns how many.
+    """
+    nsel = 0
+    for a in range(ncand):
+        if nsel >= mmax:
+            break
+        v = cand_i[a]
+        cv = cand_d[a]
+        good = True
+        for b in range(nsel):
+            if dist_nodes(X, v, out[b], metric, sq, sqp) < cv:
+                good = False
+                break
+        if good:
+            out[nsel] = v
+            nsel += 1
+    return nsel
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def add_reverse_link(X, src, dst, level, nb0, upper, upper_off, metric, sq, sqp, tmpd, tmpi, sel):
+    """Make ``src`` a neighbour of ``dst`` at ``level``, pruning ``dst``'s list
+    with the heuristic when it is full (as hnswlib does)."""
+    row = _row(level, dst, nb0, upper, upper_off)
+    cap = row.shape[0]
+    for t in range(cap):
+        v = row[t]
+        if v == src:
+            return
+        if v < 0:
+            row[t] = src
+            return
+    # full: rank the old list plus src by cost to dst and keep the heuristic's choice
+    n = 0
+    for t in range(cap):
+        c = dist_nodes(X, dst, row[t], metric, sq, sqp)
+        n = _max_push(tmpd, tmpi, n, c, row[t])
+    c = dist_nodes(X, dst, src, metric, sq, sqp)
+    n = _max_push(tmpd, tmpi, n, c, src)
+    m = heap_to_sorted(tmpd, tmpi, n, tmpd[cap + 1:], tmpi[cap + 1:])
+    nsel = select_heuristic(X, tmpd[cap + 1:cap + 1 + m], tmpi[cap + 1:cap + 1 + m], m, cap,
+                            metric, sq, sqp, sel)
+    for t in range(cap):
+        row[t] = sel[t] if t < nsel else -1
+
+
+# --- insertion ---------------------------------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level, efc, M,
+                   metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, mask):
+    """Search the graph for node ``i``'s neighbours and write *its own* lists
+    (never another node's), so several new nodes can do this in parallel."""
+    top = levels[i] - 1
+    cur = entry
+    curd = dist_q(qv, X, cur, metric, sq, sqp, qc)
+    if max_level > top:
+        cur, curd = greedy_descend(qv, qc, X, cur, curd, max_level, top, upper, upper_off,
+                                   metric, sq, sqp)
+    for level in range(min(top, max_level), -1, -1):
+        e = _next_epoch(visited, epoch, 0)
+        nres = search_layer(qv, qc, X, level, nb0, upper, upper_off, cur, curd, efc, metric, sq,
+                            sqp, visited, e, cd, ci, rd, ri, mask, False)
+        m = heap_to_sorted(rd, ri, nres, sd, si)
+        row = _row(level, i, nb0, upper, upper_off)
+        nsel = select_heuristic(X, sd, si, m, M, metric, sq, sqp, row)
+        for t in range(nsel, row.shape[0]):
+            row[t] = -1
+        # the closest node found is the entry of the next level down
+        cur = si[0]
+        curd = sd[0]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def insert_serial(xin, i0, X, levels, nb0, upper, upper_off, state, efc, M, metric, sq, sqp):
+    """Classic one-at-a-time HNSW insertion of nodes i0 .. i0+len(xin)-1.
+
+    ``state`` = [entry_point, max_level], updated in place. ``xin`` holds the
+    float vectors being inserted (the query form of each new node).
+    """
+    n = X.shape[0]
+    d = X.shape[1]
+    cap0 = nb0.shape[1]
+    ef = max(efc, 1)
+    visited = np.zeros(n, dtype=np.uint32)
+    epoch = np.zeros(1, dtype=np.int64)
+    cd = np.empty(n + 1, dtype=np.float32)
+    ci = np.empty(n + 1, dtype=np.int32)
+    rd = np.empty(ef + 1, dtype=np.float32)
+    ri = np.empty(ef + 1, dtype=np.int32)
+    sd = np.empty(ef + 1, dtype=np.float32)
+    si = np.empty(ef + 1, dtype=np.int32)
+    tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
+    tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
+    sel = np.empty(cap0 + 1, dtype=np.int32)
+    qv = np.empty(d, dtype=np.float32)
+    nomask = np.zeros(1, dtype=np.bool_)
+    for r in range(xin.shape[0]):
+        i = i0 + r
+        top = levels[i] - 1
+        if state[0] < 0:
+            state[0] = i
+            state[1] = top
+            continue
+        qc = prep_query(xin[r], metric, sq, sqp, qv)
+        _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, state[0], state[1], ef, M,
+                       metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, nomask)
+        for level in range(min(top, state[1]), -1, -1):
+            row = _row(level, i, nb0, upper, upper_off)
+            for t in range(row.shape[0]):
+                v = row[t]
+                if v < 0:
+                    break
+                add_reverse_link(X, i, v, level, nb0, upper, upper_off, metric, sq, sqp,
+                                 tmpd, tmpi, sel)
+        if top > state[1]:
+            state[0] = i
+            state[1] = top
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, M, metric, sq,
+                 sqp, visited, epochs):
+    """Insert nodes b0..b1-1 (rows b0-i0.. of xin) as one batch, in two phases.
+
+    Phase 1 (parallel over new nodes): each new node searches the graph as it
+    was before the batch and writes only its own neighbour lists. Old nodes'
+    lists are not touched and new nodes are not reachable yet, so threads
+    share nothing they write.
+    Phase 2 (parallel over (old node, level) pairs): the reverse links are
+    grouped by the node that receives them; each group is applied by one
+    thread, in new-node order, so every list has exactly one writer.
+    The result does not depend on the number of threads or on scheduling.
+    ``visited`` is (nthreads, n) scratch and ``epochs`` its per-row counters.
+    """
+    n, d = X.shape
+    cap0 = nb0.shape[1]
+    ef = max(efc, 1)
+    nb = b1 - b0
+    entry = state[0]
+    max_level = state[1]
+    nchunk = visited.shape[0]
+    step = (nb + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        cd = np.empty(n + 1, dtype=np.float32)
+        ci = np.empty(n + 1, dtype=np.int32)
+        rd = np.empty(ef + 1, dtype=np.float32)
+        ri = np.empty(ef + 1, dtype=np.int32)
+        sd = np.empty(ef + 1, dtype=np.float32)
+        si = np.empty(ef + 1, dtype=np.int32)
+        qv = np.empty(d, dtype=np.float32)
+        nomask = np.zeros(1, dtype=np.bool_)
+        vis = visited[ch]
+        ep = epochs[ch:ch + 1]
+        for i in range(b0 + ch * step, min(b1, b0 + (ch + 1) * step)):
+            qc = prep_query(xin[i - i0], metric, sq, sqp, qv)
+            _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level, ef, M,
+                           metric, sq, sqp, vis, ep, cd, ci, rd, ri, sd, si, nomask)
+    # phase 2: gather (dst, level, src) triples, group by (dst, level)
+    nlev = max_level + 1
+    total = 0
+    for i in range(b0, b1):
+        for level in range(min(levels[i] - 1, max_level), -1, -1):
+            row = _row(level, i, nb0, upper, upper_off)
+            for t in range(row.shape[0]):
+                if row[t] < 0:
+                    break
+                total += 1
+    keys = np.empty(total, dtype=np.int64)
+    srcs = np.empty(total, dtype=np.int32)
+    p = 0
+    for i in range(b0, b1):
+        for level in range(min(levels[i] - 1, max_level), -1, -1):
+            row = _row(level, i, nb0, upper, upper_off)
+            for t in range(row.shape[0]):
+                v = row[t]
+                if v < 0:
+                    break
+                keys[p] = np.int64(v) * nlev + level
+                srcs[p] = i
+                p += 1
+    order = np.argsort(keys, kind="mergesort")
+    # group boundaries
+    ngroups = 0
+    for p in range(total):
+        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
+            ngroups += 1
+    gstart = np.empty(ngroups + 1, dtype=np.int64)
+    g = 0
+    for p in range(total):
+        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
+            gstart[g] = p
+            g += 1
+    gstart[ngroups] = total
+    gstep = (ngroups + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
+        tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
+        sel = np.empty(cap0 + 1, dtype=np.int32)
+        for g in range(ch * gstep, min(ngroups, (ch + 1) * gstep)):
+            key = keys[order[gstart[g]]]
+            dst = key // nlev
+            level = key % nlev
+            for p in range(gstart[g], gstart[g + 1]):
+                add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric, sq,
+                                 sqp, tmpd, tmpi, sel)
+    # the highest new node (first one on ties) becomes the entry point
+    for i in range(b0, b1):
+        if levels[i] - 1 > state[1]:
+            state[0] = i
+            state[1] = levels[i] - 1
+
+
+# --- search -------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
+                visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels, Drow, Irow):
+    qc = prep_query(q, metric, sq, sqp, qv)
+    cur = entry
+    curd = dist_q(qv, X, cur, metric, sq, sqp, qc)
+    cur, curd = greedy_descend(qv, qc, X, cur, curd, max_level, 0, upper, upper_off,
+                               metric, sq, sqp)
+    e = _next_epoch(visited, epoch, 0)
+    nres = search_layer(qv, qc, X, 0, nb0, upper, upper_off, cur, curd, ef, metric, sq, sqp,
+                        visited, e, cd, ci, rd, ri, mask, use_mask)
+    # drop the worst until k remain, then drain in ascending order
+    while nres > k:
+        nres = _max_pop(rd, ri, nres)
+    worst = np.float32(3.4028234663852886e38)
+    for t in range(k - 1, -1, -1):
+        if t >= nres:
+            Irow[t] = -1
+            Drow[t] = worst if metric == METRIC_L2 else -worst
+            continue
+        c = rd[0]
+        v = ri[0]
+        nres = _max_pop(rd, ri, nres)
+        Irow[t] = labels[v] if use_labels else v
+        Drow[t] = c if metric == METRIC_L2 else -c
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
+                  visited, epoch, cd, ci, rd, ri, mask, use_mask, labels, use_labels, D, I):
+    """Search each query in turn with caller-owned scratch (reused across calls).
+
+    Returns False, without searching, when a query holds NaN or inf: the
+    Python fast path skips validation and falls back to it on False.
+    """
+    nq, d = xq.shape
+    for r in range(nq):
+        for t in range(d):
+            if not np.isfinite(xq[r, t]):
+                return False
+    qv = np.empty(d, dtype=np.float32)
+    for r in range(nq):
+        _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
+                    visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
+                    D[r], I[r])
+    return True
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
+                    nchunk, mask, use_mask, labels, use_labels, D, I):
+    """Queries split in ``nchunk`` contiguous slices, one scratch set per slice."""
+    nq = xq.shape[0]
+    n = X.shape[0]
+    step = (nq + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        visited = np.zeros(n, dtype=np.uint32)
+        epoch = np.zeros(1, dtype=np.int64)
+        cd = np.empty(n + 1, dtype=np.float32)
+        ci = np.empty(n + 1, dtype=np.int32)
+        rd = np.empty(ef + 1, dtype=np.float32)
+        ri = np.empty(ef + 1, dtype=np.int32)
+        qv = np.empty(xq.shape[1], dtype=np.float32)
+        for r in range(ch * step, min(nq, (ch + 1) * step)):
+            _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq,
+                        sqp, visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels,
+                        use_labels, D[r], I[r])

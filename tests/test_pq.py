@@ -306,3 +306,61 @@ def test_untrained_and_bad_input(data):
         index.pq.set_centroids(np.zeros(7, np.float32))
     with pytest.raises(ValueError, match="out of range"):
         index.reconstruct(0)
+
+
+# --------------------------------------------------------------------------- #
+# OPQ
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def anisotropic():
+    rng = np.random.default_rng(3)
+    d = 32
+    rot = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    x = (rng.normal(size=(5000, d)) * np.linspace(3, 0.1, d)) @ rot
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def test_opq_rotation_reduces_pq_error(anisotropic):
+    from voisin.transforms_opq import OPQMatrix
+    x = anisotropic
+    train, held = x[:4000], x[4000:]
+    opq = OPQMatrix(32, 8)
+    opq.niter, opq.nbits = 8, 5
+    opq.train(train)
+    A = opq.A
+    assert A.shape == (32, 32) and A.dtype == np.float32
+    np.testing.assert_allclose(A @ A.T, np.eye(32), atol=1e-4)  # orthonormal rows
+    np.testing.assert_allclose(opq.reverse_transform(opq.apply(held[:5])), held[:5], atol=1e-4)
+    np.testing.assert_allclose(opq.apply(held[:5]), held[:5] @ A.T, rtol=1e-5, atol=1e-5)
+
+    def pq_error(tr, te):
+        pq = ProductQuantizer(32, 8, 5)
+        pq.train(tr)
+        return float(((te - pq.decode(pq.compute_codes(te))) ** 2).sum(1).mean())
+
+    plain = pq_error(train, held)
+    rotated = pq_error(opq.apply(train), opq.apply(held))
+    assert rotated < 0.85 * plain, (rotated, plain)
+    # faiss's OPQ on the same data reaches a comparable error
+    fopq = faiss.OPQMatrix(32, 8)
+    fopq.niter = 8
+    fopq.train(train)
+    fy_tr, fy_te = fopq.apply(train), fopq.apply(held)
+    assert rotated < 1.15 * pq_error(fy_tr, fy_te)
+
+
+def test_opq_output_dimension_and_bad_input(anisotropic):
+    from voisin.transforms_opq import OPQMatrix
+    opq = OPQMatrix(32, 4, 16)
+    opq.niter, opq.nbits = 2, 4
+    with pytest.raises(RuntimeError, match="not trained"):
+        opq.apply(anisotropic[:2])
+    opq.train(anisotropic[:1000])
+    assert opq.apply(anisotropic[:3]).shape == (3, 16)
+    np.testing.assert_allclose(opq.A @ opq.A.T, np.eye(16), atol=1e-4)
+    with pytest.raises(ValueError, match="multiple of M"):
+        OPQMatrix(32, 5)
+    with pytest.raises(ValueError, match="exceeds"):
+        OPQMatrix(16, 4, 32)
+    with pytest.raises(ValueError, match="dimension"):
+        opq.apply(np.zeros((2, 31), np.float32))

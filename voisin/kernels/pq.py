@@ -639,3 +639,17 @@ def precompute_l2_tables(cent, centroids, out):
                 for t in range(dsub):
                     s += cent[l, m * dsub + t] * centroids[m, j, t]
                 out[l, m, j] = norms[m, j] + 2.0 * s
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def refine_subspaces(x, M, niter, cent):
+    """More Lloyd iterations on existing sub-quantizer centroids cent (M, ksub, dsub)."""
+    n, d = x.shape
+    dsub = d // M
+    ksub = cent.shape[1]
+    for m in prange(M):
+        assign = np.empty(n, dtype=np.int32)
+        dist = np.empty(ksub, dtype=np.float32)
+        sums = np.empty((ksub, dsub), dtype=np.float64)
+        counts = np.empty(ksub, dtype=np.int64)
+        _lloyd_subspace(x, m, dsub, cent[m], niter, assign, dist, sums, counts)

@@ -21,6 +21,7 @@ from .codecs.pq import ProductQuantizer
 from .indexes.pq import IndexPQ
 from .indexes.ivfpq import IndexIVFPQ
 from .indexes.fastscan import IndexIVFPQFastScan, IndexPQFastScan
+from .transforms_opq import OPQMatrix
 from .indexes.ivf import IndexIVF, IndexIVFFlat, InvertedLists, SearchParametersIVF
 from .metric import METRIC_INNER_PRODUCT, METRIC_L2
 from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray, IDSelectorBatch,
@@ -31,7 +32,7 @@ from .utils import normalize_L2, omp_get_max_threads, omp_set_num_threads
 __all__ = [
     "write_index", "read_index", "serialize_index", "deserialize_index", "IO_FLAG_MMAP",
     "IO_FLAG_READ_ONLY", "IndexFileError",
-    "ProductQuantizer", "IndexPQ", "IndexIVFPQ", "IndexPQFastScan", "IndexIVFPQFastScan",
+    "ProductQuantizer", "IndexPQ", "IndexIVFPQ", "IndexPQFastScan", "IndexIVFPQFastScan", "OPQMatrix",
     "HNSW", "IndexHNSW", "IndexHNSWFlat", "IndexHNSWSQ", "SearchParametersHNSW",
     "__version__", "Index", "IndexFlat", "IndexFlatL2", "IndexFlatIP", "IndexIDMap", "IndexIDMap2",
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",

@@ -34,7 +34,9 @@ def test_faiss_file_opens_in_voisin(case, tmp_path):
     assert isinstance(vidx, voisin.Index)
     assert (vidx.d, vidx.ntotal, vidx.metric_type) == (fidx.d, fidx.ntotal, fidx.metric_type)
     _, xq, _ = data()
-    assert_same_search(vidx, fidx, xq)
+    assert_same_search(vidx, fidx, xq, approx=case.approx)
+    # lossless: voisin writes back exactly the bytes faiss wrote
+    assert bytes(voisin.serialize_index(vidx, checksum=False)) == path.read_bytes()
 
 
 def test_voisin_file_opens_in_faiss(case, tmp_path):
@@ -46,7 +48,7 @@ def test_voisin_file_opens_in_faiss(case, tmp_path):
     case.tune(fidx)
     assert (fidx.d, fidx.ntotal, fidx.metric_type) == (vidx.d, vidx.ntotal, vidx.metric_type)
     _, xq, _ = data()
-    assert_same_search(fidx, vidx, xq)
+    assert_same_search(fidx, vidx, xq, approx=case.approx)
     # and back: what faiss writes from it is what voisin wrote (minus the trailer)
     assert bytes(faiss.serialize_index(fidx)) == bytes(voisin.serialize_index(vidx, checksum=False))
 

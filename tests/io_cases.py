@@ -220,6 +220,42 @@ CASES += [
          requires=("IndexIVFPQFastScan",), mapped_fraction=0.0, approx=0.05),
 ]
 
+def _idmap_over(lib: Any, inner: Callable[[Any], Any]) -> Any:
+    xb, _, ids = data()
+    index = lib.IndexIDMap2(inner(lib))
+    index.add_with_ids(xb, ids)
+    return index
+
+
+def _inner(index: Any) -> Any:
+    """The wrapped index, as its concrete class (faiss hands out base-class proxies)."""
+    if isinstance(index, voisin.Index):
+        return index.index
+    return _faiss().downcast_index(index.index)
+
+
+def _empty_ivf(lib: Any) -> Any:
+    quantizer = lib.IndexFlatL2(D)
+    quantizer.add(_centroids(16))
+    return lib.IndexIVFFlat(quantizer, D, 16)
+
+
+def _empty_hnsw(lib: Any) -> Any:
+    index = lib.IndexHNSWFlat(D, 8)
+    index.hnsw.efConstruction = 40
+    return index
+
+
+CASES += [
+    Case("idmap2_ivf", lambda: _idmap_over(voisin, _empty_ivf), lambda: _idmap_over(_faiss(), _empty_ivf),
+         tune=lambda index: setattr(_inner(index), "nprobe", 4), deterministic=True,
+         requires=("IndexIVFFlat",), mapped_fraction=0.0),
+    Case("idmap_hnsw", lambda: _idmap_over(voisin, _empty_hnsw),
+         lambda: _idmap_over(_faiss(), _empty_hnsw),
+         tune=lambda index: setattr(_inner(index).hnsw, "efSearch", 32),
+         requires=("IndexHNSWFlat",), mapped_fraction=0.2),
+]
+
 CASE_IDS = [c.name for c in CASES]
 
 

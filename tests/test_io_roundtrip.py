@@ -71,8 +71,11 @@ def test_voisin_roundtrip_is_lossless(case):
 def test_deterministic_types_match_faiss_bytes(case):
     if not case.deterministic:
         pytest.skip(f"{case.name}: content depends on training randomness")
-    vbytes = voisin.serialize_index(case.voisin(), checksum=False)
-    fbytes = faiss.serialize_index(case.faiss())
+    v, f = case.voisin(), case.faiss()
+    case.tune(v)
+    case.tune(f)
+    vbytes = voisin.serialize_index(v, checksum=False)
+    fbytes = faiss.serialize_index(f)
     assert vbytes.dtype == np.uint8
     assert bytes(vbytes) == bytes(fbytes)
     # with the trailer: FAISS's bytes, then exactly 24 more

@@ -89,7 +89,6 @@ def quantize_expand(lut, M2, E):
     bsum = np.float32(0.0)
     max_span = np.float32(0.0)
     sum_span = np.float32(0.0)
-    mins = np.empty(M, dtype=np.float32)
     for m in range(M):
         mn = lut[m, 0]
         mx = lut[m, 0]
@@ -97,7 +96,6 @@ def quantize_expand(lut, M2, E):
             v = lut[m, j]
             mn = min(mn, v)
             mx = max(mx, v)
-        mins[m] = mn
         bsum += mn
         max_span = max(max_span, mx - mn)
         sum_span += mx - mn
@@ -105,25 +103,32 @@ def quantize_expand(lut, M2, E):
         a = np.float32(1.0)
     else:
         a = min(np.float32(255.0) / max_span, np.float32(65535 - M2) / sum_span)
-    q = np.empty(16, dtype=np.uint32)
+    # E[m, 16 h + lo] = q[lo] | q[h] << 16, written through a (M2, 16, 16) view so
+    # the inner loop is a plain 16-lane vector op
+    E3 = E.reshape(M2, 16, 16)
     for m in range(M2):
         if m < M:
+            mn = lut[m, 0]
+            for j in range(1, 16):
+                mn = min(mn, lut[m, j])
             for j in range(16):
-                q[j] = np.uint32(min(np.float32(255.0), (lut[m, j] - mins[m]) * a + np.float32(0.5)))
+                # int32 conversion vectorises (float -> uint32 does not)
+                E[m, j] = np.int32((lut[m, j] - mn) * a + np.float32(0.5))
         else:
             for j in range(16):
-                q[j] = 0
-        row = E[m]
-        for h in range(16):
-            qh = q[h] << 16
+                E[m, j] = 0
+        for h in range(15, -1, -1):
+            qh = E[m, h] << 16
             for lo in range(16):
-                row[h * 16 + lo] = q[lo] | qh
+                E3[m, h, lo] = E[m, lo] | qh
     return a, bsum
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def scan_blocks(packed, b0, n, E, M2, a, bias, ids, id0, mask, use_mask, rd, ri, acc):
     """Fold the n vectors stored in blocks b0.. into the heap (rd, ri).
+
+    ``packed`` is the block array viewed as uint64 (nblocks, M2 // 2 * 4).
 
     Vector j (0 <= j < n) has id ``ids[id0 + j]`` and filter entry
     ``mask[id0 + j]``; its cost is ``acc / a + bias``.
@@ -152,24 +157,28 @@ def scan_blocks(packed, b0, n, E, M2, a, bias, ids, id0, mask, use_mask, rd, ri,
         for p in range(npairs):
             e0 = E[2 * p]
             e1 = E[2 * p + 1]
-            o = p * 32
-            # 16 named accumulators stay in registers (an array would be reloaded per add)
-            s0 += e0[blk[o + 0]] + e1[blk[o + 16]]
-            s1 += e0[blk[o + 1]] + e1[blk[o + 17]]
-            s2 += e0[blk[o + 2]] + e1[blk[o + 18]]
-            s3 += e0[blk[o + 3]] + e1[blk[o + 19]]
-            s4 += e0[blk[o + 4]] + e1[blk[o + 20]]
-            s5 += e0[blk[o + 5]] + e1[blk[o + 21]]
-            s6 += e0[blk[o + 6]] + e1[blk[o + 22]]
-            s7 += e0[blk[o + 7]] + e1[blk[o + 23]]
-            s8 += e0[blk[o + 8]] + e1[blk[o + 24]]
-            s9 += e0[blk[o + 9]] + e1[blk[o + 25]]
-            s10 += e0[blk[o + 10]] + e1[blk[o + 26]]
-            s11 += e0[blk[o + 11]] + e1[blk[o + 27]]
-            s12 += e0[blk[o + 12]] + e1[blk[o + 28]]
-            s13 += e0[blk[o + 13]] + e1[blk[o + 29]]
-            s14 += e0[blk[o + 14]] + e1[blk[o + 30]]
-            s15 += e0[blk[o + 15]] + e1[blk[o + 31]]
+            # the 32 code bytes of this pair as four words: loads are the
+            # bottleneck, so bytes are extracted with shifts (ALU) instead
+            w0 = blk[4 * p]
+            w1 = blk[4 * p + 1]
+            w2 = blk[4 * p + 2]
+            w3 = blk[4 * p + 3]
+            s0 += e0[(w0 >> 0) & 255] + e1[(w2 >> 0) & 255]
+            s1 += e0[(w0 >> 8) & 255] + e1[(w2 >> 8) & 255]
+            s2 += e0[(w0 >> 16) & 255] + e1[(w2 >> 16) & 255]
+            s3 += e0[(w0 >> 24) & 255] + e1[(w2 >> 24) & 255]
+            s4 += e0[(w0 >> 32) & 255] + e1[(w2 >> 32) & 255]
+            s5 += e0[(w0 >> 40) & 255] + e1[(w2 >> 40) & 255]
+            s6 += e0[(w0 >> 48) & 255] + e1[(w2 >> 48) & 255]
+            s7 += e0[(w0 >> 56) & 255] + e1[(w2 >> 56) & 255]
+            s8 += e0[(w1 >> 0) & 255] + e1[(w3 >> 0) & 255]
+            s9 += e0[(w1 >> 8) & 255] + e1[(w3 >> 8) & 255]
+            s10 += e0[(w1 >> 16) & 255] + e1[(w3 >> 16) & 255]
+            s11 += e0[(w1 >> 24) & 255] + e1[(w3 >> 24) & 255]
+            s12 += e0[(w1 >> 32) & 255] + e1[(w3 >> 32) & 255]
+            s13 += e0[(w1 >> 40) & 255] + e1[(w3 >> 40) & 255]
+            s14 += e0[(w1 >> 48) & 255] + e1[(w3 >> 48) & 255]
+            s15 += e0[(w1 >> 56) & 255] + e1[(w3 >> 56) & 255]
         acc[0] = s0
         acc[1] = s1
         acc[2] = s2

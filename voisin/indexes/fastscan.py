@@ -157,11 +157,14 @@ class IndexIVFPQFastScan(IndexIVFPQ):
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
         packed, blk_off = self._blocks(ctx)
         packed = packed.view(np.uint64)
-        K.ivf_search_batch(x, np.ascontiguousarray(probes, dtype=np.int64),
-                           np.ascontiguousarray(probe_dists, dtype=np.float32), packed, blk_off,
-                           ctx.offsets, ctx.sizes, ctx.ids, self._centroids(), self.pq.cent_t, self.M2,
-                           self.metric_type, self._mode(), self.precomputed_table, ctx.max_codes,
-                           ctx.mask, ctx.use_mask, worst_distance(self.metric_type), D, I)
+        # chunks of queries are handed out dynamically: list sizes vary, and on a
+        # shared machine a static split waits for the slowest thread
+        with numba.parallel_chunksize(1):
+            K.ivf_search_batch(x, np.ascontiguousarray(probes, dtype=np.int64),
+                               np.ascontiguousarray(probe_dists, dtype=np.float32), packed, blk_off,
+                               ctx.offsets, ctx.sizes, ctx.ids, self._centroids(), self.pq.cent_t, self.M2,
+                               self.metric_type, self._mode(), self.precomputed_table, ctx.max_codes,
+                               ctx.mask, ctx.use_mask, worst_distance(self.metric_type), D, I)
         return D, I
 
     def __getstate__(self) -> dict:

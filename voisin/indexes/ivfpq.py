@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from .._validate import check_int
@@ -170,11 +171,14 @@ class IndexIVFPQ(IndexIVF):
         return D, I
 
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
-        K.ivfpq_search_batch(x, np.ascontiguousarray(probes, dtype=np.int64),
-                             np.ascontiguousarray(probe_dists, dtype=np.float32), ctx.codes, ctx.ids,
-                             ctx.offsets, ctx.sizes, self._centroids(), self.pq.cent_t, self.pq.nbits,
-                             self.metric_type, self._mode(), self.precomputed_table, ctx.max_codes,
-                             ctx.mask, ctx.use_mask, worst_distance(self.metric_type), D, I)
+        # chunks of queries are handed out dynamically: list sizes vary, and on a
+        # shared machine a static split waits for the slowest thread
+        with numba.parallel_chunksize(1):
+            K.ivfpq_search_batch(x, np.ascontiguousarray(probes, dtype=np.int64),
+                                 np.ascontiguousarray(probe_dists, dtype=np.float32), ctx.codes, ctx.ids,
+                                 ctx.offsets, ctx.sizes, self._centroids(), self.pq.cent_t, self.pq.nbits,
+                                 self.metric_type, self._mode(), self.precomputed_table, ctx.max_codes,
+                                 ctx.mask, ctx.use_mask, worst_distance(self.metric_type), D, I)
         return D, I
 
     def _range_preassigned(self, x, radius, probes, probe_dists, ctx):

@@ -103,6 +103,10 @@ def quantize_expand(lut, M2, E):
         a = np.float32(1.0)
     else:
         a = min(np.float32(255.0) / max_span, np.float32(65535 - M2) / sum_span)
+        if not a > 0:
+            # spans overflowed to inf (extreme but finite centroids): the
+            # results are meaningless anyway, but must not raise ZeroDivisionError
+            a = np.float32(1.0)
     # E[m, 16 h + lo] = q[lo] | q[h] << 16, written through a (M2, 16, 16) view so
     # the inner loop is a plain 16-lane vector op
     E3 = E.reshape(M2, 16, 16)
@@ -266,6 +270,13 @@ def _ivf_query(q, probe, pcost, packed, blk_off, offsets, sizes, ids, cent, cent
                mode, precomp, max_codes, mask, use_mask, q_lut, lut, resid, E, acc, rd, ri):
     heap_init(rd, ri)
     ivfpq_query_tables(q, cent, cent_t, metric, mode, q_lut)
+    # inner product and non-residual codes share one table across lists (only
+    # the per-list constant changes): quantize and expand it once per query
+    shared = mode == 0 or mode == 2
+    a = np.float32(1.0)
+    b = np.float32(0.0)
+    if shared:
+        a, b = quantize_expand(q_lut, M2, E)
     scanned = 0
     for p in range(probe.shape[0]):
         l = probe[p]
@@ -274,9 +285,12 @@ def _ivf_query(q, probe, pcost, packed, blk_off, offsets, sizes, ids, cent, cent
         s = sizes[l]
         if s == 0:
             continue
-        tab, bias = ivfpq_list_table(q, l, pcost[p], cent, cent_t, metric, mode, precomp, q_lut, lut,
-                                     resid)
-        a, b = quantize_expand(tab, M2, E)
+        if shared:
+            bias = pcost[p] if mode == 2 else np.float32(0.0)
+        else:
+            tab, bias = ivfpq_list_table(q, l, pcost[p], cent, cent_t, metric, mode, precomp, q_lut,
+                                         lut, resid)
+            a, b = quantize_expand(tab, M2, E)
         scan_blocks(packed, blk_off[l], s, E, M2, a, bias + b, ids, offsets[l], mask, use_mask,
                     rd, ri, acc)
         scanned += s

@@ -268,7 +268,7 @@ def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool =
     ignores; ``checksum=False`` writes exactly what FAISS writes.
 
     ``layout="voisin"`` stores the parts whose FAISS layout differs from
-    voisin's memory layout (the inverted lists of IVF indexes) the voisin way,
+    voisin's memory layout (IVF inverted lists, HNSW graphs) the voisin way,
     so that ``read_index(..., IO_FLAG_MMAP)`` maps them without copying. FAISS
     cannot read such files; voisin reads both (docs/file-format.md).
 

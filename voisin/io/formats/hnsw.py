@@ -39,6 +39,9 @@ def write_graph(w, index: IndexHNSW) -> None:
 
 @register_writer(IndexHNSWFlat)
 def write_hnsw_flat(w, index: IndexHNSWFlat) -> None:
+    if w.layout == "voisin":
+        write_hnsw_flat_voisin(w, index)
+        return
     w.tag(b"IHNf")
     write_header(w, index)
     write_graph(w, index)
@@ -134,4 +137,98 @@ def read_hnsw_flat(r, ctx, tag: bytes) -> IndexHNSWFlat:
     hn._g = graph
     index._X = storage._xb
     index.ntotal = h.ntotal
+    return index
+
+
+# --------------------------------------------------------------------------
+# voisin layout: the graph as voisin holds it, aligned, so a mapping uses it in place
+# --------------------------------------------------------------------------
+
+def write_hnsw_flat_voisin(w, index: IndexHNSWFlat) -> None:
+    """``VHNf``: header, ``vector<float64> assign_probas | vector<int32> cum |
+    int32 entry_point, max_level, efConstruction, efSearch, upper_beam |
+    uint64 M | vector<int32> levels | uint64 upper rows``, then three arrays,
+    each after a pad to 64 bytes: level-0 links (ntotal x 2M int32), upper
+    links (rows x M int32), vectors (ntotal x d float32)."""
+    h = index.hnsw
+    nb0, upper, _, levels, _ = h._g
+    n = index.ntotal
+    w.tag(b"VHNf")
+    write_header(w, index)
+    w.vector(h.assign_probas, np.float64)
+    w.vector(h.cum_nneighbor_per_level, np.int32)
+    for v in (h.entry_point, h.max_level, h.efConstruction, h.efSearch, getattr(h, "upper_beam", 1)):
+        w.i32(v)
+    w.u64(h.M)
+    w.vector(levels[:n], np.int32)
+    w.u64(upper.shape[0])
+    w.pad_to(64)
+    w.array(nb0[:n], np.int32)
+    w.pad_to(64)
+    w.array(upper, np.int32)
+    w.pad_to(64)
+    w.array(index._X[:n], np.float32)
+
+
+@register_reader(b"VHNf")
+def read_hnsw_flat_voisin(r, ctx, tag: bytes) -> IndexHNSWFlat:
+    what = "IndexHNSWFlat (voisin layout)"
+    h = read_header(r, what)
+    n = h.ntotal
+    probas = r.vector(np.float64, f"{what} assign_probas")
+    cum = r.vector(np.int32, f"{what} cum_nneighbor_per_level")
+    ep_at = r.pos
+    entry, max_level = r.i32(f"{what} entry_point"), r.i32(f"{what} max_level")
+    efc = r.int_in("i32", 1, 1 << 24, f"{what} efConstruction")
+    efs = r.int_in("i32", 1, 1 << 24, f"{what} efSearch")
+    upper_beam = r.i32(f"{what} upper_beam")
+    m_at = r.pos
+    M = r.int_in("u64", 2, 1 << 15, f"{what} M")
+    expected_cum = np.concatenate([[0], 2 * M + M * np.arange(max(cum.size - 1, 0))])
+    if cum.size < 2 or probas.size != cum.size - 1 or not np.array_equal(cum, expected_cum):
+        raise r.fail(f"{what}: level tables do not match M={M}", m_at)
+    lv_at = r.pos
+    levels = r.vector(np.int32, f"{what} levels", expect=n)
+    if n and (levels.min() < 1 or levels.max() > cum.size - 1):
+        raise r.fail(f"{what} levels: values must lie in [1, {cum.size - 1}]", lv_at)
+    nup = levels.astype(np.int64) - 1
+    rows_at = r.pos
+    rows = r.int_in("u64", 0, r.remaining, f"{what} upper rows")
+    if rows != int(nup.sum()):
+        raise r.fail(f"{what}: {rows} upper rows for levels that need {int(nup.sum())}", rows_at)
+    r.skip_pad(f"{what} level-0 links")
+    nb_at = r.pos
+    nb0 = r.array(np.int32, n * 2 * M, f"{what} level-0 links").reshape(n, 2 * M)
+    r.skip_pad(f"{what} upper links")
+    up_at = r.pos
+    upper = r.array(np.int32, rows * M, f"{what} upper links").reshape(rows, M)
+    r.skip_pad(f"{what} vectors")
+    X = r.array(np.float32, n * h.d, f"{what} vectors").reshape(n, h.d)
+    # the kernels index with these: one vectorised pass, even for a mapped file
+    if nb0.size and (nb0.min() < -1 or nb0.max() >= n):
+        raise r.fail(f"{what} level-0 links: ids must lie in [-1, {n})", nb_at)
+    upper_off = (np.cumsum(nup) - nup).astype(np.int64)
+    if upper.size:
+        if upper.min() < -1 or upper.max() >= n:
+            raise r.fail(f"{what} upper links: ids must lie in [-1, {n})", up_at)
+        owners = np.repeat(np.arange(n), nup)
+        lvl = np.arange(rows) - upper_off[owners]  # 0 = level 1
+        tgt = upper.astype(np.int64)
+        if ((tgt >= 0) & (levels[np.maximum(tgt, 0)] < (lvl + 2)[:, None])).any():
+            raise r.fail(f"{what}: an upper-level link points at a node without that level", up_at)
+    if n == 0:
+        if entry != -1:
+            raise r.fail(f"{what}: entry_point {entry} in an empty graph", ep_at)
+    elif not (0 <= entry < n and max_level == int(levels[entry]) - 1
+              and max_level == int(levels.max()) - 1):
+        raise r.fail(f"{what}: the entry point must be a node of the top level", ep_at)
+    index = IndexHNSWFlat(h.d, M, h.metric_type)
+    hn = index.hnsw
+    hn.assign_probas = np.array(probas, dtype=np.float64)
+    hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
+    hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
+    hn._g = (nb0, upper, upper_off, np.ascontiguousarray(levels, dtype=np.int32),
+             np.array([entry, max_level], dtype=np.int64))
+    index._X = X
+    index.ntotal = n
     return index

@@ -491,9 +491,6 @@ def test_pruned_l2_path_threads_identical(rng):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.xfail(strict=True, reason="exact.search only rewrites missing results to +-FLT_MAX when the filter "
-                   "allows fewer than k rows; a distance that overflows float32 leaves id -1 with D=+-inf "
-                   "(fix: always D[I < 0] = worst_distance)")
 @pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
 @pytest.mark.parametrize("nq", [1, 25], ids=["scan", "blas"])
 def test_missing_results_always_carry_flt_max(metric, nq):

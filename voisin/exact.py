@@ -18,6 +18,12 @@ from .kernels import flat as K
 
 # Below this many queries a fused scan beats a GEMM (FAISS uses 20 too).
 BLAS_THRESHOLD = 20
+# Up to this dimension every query takes the direct scan, whatever their
+# number: a GEMM has little to gain there, and the ||x||^2 - 2<q, x> expansion
+# it relies on cancels catastrophically in float32 for data far from the
+# origin, where sum((q - x)^2) stays exact (FAISS also switches to a fused
+# direct kernel for small d).
+DIRECT_MAX_D = 32
 # Block shape of the GEMM path: the (BQ, BB) float32 block of inner products
 # stays in L2/L3 cache while the top-k kernel reads it.
 BLOCK_QUERIES = 1024
@@ -32,13 +38,20 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
-def search(xq: np.ndarray, xb: np.ndarray, nb: int, xnorm: np.ndarray | None,
-           metric: int, k: int, mask: np.ndarray | None = None,
-           D: np.ndarray | None = None, I: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def uses_norms(xq: np.ndarray, metric: int) -> bool:
+    """Whether :func:`search` takes the BLAS path that ranks L2 with row norms."""
+    return metric == METRIC_L2 and xq.shape[0] >= BLAS_THRESHOLD and xq.shape[1] > DIRECT_MAX_D
+
+
+def search(xq: np.ndarray, xb: np.ndarray, nb: int, metric: int, k: int,
+           mask: np.ndarray | None = None, D: np.ndarray | None = None,
+           I: np.ndarray | None = None,
+           xnorm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """k nearest rows of ``xb[:nb]`` for each query; inputs already validated.
 
-    ``xnorm`` holds the squared norms of the rows (L2 only; computed when None).
-    Returns FAISS-style (D, I): missing results have id -1.
+    ``xnorm``: squared norms of the rows for the L2 BLAS path (computed when
+    None; an index caches them). Returns FAISS-style (D, I): missing results
+    have id -1.
     """
     nq = xq.shape[0]
     if D is None:
@@ -56,30 +69,33 @@ def search(xq: np.ndarray, xb: np.ndarray, nb: int, xnorm: np.ndarray | None,
             return D, I
         if allowed < GATHER_FRACTION * nb:
             rows = np.flatnonzero(mask[:nb])
-            sub = xb[rows]
-            Ds, Is = search(xq, sub, allowed, None, metric, k, None)
+            Ds, Is = search(xq, xb[rows], allowed, metric, k)
             D[:] = Ds
             I[:] = np.where(Is >= 0, rows[np.maximum(Is, 0)], -1)
             return D, I
-    xb = xb[:nb]
     use_mask = mask is not None
     m = mask if use_mask else _NO_MASK
-    if nq < BLAS_THRESHOLD:
+    if nq < BLAS_THRESHOLD or xq.shape[1] <= DIRECT_MAX_D:
         _search_scan(xq, xb, nb, metric, k, m, use_mask, D, I)
     else:
+        if metric == METRIC_L2 and xnorm is None:
+            xnorm = K.row_norms_sqr(xb[:nb])
         _search_gemm(xq, xb, nb, xnorm, metric, k, m, use_mask, D, I)
-    if allowed < k:
+    # sorted rows end with their missing results: a cheap test on the last
+    # column covers k > allowed rows and rows whose distances overflowed
+    if (I[:, -1] < 0).any():
         D[I < 0] = worst_distance(metric)
     return D, I
 
 
 def _search_scan(xq, xb, nb, metric, k, mask, use_mask, D, I):
-    hd = np.empty((xq.shape[0], k), dtype=np.float32)
+    nq = xq.shape[0]
+    hd = np.empty((nq, k), dtype=np.float32)
     nthreads = numba.get_num_threads()
     if nthreads == 1 or nb < 4096:
         K.scan_topk_serial(xq, xb, nb, metric, hd, I, mask, use_mask)
     else:
-        nchunks = max(1, min(-(-2 * nthreads // xq.shape[0]), nb // 2048))
+        nchunks = max(1, min(-(-2 * nthreads // nq), nb // 2048))
         K.scan_topk_parallel(xq, xb, nb, metric, nchunks, hd, I, mask, use_mask)
     if is_similarity(metric):
         np.negative(hd, out=D)
@@ -88,34 +104,33 @@ def _search_scan(xq, xb, nb, metric, k, mask, use_mask, D, I):
 
 
 def _search_gemm(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I):
+    """Blocks of BLAS inner products folded into per-query heaps.
+
+    Heaps hold costs: ||x||^2 - 2<q, x> for L2 (||q||^2 is the same for every
+    row of a query, so it is left out) and -<q, x> for inner product. The kept
+    L2 candidates get their exact distance sum((q - x)^2) at the end.
+    """
     nq = xq.shape[0]
-    if metric == METRIC_L2:
-        if xnorm is None:
-            xnorm = K.row_norms_sqr(xb)
-        a_all = xnorm
-        s = np.float32(-2.0)
-    else:
-        a_all = np.zeros(min(nb, BLOCK_DATABASE), dtype=np.float32)
-        s = np.float32(-1.0)
-    hd = np.empty((min(nq, BLOCK_QUERIES), k), dtype=np.float32)
-    hi = np.empty((min(nq, BLOCK_QUERIES), k), dtype=np.int64)
-    G = np.empty((min(nq, BLOCK_QUERIES), min(nb, BLOCK_DATABASE)), dtype=np.float32)
+    l2 = metric == METRIC_L2
+    s = np.float32(-2.0 if l2 else -1.0)
+    zero = np.zeros(min(nb, BLOCK_DATABASE), dtype=np.float32)
+    G = np.empty((min(nq, BLOCK_QUERIES), min(nb, BLOCK_DATABASE)), np.float32)
     for q0 in range(0, nq, BLOCK_QUERIES):
         q1 = min(nq, q0 + BLOCK_QUERIES)
         bq = q1 - q0
-        hdq = hd[:bq]
-        hiq = hi[:bq]
-        hdq.fill(np.inf)
-        hiq.fill(-1)
-        xqb = xq[q0:q1]
+        hd = np.full((bq, k), np.inf, dtype=np.float32)
+        hi = np.full((bq, k), -1, dtype=np.int64)
         for b0 in range(0, nb, BLOCK_DATABASE):
             b1 = min(nb, b0 + BLOCK_DATABASE)
             bb = b1 - b0
-            g = G[:bq, :bb] if (bq == G.shape[0] and bb == G.shape[1]) else np.empty((bq, bb), np.float32)
-            np.matmul(xqb, xb[b0:b1].T, out=g)
-            a = a_all[b0:b1] if metric == METRIC_L2 else a_all[:bb]
-            K.topk_gemm_block(g, a, s, hdq, hiq, b0, mask, use_mask)
-        K.finish_gemm(xqb, xb, metric, hdq, hiq, D[q0:q1], I[q0:q1])
+            g = G if G.shape == (bq, bb) else np.empty((bq, bb), np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.matmul(xq[q0:q1], xb[b0:b1].T, out=g)
+            K.topk_gemm_block(g, xnorm[b0:b1] if l2 else zero[:bb], s, hd, hi, b0, mask, use_mask)
+        if l2:
+            K.finish_l2_exact(xq[q0:q1], xb, hd, hi, D[q0:q1], I[q0:q1])
+        else:
+            K.finish_sorted(hd, hi, np.float32(-1.0), D[q0:q1], I[q0:q1])
 
 
 def range_search(xq: np.ndarray, xb: np.ndarray, nb: int, metric: int, radius: float,
@@ -141,7 +156,7 @@ def knn(xq, xb, k: int, metric: int = METRIC_L2) -> tuple[np.ndarray, np.ndarray
     xb = as_matrix(xb, None, "xb")
     xq = as_matrix(xq, xb.shape[1], "xq")
     k = check_k(k)
-    return search(xq, xb, xb.shape[0], None, metric, k)
+    return search(xq, xb, xb.shape[0], metric, k)
 
 
 def pairwise_distances(xq, xb, metric: int = METRIC_L2) -> np.ndarray:

@@ -27,29 +27,58 @@ class IndexFlat(Index):
         [0, 1, 2]
     """
 
+    # The storage is published as one (rows, squared norms, count) tuple, so
+    # a search that runs while another thread adds or removes always pairs
+    # rows with the count that goes with them. Norms are derived data, None
+    # until first needed (a memory-mapped load must stay O(1)).
+    _snap: tuple = (np.empty((0, 0), dtype=np.float32), None, 0)
+
     def __init__(self, d: int, metric: int = METRIC_L2):
         super().__init__(d, metric)
-        self._xb = np.empty((0, self.d), dtype=np.float32)
-        self._norms = np.empty(0, dtype=np.float32)
+        self._snap = (np.empty((0, self.d), dtype=np.float32), None, 0)
 
-    # Squared norms are derived data: a memory-mapped load (voisin.io) sets them
-    # to None so opening stays O(1), and the first use computes them.
+    @property  # type: ignore[override]
+    def ntotal(self) -> int:
+        return self._snap[2]
+
+    @ntotal.setter
+    def ntotal(self, n: int) -> None:
+        xb, norms, _ = self._snap
+        self._snap = (xb, norms, int(n))
+
+    @property
+    def _xb(self) -> np.ndarray:
+        return self._snap[0]
+
+    @_xb.setter
+    def _xb(self, xb: np.ndarray) -> None:
+        self._snap = (xb, None, self._snap[2])
+
     @property
     def _norms(self) -> np.ndarray:
-        norms = self._norms_cache
-        if norms is None:
-            norms = row_norms_sqr(self._xb[:self.ntotal]) if self.ntotal else np.empty(0, np.float32)
-            self._norms_cache = norms
-        return norms
+        """Squared norms of the stored rows (computed on first use)."""
+        return self._snapshot(with_norms=True)[1]
 
     @_norms.setter
     def _norms(self, value: np.ndarray | None) -> None:
-        self._norms_cache = value
+        xb, _, n = self._snap
+        self._snap = (xb, value, n)
+
+    def _snapshot(self, with_norms: bool) -> tuple:
+        snap = self._snap
+        if with_norms and snap[1] is None:
+            xb, _, n = snap
+            snap = (xb, row_norms_sqr(xb[:n]), n)
+            with self._write_lock:
+                if self._snap[0] is xb and self._snap[2] == n:
+                    self._snap = snap
+        return snap
 
     @property
     def xb(self) -> np.ndarray:
         """The stored vectors, (ntotal, d), a read-only view."""
-        v = self._xb[:self.ntotal]
+        xb, _, n = self._snap
+        v = xb[:n]
         v.flags.writeable = False
         return v
 
@@ -58,22 +87,21 @@ class IndexFlat(Index):
             raise NotImplementedError(
                 "IndexFlat numbers vectors by position and cannot take ids: "
                 "wrap it, e.g. IndexIDMap(IndexFlatL2(d)).add_with_ids(x, ids)")
-        n0, n = self.ntotal, x.shape[0]
-        need = n0 + n
-        if need > self._xb.shape[0]:
+        xb, norms, n0 = self._snapshot(with_norms=True)
+        need = n0 + x.shape[0]
+        if need > xb.shape[0] or norms.shape[0] < need or not xb.flags.writeable:
             # amortised growth; searches already running keep the old arrays
-            cap = max(need, 2 * self._xb.shape[0], 1024)
-            xb = np.empty((cap, self.d), dtype=np.float32)
-            xb[:n0] = self._xb[:n0]
-            norms = np.empty(cap, dtype=np.float32)
-            norms[:n0] = self._norms[:n0]
-            xb[n0:need] = x
-            norms[n0:need] = row_norms_sqr(x)
-            self._xb, self._norms = xb, norms
-        else:
-            self._xb[n0:need] = x
-            self._norms[n0:need] = row_norms_sqr(x)
-        self.ntotal = need
+            cap = max(need, 2 * xb.shape[0], 1024)
+            grown = np.empty((cap, self.d), dtype=np.float32)
+            grown[:n0] = xb[:n0]
+            grown_norms = np.empty(cap, dtype=np.float32)
+            grown_norms[:n0] = norms[:n0]
+            xb, norms = grown, grown_norms
+        # rows beyond the published count are invisible to searches until the
+        # new snapshot below is published
+        xb[n0:need] = x
+        norms[n0:need] = row_norms_sqr(x)
+        self._snap = (xb, norms, need)
 
     def _mask(self, params: SearchParameters | None, n: int) -> np.ndarray | None:
         if params is None or params.sel is None:
@@ -81,37 +109,37 @@ class IndexFlat(Index):
         return params.sel.mask_sequential(n)
 
     def _search(self, x, k, params, D, I):
-        xb, norms, n = self._xb, self._norms, self.ntotal
-        return exact.search(x, xb, n, norms, self.metric_type, k, self._mask(params, n), D, I)
+        xb, norms, n = self._snapshot(with_norms=exact.uses_norms(x, self.metric_type))
+        return exact.search(x, xb, n, self.metric_type, k, self._mask(params, n), D, I, norms)
 
     def _range_search(self, x, radius, params):
-        xb, n = self._xb, self.ntotal
+        xb, _, n = self._snap
         return exact.range_search(x, xb, n, self.metric_type, radius, self._mask(params, n))
 
     def _remove(self, sel: IDSelector) -> int:
-        n = self.ntotal
+        xb, norms, n = self._snap
         gone = sel.mask_sequential(n)
         removed = int(np.count_nonzero(gone))
         if removed:
             keep = np.flatnonzero(~gone)
-            xb = np.empty_like(self._xb)
-            norms = np.empty_like(self._norms)
-            xb[:keep.size] = self._xb[keep]
-            norms[:keep.size] = self._norms[keep]
-            self._xb, self._norms = xb, norms
-            self.ntotal = int(keep.size)
+            new_xb = np.empty(xb.shape, dtype=np.float32)
+            new_xb[:keep.size] = xb[keep]
+            new_norms = None
+            if norms is not None:
+                new_norms = np.empty(xb.shape[0], dtype=np.float32)
+                new_norms[:keep.size] = norms[keep]
+            self._snap = (new_xb, new_norms, int(keep.size))
         return removed
 
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        bad = (keys < 0) | (keys >= self.ntotal)
+        xb, _, n = self._snap
+        bad = (keys < 0) | (keys >= n)
         if bad.any():
-            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {self.ntotal})")
-        return self._xb[keys].copy()
+            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {n})")
+        return xb[keys].copy()
 
     def _reset(self) -> None:
-        self._xb = np.empty((0, self.d), dtype=np.float32)
-        self._norms = np.empty(0, dtype=np.float32)
-        self.ntotal = 0
+        self._snap = (np.empty((0, self.d), dtype=np.float32), None, 0)
 
 
 class IndexFlatL2(IndexFlat):

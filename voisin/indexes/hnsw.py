@@ -372,7 +372,7 @@ class IndexHNSW(Index):
     def _search_exact_subset(self, x, k, mask, X, D, I):
         rows = np.flatnonzero(mask)
         sub = self._decode(X[rows])
-        Ds, Is = exact.search(x, sub, rows.size, None, self.metric_type, k)
+        Ds, Is = exact.search(x, sub, rows.size, self.metric_type, k)
         D[:] = Ds
         I[:] = np.where(Is >= 0, rows[np.maximum(Is, 0)], -1)
         return D, I

@@ -299,8 +299,8 @@ class IndexIVF(Index):
         nprobe = min(nprobe, self.nlist)
         flat = self._flat_centroids()
         if flat is not None:
-            xb, norms = flat
-            return exact.search(x, xb, self.nlist, norms, self.metric_type, nprobe)
+            # the quantizer's own hook: no re-validation, cached norms
+            return self.quantizer._search(x, nprobe, None, None, None)
         return self.quantizer.search(x, nprobe)
 
     def _residuals(self, x: np.ndarray, list_nos: np.ndarray) -> np.ndarray:

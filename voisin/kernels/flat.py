@@ -15,10 +15,12 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .heap import heap_init, heap_sort_inplace, heap_replace_top
+from .heap import heap_init, heap_replace_top, heap_sort_any, heap_sort_inplace
 
 METRIC_IP = 0
 METRIC_L2 = 1
+# rows tested per vectorised threshold check
+CHUNK = 16
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -38,7 +40,9 @@ def topk_gemm_block(G, a, s, hd, hi, id0, mask, use_mask):
     """Fold a (bq, bb) block of inner products into the heaps hd/hi (bq, k).
 
     Database row j of the block has id ``id0 + j``; ``mask`` (indexed by id)
-    removes disallowed ids when ``use_mask``.
+    removes disallowed ids when ``use_mask``. Rows are tested 16 at a time
+    against the heap threshold with a branch-free minimum (vectorised), so
+    the scalar insertion path only runs for the rare chunk that holds a hit.
     """
     bq, bb = G.shape
     for i in prange(bq):
@@ -46,13 +50,49 @@ def topk_gemm_block(G, a, s, hd, hi, id0, mask, use_mask):
         ri = hi[i]
         g = G[i]
         thr = rd[0]
-        for j in range(bb):
-            c = a[j] + s * g[j]
-            if c < thr:
-                if use_mask and not mask[id0 + j]:
-                    continue
-                heap_replace_top(rd, ri, c, id0 + j)
-                thr = rd[0]
+        for j0 in range(0, bb, CHUNK):
+            j1 = min(j0 + CHUNK, bb)
+            m = np.float32(np.inf)
+            for j in range(j0, j1):
+                m = min(m, a[j] + s * g[j])
+            if m < thr:
+                for j in range(j0, j1):
+                    c = a[j] + s * g[j]
+                    if c < thr:
+                        if use_mask and not mask[id0 + j]:
+                            continue
+                        heap_replace_top(rd, ri, c, id0 + j)
+                        thr = rd[0]
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def finish_sorted(hd, hi, sign, D, I):
+    """Sort heaps holding final values; ``sign`` -1 turns costs back into inner products."""
+    nq, k = hd.shape
+    for i in prange(nq):
+        heap_sort_inplace(hd[i], hi[i])
+        for t in range(k):
+            I[i, t] = hi[i, t]
+            D[i, t] = sign * hd[i, t]
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def finish_l2_exact(xq, xb, hd, hi, D, I):
+    """Recompute the kept L2 distances exactly as sum((q - x)^2), then sort.
+
+    The GEMM expansion ||q||^2 - 2q.x + ||x||^2 loses precision when norms are
+    large next to the distance; users compare the values we return.
+    """
+    nq, k = hd.shape
+    d = xq.shape[1]
+    for i in prange(nq):
+        for t in range(k):
+            if hi[i, t] >= 0:
+                hd[i, t] = _l2(xq[i], xb, hi[i, t], d)
+        heap_sort_any(hd[i], hi[i])
+        for t in range(k):
+            I[i, t] = hi[i, t]
+            D[i, t] = hd[i, t]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -131,29 +171,6 @@ def scan_topk_parallel(xq, xb, nb, metric, nchunks, hd, hi, mask, use_mask):
                     if cost < hd[i, 0] or (cost == hd[i, 0] and idx < hi[i, 0]):
                         heap_replace_top(hd[i], hi[i], cost, idx)
         heap_sort_inplace(hd[i], hi[i])
-
-
-@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def finish_gemm(xq, xb, metric, hd, hi, D, I):
-    """Sort each heap and turn costs back into distances.
-
-    For L2 the distance is recomputed exactly as sum((q - x)^2): the
-    ||q||^2 - 2 q.x + ||x||^2 expansion loses precision when the norms are large
-    compared to the distance, and users compare these values.
-    """
-    nq, k = hd.shape
-    d = xq.shape[1]
-    for i in prange(nq):
-        rd = hd[i]
-        ri = hi[i]
-        if metric == METRIC_L2:
-            for t in range(k):
-                if ri[t] >= 0:
-                    rd[t] = _l2(xq[i], xb, ri[t], d)
-        heap_sort_inplace(rd, ri)
-        for t in range(k):
-            I[i, t] = ri[t]
-            D[i, t] = rd[t] if metric == METRIC_L2 else -rd[t]
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)

@@ -19,8 +19,8 @@ def heap_init(hd, hi):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _sift_down(hd, hi, size, cost, idx):
-    pos = 0
+def _sift_down(hd, hi, size, cost, idx, pos=0):
+    """Place (cost, idx) at ``pos`` and sift it down within hd[:size]."""
     while True:
         child = 2 * pos + 1
         if child >= size:
@@ -59,3 +59,12 @@ def heap_sort_inplace(hd, hi):
         hd[size] = hd[0]
         hi[size] = hi[0]
         _sift_down(hd, hi, size, c, i)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def heap_sort_any(hd, hi):
+    """Sort arbitrary (cost, id) pairs ascending: heapify, then heap-sort."""
+    k = hd.shape[0]
+    for pos in range(k // 2 - 1, -1, -1):
+        _sift_down(hd, hi, k, hd[pos], hi[pos], pos)
+    heap_sort_inplace(hd, hi)

@@ -69,7 +69,7 @@ def test_flat_demo_matches_numpy(glove):
 
 
 def test_auto_picks_the_best_family_and_keeps_recall():
-    report = demo.run(limit=LIMIT, index="auto", nqueries=200, seed=1, out=quiet())
+    report = demo.run(limit=10_000, index="auto", nqueries=200, seed=1, out=quiet())
     if hasattr(voisin, "IndexHNSWFlat"):
         assert report.description.startswith("HNSW") and report.knob[0] == "efSearch"
     elif hasattr(voisin, "IndexIVFFlat"):

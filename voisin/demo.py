@@ -106,10 +106,10 @@ def choose(index: str, n: int) -> tuple[str, str]:
     key = choice.lower()
     if key == "auto":
         if has_hnsw:
-            return f"HNSW{HNSW_M}", "the best index this voisin has (graph search)"
+            return f"HNSW{HNSW_M}", "auto: the best index this voisin has, a graph"
         if has_ivf:
-            return f"IVF{nlist},Flat", "the best index this voisin has (no HNSW yet)"
-        return "Flat", "this voisin has no approximate index yet, so exact search"
+            return f"IVF{nlist},Flat", "auto: the best index this voisin has, inverted lists; no HNSW yet"
+        return "Flat", "auto: this voisin has no approximate index yet, so exact search"
     if key == "hnsw":
         if not has_hnsw:
             raise click.ClickException("--index hnsw: this voisin has no IndexHNSWFlat yet; "
@@ -296,7 +296,7 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
     tm.add_row("numba compile / cache load", f"{timings['jit']:.2f}")
     if timings["train"]:
         tm.add_row("train", f"{timings['train']:.2f}")
-    tm.add_row(f"add {n:,} vectors", f"{timings['add']:.2f}")
+    tm.add_row(f"add {idx.ntotal:,} vectors", f"{timings['add']:.2f}")
     tm.add_row(f"search, batch ({chosen[3]:,.0f} queries/s)", f"{xq.shape[0] / chosen[3]:.3f}")
     tm.add_row(f"search, one query at a time ({qps_single:,.0f} queries/s)",
                f"{single.shape[0] / qps_single:.3f}")

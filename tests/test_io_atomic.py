@@ -141,3 +141,37 @@ def test_file_mode_follows_umask_and_existing_file(tmp_path):
     path.chmod(0o640)
     voisin.write_index(index, path)
     assert (path.stat().st_mode & 0o777) == 0o640
+
+
+def test_readers_never_see_a_partial_file_while_writing(tmp_path):
+    """Readers running during repeated saves always open a complete version."""
+    import threading
+    path = tmp_path / "index.bin"
+    versions = []
+    for v in (1.0, 2.0):
+        index = voisin.IndexFlatL2(32)
+        index.add(np.full((30000, 32), v, np.float32))
+        versions.append(index)
+    voisin.write_index(versions[0], path)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer():
+        try:
+            for i in range(12):
+                voisin.write_index(versions[i % 2], path)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    seen = set()
+    while not stop.is_set():
+        index = voisin.read_index(path)
+        assert index.ntotal == 30000
+        seen.add(float(index.xb[0, 0]))
+    t.join()
+    assert not errors, errors
+    assert seen <= {1.0, 2.0} and seen

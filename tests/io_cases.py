@@ -256,6 +256,20 @@ CASES += [
          requires=("IndexHNSWFlat",), mapped_fraction=0.2),
 ]
 
+def _hnsw_sq(lib: Any) -> Any:
+    xb, _, _ = data()
+    index = lib.IndexHNSWSQ(D, 0, 12)  # qtype 0 = QT_8bit in both libraries
+    index.hnsw.efConstruction = 60
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+CASES += [
+    Case("hnsw_sq8", lambda: _hnsw_sq(voisin), lambda: _hnsw_sq(_faiss()), tune=_set_ef,
+         requires=("IndexHNSWSQ",), mapped_fraction=0.0),
+]
+
 CASE_IDS = [c.name for c in CASES]
 
 

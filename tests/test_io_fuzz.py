@@ -41,7 +41,7 @@ def valid_files() -> tuple[tuple[str, bytes, bool], ...]:
         out.append((f"{case.name}/voisin-plain", voisin.serialize_index(v, checksum=False).tobytes(),
                     False))
         out.append((f"{case.name}/faiss", bytes(faiss.serialize_index(case.faiss())), False))
-        if case.name.startswith(("ivf", "hnsw")):
+        if case.name.startswith(("ivf", "hnsw_flat")):
             out.append((f"{case.name}/voisin-layout",
                         voisin.serialize_index(v, checksum=False, layout="voisin").tobytes(), False))
     return tuple(out)

@@ -142,7 +142,7 @@ def test_faiss_mmap_flag_values():
     assert IO_FLAG_MMAP_IFC == faiss.IO_FLAG_MMAP_IFC
 
 
-VOISIN_LAYOUT = [c for c in CASES if c.name.startswith(("ivf", "hnsw"))]
+VOISIN_LAYOUT = [c for c in CASES if c.name.startswith(("ivf", "hnsw_flat"))]
 
 
 @pytest.mark.parametrize("case", VOISIN_LAYOUT, ids=[c.name for c in VOISIN_LAYOUT])

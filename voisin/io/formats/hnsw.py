@@ -232,3 +232,67 @@ def read_hnsw_flat_voisin(r, ctx, tag: bytes) -> IndexHNSWFlat:
     index._X = X
     index.ntotal = n
     return index
+
+
+# --------------------------------------------------------------------------
+# HNSW over SQ8 codes: ``IHNs`` (graph, then an IndexScalarQuantizer ``IxSQ``)
+# --------------------------------------------------------------------------
+
+def _hnsw_sq_classes():
+    from ...indexes.hnsw import IndexHNSWSQ
+    return IndexHNSWSQ
+
+
+try:
+    _IndexHNSWSQ = _hnsw_sq_classes()
+except ImportError:  # pragma: no cover - HNSW-SQ not in this build
+    _IndexHNSWSQ = None
+
+if _IndexHNSWSQ is not None:
+    from .sqcodec import read_sq, write_sq
+
+    @register_writer(_IndexHNSWSQ)
+    def write_hnsw_sq(w, index) -> None:
+        if index.rerank:
+            raise ValueError("write_index: IndexHNSWSQ(rerank=True) keeps float vectors beside "
+                             "the codes, which FAISS's IndexHNSWSQ cannot hold; save "
+                             "IndexRefineFlat(IndexHNSWSQ(...)) instead")
+        w.tag(b"IHNs")
+        write_header(w, index)
+        write_graph(w, index)
+        w.tag(b"IxSQ")
+        write_header(w, index)
+        write_sq(w, index.sq)
+        w.vector(index._X[:index.ntotal], np.uint8)
+
+    @register_reader(b"IHNs")
+    def read_hnsw_sq(r, ctx, tag: bytes):
+        what = "IndexHNSWSQ"
+        at = r.pos
+        h = read_header(r, what)
+        M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
+        st_at = r.pos
+        st_tag = r.tag(f"{what} storage tag")
+        if st_tag != b"IxSQ":
+            raise r.fail(f"{what}: storage must be an IndexScalarQuantizer ('IxSQ'), found "
+                         f"{st_tag!r}", st_at)
+        sh = read_header(r, f"{what} storage")
+        if (sh.d, sh.ntotal, sh.metric_type) != (h.d, h.ntotal, h.metric_type):
+            raise r.fail(f"{what}: storage and graph disagree on d, ntotal or metric", at)
+        sq = read_sq(r, h.d, f"{what} scalar quantizer")
+        codes = r.vector(np.uint8, f"{what} codes", expect=h.ntotal * sq.code_size)
+        index = _IndexHNSWSQ(h.d, sq.qtype, M, h.metric_type)
+        hn = index.hnsw
+        hn.assign_probas = np.array(probas, dtype=np.float64)
+        hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
+        hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
+        hn._g = graph
+        index.sq = sq
+        if sq.is_trained:
+            # the same derived parameters IndexHNSWSQ._train computes
+            _, a, b, _ = sq.tables()
+            index._sqp = np.ascontiguousarray(np.stack([a - 0.5 * b, b, b * b]), dtype=np.float32)
+        index.is_trained = bool(sh.is_trained and sq.is_trained)
+        index._X = codes.reshape(h.ntotal, sq.code_size)
+        index.ntotal = h.ntotal
+        return index

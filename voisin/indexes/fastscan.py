@@ -81,7 +81,7 @@ class IndexPQFastScan(IndexPQ):
 
     def _search(self, x, k, params, D, I):
         n = self.ntotal
-        packed = self._blocks().view(np.uint64)  # the kernels read 8 code bytes per load
+        packed = self._blocks().reshape(-1)
         mask, use_mask = self._mask(params, n)
         nq = x.shape[0]
         D = np.empty((nq, k), dtype=np.float32) if D is None else D
@@ -147,7 +147,7 @@ class IndexIVFPQFastScan(IndexIVFPQ):
             return None
         cent, cnorm = flat
         packed, blk_off = self._blocks(ctx)
-        packed = packed.view(np.uint64)  # the kernels read 8 code bytes per load
+        packed = packed.reshape(-1)
         K.ivf_search_single(x, cent, cnorm, nprobe, packed, blk_off, ctx.offsets, ctx.sizes, ctx.ids,
                             self.pq.cent_t, self.M2, self.metric_type, self._mode(),
                             self.precomputed_table, ctx.max_codes, ctx.mask, ctx.use_mask,
@@ -156,7 +156,7 @@ class IndexIVFPQFastScan(IndexIVFPQ):
 
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
         packed, blk_off = self._blocks(ctx)
-        packed = packed.view(np.uint64)
+        packed = packed.reshape(-1)
         # chunks of queries are handed out dynamically: list sizes vary, and on a
         # shared machine a static split waits for the slowest thread
         with numba.parallel_chunksize(1):

@@ -20,7 +20,6 @@ from typing import Any
 import numba
 import numpy as np
 
-from .._validate import check_int
 from ..codecs.pq import ProductQuantizer
 from ..index import Index
 from ..kernels import pq as K
@@ -202,7 +201,3 @@ class IndexIVFPQ(IndexIVF):
             self._codec_trained = True
             self.is_trained = True
             self.precompute_table()
-
-
-def _check_positive(v: int, name: str) -> int:
-    return check_int(v, name, lo=1)

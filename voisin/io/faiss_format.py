@@ -51,18 +51,14 @@ _FORMAT_ERRORS: dict[str, str] = {}
 
 # FAISS tags voisin has no counterpart for, so the error names the FAISS type.
 _FAISS_TAG_NAMES = {
-    b"IxHe": "IndexLSH",
-    b"IvFl": "IndexIVFFlat (pre-2017 layout)", b"IvFL": "IndexIVFFlat (pre-2017 layout)",
-    b"IwFd": "IndexIVFFlatDedup", b"IwSh": "IndexIVFSpectralHash", b"IwRQ": "IndexIVFResidualQuantizer",
-    b"IxRQ": "IndexResidualQuantizer", b"IxLQ": "IndexLocalSearchQuantizer",
-    b"IxNS": "IndexNSG", b"INSf": "IndexNSGFlat", b"INSp": "IndexNSGPQ", b"INSs": "IndexNSGSQ",
-    b"IxNg": "IndexNNDescent", b"INNf": "IndexNNDescentFlat", b"IHN2": "IndexHNSW2Level",
-    b"IHNc": "IndexHNSWCagra", b"IHc2": "IndexHNSWCagra", b"Imiq": "MultiIndexQuantizer",
-    b"IxRM": "IndexReplicas", b"IxSh": "IndexShards", b"IxLa": "IndexLattice",
+    b"IxHe": "IndexLSH", b"IvFl": "IndexIVFFlat (pre-2017 layout)",
+    b"IvFL": "IndexIVFFlat (pre-2017 layout)", b"IwFd": "IndexIVFFlatDedup",
+    b"IwSh": "IndexIVFSpectralHash", b"IxRQ": "IndexResidualQuantizer",
+    b"IwRQ": "IndexIVFResidualQuantizer", b"IxLS": "IndexLocalSearchQuantizer",
+    b"INSf": "IndexNSGFlat", b"INNf": "IndexNNDescentFlat", b"IHN2": "IndexHNSW2Level",
+    b"IHNp": "IndexHNSWPQ", b"Imiq": "MultiIndexQuantizer", b"IxSQ": "IndexScalarQuantizer",
+    b"IwSq": "IndexIVFScalarQuantizer", b"IxPT": "IndexPreTransform", b"IxRF": "IndexRefine",
     b"IBxF": "IndexBinaryFlat", b"IBwF": "IndexBinaryIVF", b"IBHf": "IndexBinaryHNSW",
-    b"IBHs": "IndexBinaryHash", b"IBMH": "IndexBinaryMultiHash", b"IBFf": "IndexBinaryFromFloat",
-    b"IxPR": "IndexIVFPQR", b"IwQR": "IndexIVFPQR", b"ImRQ": "IndexIVFPQR", b"IxPQ": "IndexPQ",
-    b"IvPQ": "IndexIVFPQ (old layout)", b"IvSQ": "IndexIVFScalarQuantizer (old layout)",
 }
 
 

@@ -189,3 +189,24 @@ def test_ivf_direct_maps_both_ways():
     bad.make_direct_map()
     with pytest.raises(ValueError, match="sequential ids"):
         voisin.serialize_index(bad)
+
+
+def test_opq_rotation_serializes_as_faiss_linear_transform():
+    """The OPQ rotation inside an IxPT file: voisin reads FAISS's 'LTra' and writes the same bytes."""
+    pytest.importorskip("voisin.transforms_opq")
+    from voisin.io.formats.transforms import read_transform, write_transform
+    from voisin.io.stream import Reader, Writer
+    xb, xq, _ = data()
+    opq = faiss.OPQMatrix(xb.shape[1], 4)
+    opq.niter = 3
+    pt = faiss.IndexPreTransform(opq, faiss.IndexFlatL2(xb.shape[1]))
+    pt.train(xb)
+    raw = bytes(faiss.serialize_index(pt))
+    r = Reader(raw)
+    r.pos = 4 + 33 + 4  # tag, header, number of transforms
+    t = read_transform(r)
+    assert raw[r.pos:r.pos + 4] == b"IxF2"
+    w = Writer()
+    write_transform(w, t)
+    assert w.getvalue() == raw[41:r.pos]
+    np.testing.assert_allclose(t.apply(xq), opq.apply(xq), rtol=1e-5, atol=1e-5)

@@ -22,7 +22,10 @@ from .indexes.pq import IndexPQ
 from .indexes.ivfpq import IndexIVFPQ
 from .indexes.fastscan import IndexIVFPQFastScan, IndexPQFastScan
 from .transforms_opq import OPQMatrix
+from .codecs.sq import ScalarQuantizer
 from .indexes.ivf import IndexIVF, IndexIVFFlat, InvertedLists, SearchParametersIVF
+from .indexes.ivf_sq import IndexIVFScalarQuantizer
+from .indexes.sq import IndexScalarQuantizer
 from .metric import METRIC_INNER_PRODUCT, METRIC_L2
 from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray, IDSelectorBatch,
                        IDSelectorBitmap, IDSelectorFunction, IDSelectorNot, IDSelectorOr,
@@ -38,5 +41,5 @@ __all__ = [
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
     "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",
     "IDSelectorAnd", "IDSelectorOr", "IDSelectorXOr", "IDSelectorFunction", "knn",
-    "pairwise_distances", "Kmeans", "ClusteringParameters", "kmeans_clustering", "IndexIVF", "IndexIVFFlat", "InvertedLists", "SearchParametersIVF", "index_factory", "FactoryError", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
+    "pairwise_distances", "Kmeans", "ClusteringParameters", "kmeans_clustering", "IndexIVF", "IndexIVFFlat", "InvertedLists", "SearchParametersIVF", "ScalarQuantizer", "IndexScalarQuantizer", "IndexIVFScalarQuantizer", "index_factory", "FactoryError", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
 ]

@@ -262,8 +262,8 @@ class _Parser:
         from .indexes.flat import IndexFlat
         quantizer = IndexFlat(d, self.metric)
         if codec.text == "Flat":
-            cls = _optional(self.desc, codec, "indexes.ivf", "IndexIVFFlat")
-            return cls(quantizer, d, nlist, self.metric)
+            from .indexes.ivf import IndexIVFFlat
+            return IndexIVFFlat(quantizer, d, nlist, self.metric)
         sq = self._sq_type(codec)
         if sq is not None:
             cls = _optional(self.desc, codec, "indexes.ivf_sq", "IndexIVFScalarQuantizer")

@@ -32,6 +32,8 @@ Extension points for a new codec (subclass :class:`IndexIVF`):
 ``_search_single(x, k, nprobe, ctx, D, I) -> (D, I) | None``
     optional fused fast path for small batches on one thread (return None to
     fall back to coarse assignment + ``_search_preassigned``).
+``_search_batch(x, k, nprobe, ctx, D, I) -> (D, I) | None``
+    optional fused path for large batches (same fallback).
 
 The base class handles training of the quantizer (k-means, FAISS's
 ``train_q1`` semantics), ``add``/``add_with_ids``, filters, ``remove_ids``,
@@ -49,7 +51,7 @@ import numpy as np
 
 from .. import exact
 from .._validate import as_matrix, check_int
-from ..clustering import ClusteringParameters, Kmeans
+from ..clustering import ClusteringParameters, Kmeans, assign_to_centroids
 from ..index import Index
 from ..kernels import ivf as K
 from ..kernels.flat import row_norms_sqr
@@ -61,6 +63,8 @@ from .flat import IndexFlat
 # one numba call): its per-call overhead is a few microseconds, which is what a
 # one-query-per-call service sees.
 SINGLE_PATH_MAX_QUERIES = 4
+# Queries x centroids inner products computed per BLAS call in batch mode.
+GEMM_BLOCK_BYTES = 64 << 20
 
 
 class SearchParametersIVF(SearchParameters):
@@ -303,8 +307,19 @@ class IndexIVF(Index):
             return self.quantizer._search(x, nprobe, None, None, None)
         return self.quantizer.search(x, nprobe)
 
+    def _assign1(self, x: np.ndarray) -> np.ndarray:
+        """Nearest list of each row (k-means's assignment kernel for flat quantizers)."""
+        flat = self._flat_centroids()
+        if flat is not None:
+            return assign_to_centroids(x, flat[0], self.metric_type, cnorm=flat[1])[0]
+        return self.coarse_assign(x, 1)[1][:, 0]
+
     def _residuals(self, x: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
-        return x - self.quantizer.reconstruct_batch(list_nos) if x.shape[0] else x.copy()
+        if x.shape[0] == 0:
+            return x.copy()
+        flat = self._flat_centroids()
+        cent = flat[0][list_nos] if flat is not None else self.quantizer.reconstruct_batch(list_nos)
+        return x - cent
 
     # --- training -----------------------------------------------------------
     def train_q1(self, x: np.ndarray) -> None:
@@ -326,7 +341,7 @@ class IndexIVF(Index):
     def _train(self, x: np.ndarray) -> None:
         self.train_q1(x)
         if not self._codec_is_trained() or self._codec_needs_retrain():
-            list_nos = self.coarse_assign(x, 1)[1][:, 0] if self.by_residual else None
+            list_nos = self._assign1(x) if self.by_residual else None
             self._train_codec(x, list_nos)
         self.is_trained = True
 
@@ -358,8 +373,7 @@ class IndexIVF(Index):
         n = x.shape[0]
         if ids is None:
             ids = np.arange(self.ntotal, self.ntotal + n, dtype=np.int64)
-        list_nos = self.coarse_assign(x, 1)[1][:, 0]
-        self.add_preassigned(x, ids, list_nos)
+        self.add_preassigned(x, ids, self._assign1(x))
 
     def add_preassigned(self, x: np.ndarray, ids: np.ndarray, list_nos: np.ndarray) -> None:
         """Add vectors whose lists are already known (FAISS's ``add_core``)."""
@@ -404,8 +418,10 @@ class IndexIVF(Index):
             I = np.empty((nq, k), dtype=np.int64)
         if nq <= SINGLE_PATH_MAX_QUERIES or numba.get_num_threads() == 1:
             out = self._search_single(x, k, nprobe, ctx, D, I)
-            if out is not None:
-                return out
+        else:
+            out = self._search_batch(x, k, nprobe, ctx, D, I)
+        if out is not None:
+            return out
         Dq, Iq = self.coarse_assign(x, nprobe)
         return self._search_preassigned(x, k, Iq, Dq, ctx, D, I)
 
@@ -430,6 +446,11 @@ class IndexIVF(Index):
         return self._search_preassigned(x, k, assign, centroid_dis, ctx, D, I)
 
     def _search_single(self, x, k, nprobe, ctx, D, I):
+        return None
+
+    def _search_batch(self, x, k, nprobe, ctx, D, I):
+        """Optional fused batch path (coarse products by BLAS + one parallel
+        kernel); None falls back to coarse_assign + _search_preassigned."""
         return None
 
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
@@ -526,6 +547,24 @@ class IndexIVFFlat(IndexIVF):
         K.flat_search_single(x, cent, cnorm, nprobe, self._vecs(ctx.codes), ctx.ids, ctx.offsets,
                              ctx.sizes, self.metric_type, ctx.max_codes, ctx.mask, ctx.use_mask,
                              worst_distance(self.metric_type), D, I)
+        return D, I
+
+    def _search_batch(self, x, k, nprobe, ctx, D, I):
+        flat = self._flat_centroids()
+        if flat is None:
+            return None
+        cent, cnorm = flat
+        ct = np.ascontiguousarray(cent.T)
+        step = max(1, GEMM_BLOCK_BYTES // (4 * max(1, self.nlist)))
+        G = np.empty((min(step, x.shape[0]), self.nlist), dtype=np.float32)
+        vecs = self._vecs(ctx.codes)
+        for i0 in range(0, x.shape[0], step):
+            i1 = min(x.shape[0], i0 + step)
+            g = G[:i1 - i0]
+            np.matmul(x[i0:i1], ct, out=g)
+            K.flat_search_gemm(x[i0:i1], g, cnorm, nprobe, vecs, ctx.ids, ctx.offsets, ctx.sizes,
+                               self.metric_type, ctx.max_codes, ctx.mask, ctx.use_mask,
+                               worst_distance(self.metric_type), D[i0:i1], I[i0:i1])
         return D, I
 
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):

@@ -116,6 +116,35 @@ def flat_search_batch(xq, probes, vecs, ids, offsets, sizes, metric, max_codes, 
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def probe_from_products(g, cnorm, metric, pd, pi):
+    """The best lists of one query from its inner products ``g`` with the
+    centroids (a row of a BLAS product), sorted; same costs as :func:`coarse_probe`."""
+    heap_init(pd, pi)
+    thr = pd[0]
+    for c in range(g.shape[0]):
+        cost = cnorm[c] - 2.0 * g[c] if metric == METRIC_L2 else -g[c]
+        if cost < thr:
+            heap_replace_top(pd, pi, cost, c)
+            thr = pd[0]
+    heap_sort_inplace(pd, pi)
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def flat_search_gemm(xq, G, cnorm, nprobe, vecs, ids, offsets, sizes, metric, max_codes, mask,
+                     use_mask, worst, D, I):
+    """Batch search where ``G`` = queries x centroids inner products (BLAS):
+    probe selection and list scan in one parallel launch, so threads are
+    handed over between BLAS and numba once per block, not per step."""
+    for i in prange(xq.shape[0]):
+        pd = np.empty(nprobe, dtype=np.float32)
+        pi = np.empty(nprobe, dtype=np.int64)
+        probe_from_products(G[i], cnorm, metric, pd, pi)
+        _flat_query(xq[i], pi, vecs, ids, offsets, sizes, metric, max_codes, mask, use_mask,
+                    D[i], I[i])
+        finalize_heap(D[i], I[i], metric, worst)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def flat_search_single(xq, cent, cnorm, nprobe, vecs, ids, offsets, sizes, metric, max_codes,
                        mask, use_mask, worst, D, I):
     """Serial search with the coarse assignment fused in (flat quantizer)."""

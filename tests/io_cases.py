@@ -270,6 +270,38 @@ CASES += [
          requires=("IndexHNSWSQ",), mapped_fraction=0.0),
 ]
 
+def _sq(lib: Any, qtype: int) -> Any:
+    xb, _, _ = data()
+    index = lib.IndexScalarQuantizer(D, qtype)
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+def _ivf_sq(lib: Any, qtype: int, by_residual: bool) -> Any:
+    xb, _, _ = data()
+    quantizer = lib.IndexFlatL2(D)
+    quantizer.add(_centroids(16))
+    index = lib.IndexIVFScalarQuantizer(quantizer, D, 16, qtype, lib.METRIC_L2, by_residual)
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+# FAISS's qtype numbers: 0 SQ8, 1 SQ4, 2 SQ8 uniform, 4 fp16, 7 bf16
+CASES += [
+    Case(f"sq_qt{qt}", (lambda qt=qt: _sq(voisin, qt)), (lambda qt=qt: _sq(_faiss(), qt)),
+         deterministic=True, requires=("IndexScalarQuantizer",))
+    for qt in (0, 1, 2, 4, 7)
+] + [
+    Case("ivf_sq8_residual", lambda: _ivf_sq(voisin, 0, True), lambda: _ivf_sq(_faiss(), 0, True),
+         tune=_set_nprobe, deterministic=True, requires=("IndexIVFScalarQuantizer",),
+         mapped_fraction=0.0),
+    Case("ivf_sq4", lambda: _ivf_sq(voisin, 1, False), lambda: _ivf_sq(_faiss(), 1, False),
+         tune=_set_nprobe, deterministic=True, requires=("IndexIVFScalarQuantizer",),
+         mapped_fraction=0.0),
+]
+
 CASE_IDS = [c.name for c in CASES]
 
 

@@ -35,8 +35,10 @@ class IndexIVFScalarQuantizer(IndexIVF):
                 raise TypeError("IndexIVFScalarQuantizer: give a quantizer or the dimension d")
             d = quantizer.d
         sq = ScalarQuantizer(int(d), qtype)
-        super().__init__(quantizer, d, nlist, sq.code_size, check_metric(metric))
+        # set before the base constructor: it asks _codec_is_trained() when the
+        # quantizer arrives already trained
         self.sq = sq
+        super().__init__(quantizer, d, nlist, sq.code_size, check_metric(metric))
         self.by_residual = bool(by_residual)
         self._codec_trained = sq.is_trained
         self.is_trained = self._quantizer_ready() and self._codec_is_trained()

@@ -25,8 +25,12 @@ from .transforms_opq import OPQMatrix
 from .codecs.sq import ScalarQuantizer
 from .indexes.ivf import IndexIVF, IndexIVFFlat, InvertedLists, SearchParametersIVF
 from .indexes.ivf_sq import IndexIVFScalarQuantizer
+from .indexes.pretransform import IndexPreTransform
+from .indexes.refine import IndexRefine, IndexRefineFlat, SearchParametersRefine
 from .indexes.sq import IndexScalarQuantizer
 from .metric import METRIC_INNER_PRODUCT, METRIC_L2
+from .transforms import (LinearTransform, NormalizationTransform, PCAMatrix, RandomRotationMatrix,
+                         VectorTransform)
 from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray, IDSelectorBatch,
                        IDSelectorBitmap, IDSelectorFunction, IDSelectorNot, IDSelectorOr,
                        IDSelectorRange, IDSelectorXOr, SearchParameters)
@@ -41,5 +45,5 @@ __all__ = [
     "METRIC_L2", "METRIC_INNER_PRODUCT", "SearchParameters", "IDSelector", "IDSelectorAll",
     "IDSelectorRange", "IDSelectorBatch", "IDSelectorArray", "IDSelectorBitmap", "IDSelectorNot",
     "IDSelectorAnd", "IDSelectorOr", "IDSelectorXOr", "IDSelectorFunction", "knn",
-    "pairwise_distances", "Kmeans", "ClusteringParameters", "kmeans_clustering", "IndexIVF", "IndexIVFFlat", "InvertedLists", "SearchParametersIVF", "ScalarQuantizer", "IndexScalarQuantizer", "IndexIVFScalarQuantizer", "index_factory", "FactoryError", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
+    "pairwise_distances", "Kmeans", "ClusteringParameters", "kmeans_clustering", "IndexIVF", "IndexIVFFlat", "InvertedLists", "SearchParametersIVF", "ScalarQuantizer", "IndexScalarQuantizer", "IndexIVFScalarQuantizer", "IndexPreTransform", "IndexRefine", "IndexRefineFlat", "SearchParametersRefine", "VectorTransform", "LinearTransform", "PCAMatrix", "NormalizationTransform", "RandomRotationMatrix", "index_factory", "FactoryError", "normalize_L2", "omp_set_num_threads", "omp_get_max_threads",
 ]

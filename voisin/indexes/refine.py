@@ -1,0 +1,214 @@
+"""IndexRefine / IndexRefineFlat: re-rank a fast index's candidates with a precise one."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..index import Index
+from ..metric import METRIC_L2, worst_distance
+from ..selector import IDSelector, SearchParameters
+from .flat import IndexFlat
+
+
+class SearchParametersRefine(SearchParameters):
+    """``k_factor`` for this call and ``base_params`` for the base index search."""
+
+    k_factor: float | None = None
+    base_index_params: SearchParameters | None = None
+
+
+class IndexRefine(Index):
+    """Search ``base_index`` for ``k * k_factor`` candidates, then keep the ``k``
+    best by the distances of ``refine_index`` (FAISS's ``IndexRefine``).
+
+    Both indexes receive every added vector and must number them the same way
+    (sequential ids); the refine index must be able to ``reconstruct``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((3000, 16), dtype="float32")
+        >>> base = voisin.IndexScalarQuantizer(16, voisin.ScalarQuantizer.QT_4bit)
+        >>> index = voisin.IndexRefine(base, voisin.IndexFlatL2(16))
+        >>> index.train(xb); index.add(xb); index.k_factor = 4
+        >>> D, I = index.search(xb[:2], 1)
+        >>> I.ravel().tolist()
+        [0, 1]
+    """
+
+    params_type = SearchParametersRefine
+
+    def __init__(self, base_index: Index, refine_index: Index):
+        for name, ix in (("base_index", base_index), ("refine_index", refine_index)):
+            if not isinstance(ix, Index):
+                raise TypeError(f"{name}: expected a voisin Index, got {ix!r}")
+        if base_index.d != refine_index.d:
+            raise ValueError(f"refine_index: dimension {refine_index.d} differs from the base index's "
+                             f"{base_index.d}")
+        if base_index.metric_type != refine_index.metric_type:
+            raise ValueError("refine_index: metric differs from the base index's")
+        if base_index.ntotal != refine_index.ntotal:
+            raise ValueError("base_index and refine_index must hold the same vectors (both empty to start)")
+        super().__init__(base_index.d, base_index.metric_type)
+        self.base_index = base_index
+        self.refine_index = refine_index
+        self.k_factor = 1.0
+        self.own_fields = False
+        self.own_refine_index = False
+        self.ntotal = base_index.ntotal
+
+    @property
+    def is_trained(self) -> bool:  # type: ignore[override]
+        return not hasattr(self, "base_index") or (self.base_index.is_trained and self.refine_index.is_trained)
+
+    @is_trained.setter
+    def is_trained(self, value: bool) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_index!r}, {self.refine_index!r}, k_factor={self.k_factor})"
+
+    def _train(self, x: np.ndarray) -> None:
+        self.base_index.train(x)
+        self.refine_index.train(x)
+
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is not None:
+            raise NotImplementedError(f"{type(self).__name__} numbers vectors by position: wrap it in "
+                                      "IndexIDMap to add with ids")
+        self.base_index.add(x)
+        self.refine_index.add(x)
+        self.ntotal = self.base_index.ntotal
+
+    def _split_params(self, params: SearchParameters | None) -> tuple[float, SearchParameters | None]:
+        k_factor = self.k_factor
+        base = None
+        if isinstance(params, SearchParametersRefine):
+            if params.k_factor is not None:
+                k_factor = params.k_factor
+            base = params.base_index_params
+            if params.sel is not None:
+                base = copy.copy(base) if base is not None else SearchParameters()
+                base.sel = params.sel
+        elif params is not None:
+            base = params
+        if not isinstance(k_factor, (int, float)) or not np.isfinite(k_factor) or k_factor < 1:
+            raise ValueError(f"k_factor: expected a number >= 1, got {k_factor!r}")
+        return float(k_factor), base
+
+    def _search(self, x, k, params, D, I):
+        k_factor, base_params = self._split_params(params)
+        kb = max(k, int(k * k_factor))
+        _, cand = self.base_index.search(x, kb, base_params)
+        dist = self._refine_distances(x, cand)
+        order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        Ir = np.take_along_axis(cand, order, axis=1)
+        Dr = np.take_along_axis(dist, order, axis=1)
+        if kb < k:  # fewer candidates than k: pad
+            pad = k - kb
+            Ir = np.pad(Ir, ((0, 0), (0, pad)), constant_values=-1)
+            Dr = np.pad(Dr, ((0, 0), (0, pad)), constant_values=np.inf)
+        missing = Ir < 0
+        out_D = -Dr if self.metric_type != METRIC_L2 else Dr
+        out_D = out_D.astype(np.float32)
+        out_D[missing] = worst_distance(self.metric_type)
+        if D is None:
+            D = out_D
+        else:
+            D[:] = out_D
+        if I is None:
+            I = np.ascontiguousarray(Ir, dtype=np.int64)
+        else:
+            I[:] = Ir
+        return D, I
+
+    def _refine_distances(self, x: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Cost (smaller is better) of each candidate under the refine index; inf for -1."""
+        n, kb = cand.shape
+        valid = cand >= 0
+        cost = np.full((n, kb), np.inf, dtype=np.float64)
+        if not valid.any():
+            return cost
+        vecs = self.refine_index.reconstruct_batch(cand[valid])
+        rows = np.repeat(np.arange(n), valid.sum(axis=1))
+        if self.metric_type == METRIC_L2:
+            diff = vecs - x[rows]
+            cost[valid] = np.einsum("ij,ij->i", diff, diff)
+        else:
+            cost[valid] = -np.einsum("ij,ij->i", vecs, x[rows])
+        return cost
+
+    def _range_search(self, x, radius, params):
+        """Range search of the base index, distances recomputed by the refine index and re-filtered."""
+        _, base_params = self._split_params(params)
+        lims, _, I = self.base_index.range_search(x, radius, base_params)
+        lims = lims.astype(np.int64)
+        rows = np.repeat(np.arange(x.shape[0]), np.diff(lims))
+        vecs = self.refine_index.reconstruct_batch(I) if I.size else np.zeros((0, self.d), np.float32)
+        if self.metric_type == METRIC_L2:
+            diff = vecs - x[rows]
+            dist = np.einsum("ij,ij->i", diff, diff).astype(np.float32)
+            keep = dist < radius
+        else:
+            dist = np.einsum("ij,ij->i", vecs, x[rows]).astype(np.float32)
+            keep = dist > radius
+        counts = np.bincount(rows[keep], minlength=x.shape[0])
+        new_lims = np.zeros(x.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=new_lims[1:])
+        return new_lims, dist[keep], I[keep]
+
+    def _remove(self, sel: IDSelector) -> int:
+        removed = self.base_index._remove(sel)
+        self.refine_index._remove(sel)
+        self.ntotal = self.base_index.ntotal
+        return removed
+
+    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
+        return self.refine_index._reconstruct_keys(keys)
+
+    def _reset(self) -> None:
+        self.base_index._reset()
+        self.refine_index._reset()
+        self.ntotal = 0
+
+
+class IndexRefineFlat(IndexRefine):
+    """:class:`IndexRefine` whose refine index is an exact :class:`IndexFlat` (``...,RFlat``).
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((3000, 16), dtype="float32")
+        >>> index = voisin.IndexRefineFlat(voisin.index_factory(16, "IVF16,SQ4"), 8)
+        >>> index.train(xb); index.add(xb)
+        >>> D, I = index.search(xb[:2], 1)
+    """
+
+    def __init__(self, base_index: Index, k_factor: float = 1.0):
+        if not isinstance(base_index, Index):
+            raise TypeError(f"base_index: expected a voisin Index, got {base_index!r}")
+        refine = IndexFlat(base_index.d, base_index.metric_type)
+        if base_index.ntotal:
+            refine.add(base_index.reconstruct_n(0, base_index.ntotal))
+        super().__init__(base_index, refine)
+        self.k_factor = float(k_factor)
+        self.own_refine_index = True
+
+    def _refine_distances(self, x: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        # the flat storage is addressed directly: no per-call validation or copy of ids
+        n, kb = cand.shape
+        valid = cand >= 0
+        cost = np.full((n, kb), np.inf, dtype=np.float64)
+        if not valid.any():
+            return cost
+        xb = self.refine_index._xb
+        vecs = xb[cand[valid]]
+        rows = np.repeat(np.arange(n), valid.sum(axis=1))
+        if self.metric_type == METRIC_L2:
+            diff = vecs - x[rows]
+            cost[valid] = np.einsum("ij,ij->i", diff, diff)
+        else:
+            cost[valid] = -np.einsum("ij,ij->i", vecs, x[rows])
+        return cost
+
+

@@ -1,0 +1,226 @@
+"""Vector transforms applied before indexing: PCA (with whitening and random
+rotation), L2 normalisation, and any linear map ``y = A x + b``.
+
+Every transform has FAISS's interface, which :class:`IndexPreTransform`
+relies on (and which ``OPQMatrix`` in ``voisin.transforms_opq`` follows too):
+``d_in``, ``d_out``, ``is_trained``, ``train(x)``, ``apply(x)``,
+``reverse_transform(y)``.
+
+Example:
+    >>> import numpy as np, voisin
+    >>> x = np.random.default_rng(0).normal(size=(2000, 32)).astype("float32")
+    >>> pca = voisin.PCAMatrix(32, 8)
+    >>> pca.train(x)
+    >>> pca.apply(x).shape
+    (2000, 8)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validate import as_matrix, check_dimension, check_float, check_int
+
+
+class VectorTransform:
+    """Base class: ``d_in -> d_out``, trained or not."""
+
+    def __init__(self, d_in: int, d_out: int):
+        self.d_in = check_dimension(d_in, "d_in")
+        self.d_out = check_dimension(d_out, "d_out")
+        self.is_trained = True
+
+    def train(self, x: Any) -> None:
+        """Nothing to learn by default."""
+        as_matrix(x, self.d_in, "x")
+
+    def _check_trained(self) -> None:
+        if not self.is_trained:
+            raise RuntimeError(f"{type(self).__name__} is not trained: call train(x) first")
+
+    def apply(self, x: Any) -> np.ndarray:
+        self._check_trained()
+        return self._apply(as_matrix(x, self.d_in, "x"))
+
+    def reverse_transform(self, y: Any) -> np.ndarray:
+        self._check_trained()
+        return self._reverse(as_matrix(y, self.d_out, "y"))
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _reverse(self, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} cannot be reversed")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(d_in={self.d_in}, d_out={self.d_out})"
+
+
+class LinearTransform(VectorTransform):
+    """``y = A x + b`` with ``A`` (d_out, d_in) and ``b`` (d_out,) (FAISS's LinearTransform).
+
+    ``reverse_transform`` uses ``A^T`` when ``A`` has orthonormal rows (as FAISS
+    does) and a pseudo-inverse otherwise (e.g. after PCA whitening).
+
+    Example:
+        >>> import numpy as np
+        >>> lt = LinearTransform(3, 2)
+        >>> lt.A = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+        >>> lt.apply(np.array([[1.0, 2.0, 3.0]])).tolist()
+        [[1.0, 2.0]]
+    """
+
+    def __init__(self, d_in: int, d_out: int, have_bias: bool = False):
+        super().__init__(d_in, d_out)
+        self.have_bias = bool(have_bias)
+        self.is_orthonormal = False
+        self.A = np.eye(self.d_out, self.d_in, dtype=np.float32)
+        self.b = np.zeros(self.d_out, dtype=np.float32)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        y = x @ np.ascontiguousarray(self.A, dtype=np.float32).T
+        if self.have_bias:
+            y += self.b
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def _reverse(self, y: np.ndarray) -> np.ndarray:
+        z = y - self.b if self.have_bias else y
+        A = self.A.astype(np.float64)
+        if self.is_orthonormal:
+            return np.ascontiguousarray(z @ A, dtype=np.float32)
+        return np.ascontiguousarray(z @ np.linalg.pinv(A).T, dtype=np.float32)
+
+    def check_orthonormal(self, eps: float = 1e-4) -> bool:
+        A = self.A.astype(np.float64)
+        self.is_orthonormal = bool(np.abs(A @ A.T - np.eye(self.d_out)).max() < eps)
+        return self.is_orthonormal
+
+
+class PCAMatrix(LinearTransform):
+    """PCA from ``d_in`` to ``d_out`` dimensions (FAISS's ``PCAMatrix``).
+
+    ``eigen_power=-0.5`` whitens (FAISS's ``PCAW``: every output component gets
+    the same variance, 1/n_train, because FAISS's eigenvalues are those of the
+    unnormalised scatter matrix); ``random_rotation`` applies a random orthogonal rotation
+    after the projection so the variance spreads evenly over the components
+    (``PCAR``, useful before a product quantizer). The mean is subtracted
+    (``b = -A mean``). Training uses at most ``max_points_per_d * d_in`` points.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> x = np.random.default_rng(0).normal(size=(1000, 16)).astype("float32")
+        >>> pca = voisin.PCAMatrix(16, 16)
+        >>> pca.train(x)
+        >>> bool(np.allclose(pca.reverse_transform(pca.apply(x)), x, atol=1e-4))
+        True
+    """
+
+    def __init__(self, d_in: int = 0, d_out: int = 0, eigen_power: float = 0.0,
+                 random_rotation: bool = False):
+        super().__init__(d_in, d_out, have_bias=True)
+        if self.d_out > self.d_in:
+            raise ValueError(f"d_out: PCA cannot output more dimensions ({self.d_out}) than it gets "
+                             f"({self.d_in})")
+        self.eigen_power = check_float(eigen_power, "eigen_power")
+        self.epsilon = 0.0
+        self.random_rotation = bool(random_rotation)
+        self.max_points_per_d = 1000
+        self.balanced_bins = 0
+        self.seed = 1234
+        self.mean = np.zeros(0, dtype=np.float32)
+        self.eigenvalues = np.zeros(0, dtype=np.float32)
+        self.PCAMat = np.zeros(0, dtype=np.float32)
+        self.is_trained = False
+
+    def train(self, x: Any) -> None:
+        x = as_matrix(x, self.d_in, "x")
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(f"x: PCA training needs at least 2 vectors, got {n}")
+        cap = self.max_points_per_d * self.d_in
+        if n > cap:
+            idx = np.sort(np.random.default_rng(self.seed).choice(n, cap, replace=False))
+            x = x[idx]
+        xd = x.astype(np.float64)
+        mean = xd.mean(axis=0)
+        xc = xd - mean
+        # FAISS does not divide by n: its eigenvalues (stored in index files)
+        # are those of X^T X, and PCAW output components get variance 1/n
+        cov = xc.T @ xc
+        evals, evecs = np.linalg.eigh(cov)
+        order = np.argsort(evals)[::-1]
+        evals = np.maximum(evals[order], 0.0)
+        evecs = evecs[:, order].T  # rows are components, largest variance first
+        # a deterministic sign (largest coordinate positive) keeps results reproducible
+        flip = np.sign(evecs[np.arange(self.d_in), np.abs(evecs).argmax(axis=1)])
+        evecs *= np.where(flip == 0, 1.0, flip)[:, None]
+        self.mean = mean.astype(np.float32)
+        self.eigenvalues = evals.astype(np.float32)
+        self.PCAMat = evecs.astype(np.float32).ravel()
+        A = evecs[:self.d_out].copy()
+        if self.eigen_power != 0.0:
+            scale = (evals[:self.d_out] + self.epsilon) ** self.eigen_power
+            scale[~np.isfinite(scale)] = 0.0
+            A *= scale[:, None]
+        if self.random_rotation:
+            g = np.random.default_rng(self.seed).normal(size=(self.d_out, self.d_out))
+            q, r = np.linalg.qr(g)
+            q *= np.sign(np.diag(r))
+            A = q @ A
+        self.A = np.ascontiguousarray(A, dtype=np.float32)
+        self.b = (-(A @ mean)).astype(np.float32)
+        self.is_orthonormal = self.eigen_power == 0.0
+        self.is_trained = True
+
+    def __repr__(self) -> str:
+        extra = (", whitening" if self.eigen_power else "") + (", random rotation" if self.random_rotation else "")
+        return f"PCAMatrix(d_in={self.d_in}, d_out={self.d_out}{extra})"
+
+
+class NormalizationTransform(VectorTransform):
+    """Scale each vector to unit L_p norm (FAISS's ``L2norm`` factory token, p=2).
+
+    Inner product on normalised vectors is cosine similarity. The reverse
+    transform is the identity (the norm is not kept), as in FAISS.
+
+    Example:
+        >>> import numpy as np
+        >>> NormalizationTransform(2).apply(np.array([[3.0, 4.0]])).round(2).tolist()
+        [[0.6, 0.8]]
+    """
+
+    def __init__(self, d: int, norm: float = 2.0):
+        super().__init__(d, d)
+        self.norm = check_float(norm, "norm")
+        if self.norm <= 0:
+            raise ValueError(f"norm: expected a positive exponent, got {self.norm}")
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        if self.norm == 2.0:
+            n = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        else:
+            n = (np.abs(x.astype(np.float64)) ** self.norm).sum(1) ** (1.0 / self.norm)
+        n[n == 0] = 1.0
+        return np.ascontiguousarray(x / n[:, None].astype(np.float32), dtype=np.float32)
+
+    def _reverse(self, y: np.ndarray) -> np.ndarray:
+        return y.copy()
+
+
+class RandomRotationMatrix(LinearTransform):
+    """A random orthogonal map (FAISS's ``RandomRotationMatrix``, ``RR{d}`` token)."""
+
+    def __init__(self, d_in: int, d_out: int, seed: int = 12345):
+        super().__init__(d_in, d_out)
+        self.seed = check_int(seed, "seed")
+        self.is_trained = False
+
+    def train(self, x: Any = None) -> None:
+        d = max(self.d_in, self.d_out)
+        q, r = np.linalg.qr(np.random.default_rng(self.seed).normal(size=(d, d)))
+        q *= np.sign(np.diag(r))
+        self.A = np.ascontiguousarray(q[:self.d_out, :self.d_in], dtype=np.float32)
+        self.is_orthonormal = self.d_out <= self.d_in
+        self.is_trained = True

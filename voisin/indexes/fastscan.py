@@ -154,6 +154,13 @@ class IndexIVFPQFastScan(IndexIVFPQ):
                             worst_distance(self.metric_type), D, I)
         return D, I
 
+    def _scan_gemm(self, x, G, cnorm, nprobe, ctx, D, I):
+        packed, blk_off = self._blocks(ctx)
+        K.ivf_search_gemm(x, G, cnorm, nprobe, packed.reshape(-1), blk_off, ctx.offsets, ctx.sizes,
+                          ctx.ids, self._centroids(), self.pq.cent_t, self.M2, self.metric_type,
+                          self._mode(), self.precomputed_table, ctx.max_codes, ctx.mask, ctx.use_mask,
+                          worst_distance(self.metric_type), D, I)
+
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
         packed, blk_off = self._blocks(ctx)
         packed = packed.reshape(-1)

@@ -24,12 +24,15 @@ from ..codecs.pq import ProductQuantizer
 from ..index import Index
 from ..kernels import pq as K
 from ..metric import METRIC_L2, check_metric, worst_distance
-from .ivf import IndexIVF
+from .ivf import SINGLE_PATH_MAX_QUERIES, IndexIVF
 
 _NO_TABLE = np.zeros((1, 1, 1), dtype=np.float32)
 
 # FAISS's precomputed_table_max_bytes: above this the tables are built per list.
 PRECOMPUTED_TABLE_MAX_BYTES = 2 << 30
+
+# queries per BLAS block of the batch path (bounds the nq x nlist product matrix)
+GEMM_BLOCK = 4096
 
 MODE_PLAIN, MODE_L2_PRECOMPUTED, MODE_IP_RESIDUAL, MODE_L2_RESIDUAL = 0, 1, 2, 3
 
@@ -157,6 +160,31 @@ class IndexIVFPQ(IndexIVF):
         if self.use_precomputed_table == 1 and self.precomputed_table is not _NO_TABLE:
             return MODE_L2_PRECOMPUTED
         return MODE_L2_RESIDUAL
+
+    def _search(self, x, k, params, D, I):
+        flat = self._flat_centroids()
+        nq = x.shape[0]
+        if flat is None or nq <= SINGLE_PATH_MAX_QUERIES or numba.get_num_threads() == 1:
+            return super()._search(x, k, params, D, I)
+        # batch: one BLAS product gives every query's centroid scores, and the
+        # list selection runs inside the parallel scan kernel (no separate
+        # top-k pass over the nq x nlist matrix)
+        ctx, nprobe = self._context(params)
+        D = np.empty((nq, k), dtype=np.float32) if D is None else D
+        I = np.empty((nq, k), dtype=np.int64) if I is None else I
+        cent, cnorm = flat
+        with numba.parallel_chunksize(1):
+            for q0 in range(0, nq, GEMM_BLOCK):
+                q1 = min(nq, q0 + GEMM_BLOCK)
+                G = x[q0:q1] @ cent.T
+                self._scan_gemm(x[q0:q1], G, cnorm, nprobe, ctx, D[q0:q1], I[q0:q1])
+        return D, I
+
+    def _scan_gemm(self, x, G, cnorm, nprobe, ctx, D, I):
+        K.ivfpq_search_gemm(x, G, cnorm, nprobe, ctx.codes, ctx.ids, ctx.offsets, ctx.sizes,
+                            self._centroids(), self.pq.cent_t, self.pq.nbits, self.metric_type,
+                            self._mode(), self.precomputed_table, ctx.max_codes, ctx.mask,
+                            ctx.use_mask, worst_distance(self.metric_type), D, I)
 
     def _search_single(self, x, k, nprobe, ctx, D, I):
         flat = self._flat_centroids()

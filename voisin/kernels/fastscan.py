@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 
 from . import FASTMATH
 from .heap import heap_init, heap_replace_top, heap_sort_inplace
-from .pq import ivfpq_list_table, ivfpq_query_tables, compute_lut
+from .pq import compute_lut, ivfpq_list_table, ivfpq_query_tables, probes_from_products
 
 METRIC_IP = 0
 METRIC_L2 = 1
@@ -371,3 +371,25 @@ def ivf_search_single(xq, cent, cnorm, nprobe, packed, blk_off, offsets, sizes, 
         _ivf_query(xq[i], pi, pd, packed, blk_off, offsets, sizes, ids, cent, cent_t, M2, metric, mode,
                    precomp, max_codes, mask, use_mask, q_lut, lut, resid, T, acc, D[i], I[i])
         _finish(D[i], I[i], metric, worst)
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def ivf_search_gemm(xq, G, cnorm, nprobe, packed, blk_off, offsets, sizes, ids, cent, cent_t, M2,
+                    metric, mode, precomp, max_codes, mask, use_mask, worst, D, I):
+    """Batch IVF fast-scan search with the coarse step fused (``G`` = xq @ centroids.T)."""
+    nq = xq.shape[0]
+    M = cent_t.shape[0]
+    nchunks = min(nq, 256)
+    for ch in prange(nchunks):
+        q_lut = np.empty((M, 16), dtype=np.float32)
+        lut = np.empty((M, 16), dtype=np.float32)
+        resid = np.empty(xq.shape[1], dtype=np.float32)
+        T = np.empty(M2 * 16, dtype=np.uint8)
+        acc = np.empty(64, dtype=np.uint16)
+        pd = np.empty(nprobe, dtype=np.float32)
+        pi = np.empty(nprobe, dtype=np.int64)
+        for i in range(ch, nq, nchunks):
+            probes_from_products(G[i], cnorm, xq[i], metric, pd, pi)
+            _ivf_query(xq[i], pi, pd, packed, blk_off, offsets, sizes, ids, cent, cent_t, M2, metric,
+                       mode, precomp, max_codes, mask, use_mask, q_lut, lut, resid, T, acc, D[i], I[i])
+            _finish(D[i], I[i], metric, worst)

@@ -653,3 +653,45 @@ def refine_subspaces(x, M, niter, cent):
         sums = np.empty((ksub, dsub), dtype=np.float64)
         counts = np.empty(ksub, dtype=np.int64)
         _lloyd_subspace(x, m, dsub, cent[m], niter, assign, dist, sums, counts)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def probes_from_products(g, cnorm, q, metric, pd, pi):
+    """The len(pd) best lists of one query from its inner products ``g`` with
+    the centroids (a row of a BLAS product): pd receives FAISS coarse costs
+    (||q - c||^2 for L2, -<q, c> for IP), sorted, pi the list numbers."""
+    heap_init(pd, pi)
+    thr = pd[0]
+    for c in range(g.shape[0]):
+        cost = cnorm[c] - 2.0 * g[c] if metric == METRIC_L2 else -g[c]
+        if cost < thr:
+            heap_replace_top(pd, pi, cost, c)
+            thr = pd[0]
+    heap_sort_inplace(pd, pi)
+    if metric == METRIC_L2:
+        qn = np.float32(0.0)
+        for t in range(q.shape[0]):
+            qn += q[t] * q[t]
+        for p in range(pd.shape[0]):
+            pd[p] = max(pd[p] + qn, np.float32(0.0))
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def ivfpq_search_gemm(xq, G, cnorm, nprobe, codes, ids, offsets, sizes, cent, cent_t, nbits, metric,
+                      mode, precomp, max_codes, mask, use_mask, worst, D, I):
+    """Batch IVF-PQ search with the coarse step fused: ``G`` = xq @ centroids.T
+    (BLAS); each task picks its queries' lists and scans them."""
+    nq = xq.shape[0]
+    M, dsub, ksub = cent_t.shape
+    nchunks = min(nq, 256)
+    for ch in prange(nchunks):
+        q_lut = np.empty((M, ksub), dtype=np.float32)
+        lut = np.empty((M, ksub), dtype=np.float32)
+        resid = np.empty(xq.shape[1], dtype=np.float32)
+        pd = np.empty(nprobe, dtype=np.float32)
+        pi = np.empty(nprobe, dtype=np.int64)
+        for i in range(ch, nq, nchunks):
+            probes_from_products(G[i], cnorm, xq[i], metric, pd, pi)
+            _ivfpq_query(xq[i], pi, pd, codes, ids, offsets, sizes, cent, cent_t, nbits, metric, mode,
+                         precomp, max_codes, mask, use_mask, q_lut, lut, resid, D[i], I[i])
+            _finish(D[i], I[i], metric, worst)

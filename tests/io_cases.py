@@ -302,6 +302,51 @@ CASES += [
          mapped_fraction=0.0),
 ]
 
+def _pretransform(lib: Any, kind: str) -> Any:
+    xb, _, _ = data()
+    if kind == "pca":
+        index = lib.IndexPreTransform(lib.PCAMatrix(D, 8), lib.IndexFlatL2(8))
+    elif kind == "opq":
+        opq = lib.OPQMatrix(D, 4)
+        opq.niter = 3
+        index = lib.IndexPreTransform(opq, lib.IndexPQ(D, 4, 4))
+    elif kind == "rrot":
+        index = lib.IndexPreTransform(lib.RandomRotationMatrix(D, D), lib.IndexFlatL2(D))
+    else:  # L2 normalisation then inner product: cosine
+        index = lib.IndexPreTransform(lib.NormalizationTransform(D, 2.0), lib.IndexFlatIP(D))
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+def _refine(lib: Any, flat: bool) -> Any:
+    xb, _, _ = data()
+    base = lib.IndexPQ(D, 4, 4)
+    if flat:
+        index = lib.IndexRefineFlat(base)
+    else:
+        index = lib.IndexRefine(base, lib.IndexScalarQuantizer(D, 4))  # 4 = QT_fp16
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+def _set_k_factor(index: Any) -> None:
+    index.k_factor = 4.0
+
+
+CASES += [
+    Case(f"pretransform_{kind}", (lambda kind=kind: _pretransform(voisin, kind)),
+         (lambda kind=kind: _pretransform(_faiss(), kind)), requires=("IndexPreTransform",),
+         mapped_fraction=0.3 if kind in ("pca", "rrot", "norm") else 0.0)
+    for kind in ("pca", "opq", "rrot", "norm")
+] + [
+    Case("refine_flat", lambda: _refine(voisin, True), lambda: _refine(_faiss(), True),
+         tune=_set_k_factor, requires=("IndexRefineFlat",), mapped_fraction=0.5),
+    Case("refine_sq", lambda: _refine(voisin, False), lambda: _refine(_faiss(), False),
+         tune=_set_k_factor, requires=("IndexRefine", "IndexScalarQuantizer"), mapped_fraction=0.0),
+]
+
 CASE_IDS = [c.name for c in CASES]
 
 

@@ -1,23 +1,28 @@
 """Vector transforms inside ``IxPT`` (IndexPreTransform).
 
-FAISS writes an OPQ rotation as a plain LinearTransform ``LTra``:
-``uint8 have_bias | vector<float32> A (d_out x d_in) | vector<float32> b |
-int32 d_in | int32 d_out | uint8 is_trained``. voisin reads it back as an
-:class:`~voisin.transforms_opq.OPQMatrix` (a rotation without bias).
+LinearTransform body: ``uint8 have_bias | vector<float32> A (d_out x d_in) |
+vector<float32> b | int32 d_in | int32 d_out | uint8 is_trained``.
+
+* ``LTra`` LinearTransform (FAISS writes OPQ rotations this way too, so an
+  OPQMatrix comes back as a LinearTransform with the same matrix);
+* ``rrot`` RandomRotationMatrix: the LinearTransform body;
+* ``Pcam`` PCAMatrix: ``float32 eigen_power | float32 epsilon | uint8
+  random_rotation | int32 balanced_bins | vector mean | vector eigenvalues |
+  vector PCAMat`` then the LinearTransform body;
+* ``VNrm`` NormalizationTransform: ``float32 norm`` then ``int32 d_in | int32
+  d_out | uint8 is_trained``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ...transforms import LinearTransform, NormalizationTransform, PCAMatrix, RandomRotationMatrix
 from ...transforms_opq import OPQMatrix
 from ..faiss_format import MAX_DIMENSION
 
 
-def write_transform(w, t) -> None:
-    if not isinstance(t, OPQMatrix):
-        raise TypeError(f"write_index: no file format for the transform {type(t).__name__}")
-    w.tag(b"LTra")
+def _write_linear_body(w, t) -> None:
     w.bool(t.have_bias)
     w.vector(t.A, np.float32)
     w.vector(t.b if t.have_bias else np.empty(0, np.float32), np.float32)
@@ -26,26 +31,101 @@ def write_transform(w, t) -> None:
     w.bool(t.is_trained)
 
 
-def read_transform(r, what: str = "transform") -> OPQMatrix:
+def write_transform(w, t) -> None:
+    if isinstance(t, PCAMatrix):
+        w.tag(b"Pcam")
+        w.f32(t.eigen_power)
+        w.f32(getattr(t, "epsilon", 0.0))
+        w.bool(t.random_rotation)
+        w.i32(t.balanced_bins)
+        w.vector(t.mean, np.float32)
+        w.vector(t.eigenvalues, np.float32)
+        w.vector(t.PCAMat, np.float32)
+        _write_linear_body(w, t)
+    elif isinstance(t, RandomRotationMatrix):
+        w.tag(b"rrot")
+        _write_linear_body(w, t)
+    elif isinstance(t, (LinearTransform, OPQMatrix)):
+        w.tag(b"LTra")
+        _write_linear_body(w, t)
+    elif isinstance(t, NormalizationTransform):
+        w.tag(b"VNrm")
+        w.f32(t.norm)
+        w.i32(t.d_in)
+        w.i32(t.d_out)
+        w.bool(t.is_trained)
+    else:
+        raise TypeError(f"write_index: no file format for the transform {type(t).__name__}")
+
+
+def _read_linear_body(r, what: str, t=None):
     at = r.pos
-    tag = r.tag(f"{what} tag")
-    if tag != b"LTra":
-        names = {b"Pcam": "PCAMatrix", b"rrot": "RandomRotationMatrix", b"Viqm": "ITQMatrix",
-                 b"VNrm": "NormalizationTransform", b"VCnt": "CenteringTransform",
-                 b"VRDr": "RemapDimensionsTransform"}
-        name = names.get(tag, repr(tag))
-        raise r.fail(f"{what}: transform {name} is not supported by voisin", at)
     have_bias = r.bool(f"{what} have_bias")
     A = r.vector(np.float32, f"{what} matrix A")
     b = r.vector(np.float32, f"{what} bias b")
     d_in = r.int_in("i32", 1, MAX_DIMENSION, f"{what} d_in")
     d_out = r.int_in("i32", 1, MAX_DIMENSION, f"{what} d_out")
     is_trained = r.bool(f"{what} is_trained")
-    if A.size != d_in * d_out or (have_bias and b.size != d_out):
-        raise r.fail(f"{what}: matrix of {A.size} values for d_in={d_in}, d_out={d_out}", at)
-    if have_bias and np.any(b != 0):
-        raise r.fail(f"{what}: linear transforms with a bias are not supported by voisin", at)
-    t = OPQMatrix(d_in, 1, d_out)
-    t.A = np.ascontiguousarray(A.reshape(d_out, d_in))
+    if (A.size not in (0, d_in * d_out)) or (is_trained and A.size == 0) \
+            or (have_bias and b.size != d_out):
+        raise r.fail(f"{what}: matrix of {A.size} values / bias of {b.size} for d_in={d_in}, "
+                     f"d_out={d_out}", at)
+    if t is None:
+        t = LinearTransform(d_in, d_out, have_bias)
+    elif (t.d_in, t.d_out) != (d_in, d_out):
+        raise r.fail(f"{what}: dimensions {d_in} -> {d_out} disagree with {t.d_in} -> {t.d_out}", at)
+    t.have_bias = have_bias
+    if A.size:
+        t.A = np.ascontiguousarray(A.reshape(d_out, d_in))
+    t.b = np.ascontiguousarray(b) if have_bias else np.zeros(d_out, dtype=np.float32)
     t.is_trained = is_trained
+    if A.size:
+        t.check_orthonormal()
     return t
+
+
+def read_transform(r, what: str = "transform"):
+    at = r.pos
+    tag = r.tag(f"{what} tag")
+    if tag == b"LTra":
+        return _read_linear_body(r, f"{what} (LinearTransform)")
+    if tag == b"rrot":
+        # the dimensions are only known at the end of the body: peek them first
+        t = _read_linear_body(r, f"{what} (RandomRotationMatrix)")
+        rr = RandomRotationMatrix(t.d_in, t.d_out)
+        rr.A, rr.b, rr.have_bias, rr.is_trained = t.A, t.b, t.have_bias, t.is_trained
+        rr.is_orthonormal = t.is_orthonormal
+        return rr
+    if tag == b"Pcam":
+        w = f"{what} (PCAMatrix)"
+        eigen_power = r.f32(f"{w} eigen_power")
+        epsilon = r.f32(f"{w} epsilon")
+        random_rotation = r.bool(f"{w} random_rotation")
+        balanced_bins = r.int_in("i32", 0, 1 << 30, f"{w} balanced_bins")
+        mean = r.vector(np.float32, f"{w} mean")
+        eigenvalues = r.vector(np.float32, f"{w} eigenvalues")
+        pcamat = r.vector(np.float32, f"{w} PCAMat")
+        if not (np.isfinite(eigen_power) and np.isfinite(epsilon)):
+            raise r.fail(f"{w}: eigen_power / epsilon are not finite", at)
+        t = _read_linear_body(r, w)
+        pca = PCAMatrix(t.d_in, t.d_out, float(eigen_power), random_rotation)
+        if mean.size not in (0, t.d_in) or pcamat.size not in (0, t.d_in * t.d_in):
+            raise r.fail(f"{w}: mean / PCA matrix sizes do not match d_in={t.d_in}", at)
+        pca.epsilon = float(epsilon)
+        pca.balanced_bins = balanced_bins
+        pca.mean, pca.eigenvalues, pca.PCAMat = mean, eigenvalues, pcamat
+        pca.A, pca.b, pca.have_bias, pca.is_trained = t.A, t.b, t.have_bias, t.is_trained
+        pca.is_orthonormal = t.is_orthonormal
+        return pca
+    if tag == b"VNrm":
+        w = f"{what} (NormalizationTransform)"
+        norm = r.f32(f"{w} norm")
+        d_in = r.int_in("i32", 1, MAX_DIMENSION, f"{w} d_in")
+        r.int_in("i32", d_in, d_in, f"{w} d_out")
+        r.bool(f"{w} is_trained")
+        if not (np.isfinite(norm) and norm > 0):
+            raise r.fail(f"{w}: norm exponent {norm} must be a positive number", at)
+        return NormalizationTransform(d_in, float(norm))
+    names = {b"Viqm": "ITQMatrix", b"Viqt": "ITQTransform", b"VCnt": "CenteringTransform",
+             b"RmDT": "RemapDimensionsTransform"}
+    raise r.fail(f"{what}: transform {names.get(tag, repr(tag))} is not supported by voisin", at)

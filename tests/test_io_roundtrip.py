@@ -210,3 +210,23 @@ def test_opq_rotation_serializes_as_faiss_linear_transform():
     write_transform(w, t)
     assert w.getvalue() == raw[41:r.pos]
     np.testing.assert_allclose(t.apply(xq), opq.apply(xq), rtol=1e-5, atol=1e-5)
+
+
+def test_hnsw_sq_with_rerank_is_written_as_faiss_refine_flat():
+    if not hasattr(voisin, "IndexHNSWSQ"):
+        pytest.skip("IndexHNSWSQ not in this voisin build yet")
+    xb, xq, _ = data()
+    index = voisin.IndexHNSWSQ(xb.shape[1], 0, 12, rerank=True, k_factor=3)
+    index.train(xb)
+    index.add(xb)
+    index.hnsw.efSearch = 64
+    f = faiss.deserialize_index(voisin.serialize_index(index))
+    assert isinstance(f, (faiss.IndexRefine, faiss.IndexRefineFlat)) and f.k_factor == 3
+    back = voisin.deserialize_index(voisin.serialize_index(index))
+    assert isinstance(back, voisin.IndexRefineFlat)
+    assert isinstance(back.base_index, voisin.IndexHNSWSQ)
+    np.testing.assert_array_equal(back.refine_index.xb, xb)
+    D1, I1 = index.search(xq, 5)
+    D2, I2 = back.search(xq, 5)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-4)

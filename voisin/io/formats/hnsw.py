@@ -254,9 +254,20 @@ if _IndexHNSWSQ is not None:
     @register_writer(_IndexHNSWSQ)
     def write_hnsw_sq(w, index) -> None:
         if index.rerank:
-            raise ValueError("write_index: IndexHNSWSQ(rerank=True) keeps float vectors beside "
-                             "the codes, which FAISS's IndexHNSWSQ cannot hold; save "
-                             "IndexRefineFlat(IndexHNSWSQ(...)) instead")
+            # FAISS's way to keep float vectors beside SQ codes is a refine
+            # wrapper: IndexRefineFlat(IndexHNSWSQ), which is what this writes
+            # (and what a reader, FAISS's or voisin's, gets back)
+            w.tag(b"IxRF")
+            write_header(w, index)
+            _write_hnsw_sq_body(w, index)
+            w.tag(flat_tag(index.metric_type))
+            write_header(w, index)
+            w.vector(index._xf[:index.ntotal], np.float32)
+            w.f32(index.k_factor)
+            return
+        _write_hnsw_sq_body(w, index)
+
+    def _write_hnsw_sq_body(w, index) -> None:
         w.tag(b"IHNs")
         write_header(w, index)
         write_graph(w, index)

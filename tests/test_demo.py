@@ -42,6 +42,9 @@ def numpy_nearest(x64: np.ndarray, q: np.ndarray, skip: set[int], count: int) ->
 def test_load_glove_shapes_and_order(glove):
     x64, words = glove
     assert x64.shape == (LIMIT, 50) and len(words) == LIMIT
+    x, _ = demo.load_glove(1000)
+    assert x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable  # normalize_L2 works on it
+    np.testing.assert_allclose(x / np.linalg.norm(x, axis=1, keepdims=True), x64[:1000], rtol=1e-5)
     assert words[:3] == ["the", ",", "."]  # most frequent first, so --limit keeps common words
 
 

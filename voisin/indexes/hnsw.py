@@ -198,6 +198,24 @@ class IndexHNSW(Index):
 
     params_type = SearchParametersHNSW
     _sq = False
+    @property
+    def prefetch_lines(self) -> int:
+        """Cache lines of each neighbour's vector prefetched while searching (0 = off)."""
+        return int(self._tune[0])
+
+    @prefetch_lines.setter
+    def prefetch_lines(self, v: int) -> None:
+        self._tune = np.array([check_int(v, "prefetch_lines", lo=0), self._tune[1]], np.int64)
+
+    @property
+    def early_abort_min_dim(self) -> int:
+        """Float L2 distances of at least this many dimensions are abandoned as
+        soon as they exceed the current ef-th result (exact; a huge value turns it off)."""
+        return int(self._tune[1])
+
+    @early_abort_min_dim.setter
+    def early_abort_min_dim(self, v: int) -> None:
+        self._tune = np.array([self._tune[0], check_int(v, "early_abort_min_dim", lo=0)], np.int64)
 
     def __init__(self, d: int, M: int = 32, metric: int = METRIC_L2, *, seed: int = 12345):
         super().__init__(d, metric)
@@ -207,6 +225,7 @@ class IndexHNSW(Index):
         self._sqp = np.zeros((3, self.d), dtype=np.float32)
         self._X = self._empty_storage()
         self._scratch = _Scratch()
+        self._tune = np.array([K.PREFETCH_LINES, K.EARLY_ABORT_MIN_DIM], dtype=np.int64)
 
     # --- storage hooks ---------------------------------------------------------------
     def _empty_storage(self) -> np.ndarray:
@@ -225,6 +244,7 @@ class IndexHNSW(Index):
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("_tune", np.array([K.PREFETCH_LINES, K.EARLY_ABORT_MIN_DIM], np.int64))
         super().__setstate__(state)
         self._scratch = _Scratch()
 
@@ -312,7 +332,8 @@ class IndexHNSW(Index):
                 I = np.empty((1, k), dtype=np.int64)
                 if K.search_serial(x, k, ef, self._X, nb0, upper, upper_off, int(state[0]),
                                    int(state[1]), self.metric_type, self._sq, self._sqp, vis, ep,
-                                   cd, ci, rd, ri, _NO_MASK, False, _NO_LABELS, False, D, I):
+                                   cd, ci, rd, ri, _NO_MASK, False, _NO_LABELS, False,
+                                   self._tune, D, I):
                     return D, I
                 D = I = None
         return super().search(x, k, params, D=D, I=I)
@@ -350,11 +371,11 @@ class IndexHNSW(Index):
             vis, ep, cd, ci, rd, ri = self._scratch.get(n, ef)
             K.search_serial(x, k, ef, X, nb0, upper, upper_off, entry, max_level, self.metric_type,
                             self._sq, self._sqp, vis, ep, cd, ci, rd, ri, mask, use_mask,
-                            _NO_LABELS, False, D, I)
+                            _NO_LABELS, False, self._tune, D, I)
         else:
             K.search_parallel(x, k, ef, X, nb0, upper, upper_off, entry, max_level,
                               self.metric_type, self._sq, self._sqp, nthreads, mask, use_mask,
-                              _NO_LABELS, False, D, I)
+                              _NO_LABELS, False, self._tune, D, I)
         return D, I
 
     def _filter_goes_exact(self, allowed: int, n: int, ef: int) -> bool:

@@ -18,12 +18,46 @@ Costs are "smaller is better": squared L2, or minus the inner product.
 """
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from . import FASTMATH
 
 METRIC_IP = 0
 METRIC_L2 = 1
+# cache lines of each neighbour's vector prefetched during construction
+PREFETCH_LINES = 4
+# float L2 distances of at least this many dimensions may be abandoned early
+EARLY_ABORT_MIN_DIM = 256
+
+
+# --- prefetch -------------------------------------------------------------------
+
+@intrinsic
+def prefetch_row(typingctx, arr, row, byte_offset):
+    """Ask the CPU to start loading ``arr[row]`` (2-D C array) at ``byte_offset``.
+
+    numba has no prefetch; this emits LLVM's ``llvm.prefetch`` (read, high
+    locality) so the rows of a whole neighbour list are in flight at once
+    instead of being fetched one distance at a time.
+    """
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        idx = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [idx, zero])
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        off = context.cast(builder, args[2], sig.args[2], types.intp)
+        i8p = builder.gep(i8p, [off])
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [i8p, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(arr, row, byte_offset), codegen
 
 
 # --- distances -----------------------------------------------------------------
@@ -79,6 +113,29 @@ def dist_q(qv, X, j, metric, sq, sqp, qc):
     for t in range(d):
         s += qv[t] * X[j, t]
     return -s
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def l2_bounded(qv, X, j, bound):
+    """Squared L2, abandoned once a partial sum exceeds ``bound``.
+
+    Partial L2 sums only grow, so a candidate already worse than the current
+    ef-th result is rejected after a fraction of the dimensions; the value
+    returned is then some number > bound (never used beyond that test).
+    Blocks of 64 keep the inner loop vectorised.
+    """
+    d = qv.shape[0]
+    s = np.float32(0.0)
+    t0 = 0
+    while t0 < d:
+        t1 = min(d, t0 + 64)
+        for t in range(t0, t1):
+            e = qv[t] - X[j, t]
+            s += e * e
+        if s > bound:
+            return s
+        t0 = t1
+    return s
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -245,7 +302,7 @@ def _max_replace_top(hd, hi, size, c, v):
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def search_layer(qv, qc, X, level, nb0, upper, upper_off, ep, epd, ef, metric, sq, sqp,
-                 visited, epoch, cd, ci, rd, ri, mask, use_mask):
+                 visited, epoch, cd, ci, rd, ri, mask, use_mask, prefetch_lines, abort_min_dim):
     """Best-first search of one level from entry ``ep`` (cost ``epd``).
 
     Keeps the ``ef`` best nodes in the max-heap rd/ri and returns how many it
@@ -261,6 +318,11 @@ def search_layer(qv, qc, X, level, nb0, upper, upper_off, ep, epd, ef, metric, s
     if not use_mask or mask[ep]:
         nres = _max_push(rd, ri, 0, epd, ep)
     width = nb0.shape[1] if level == 0 else upper.shape[1]
+    buf = np.empty(width, dtype=np.int32)
+    # early abort pays when a distance is long to compute (high d, float L2)
+    early_abort = metric == METRIC_L2 and not sq and X.shape[1] >= abort_min_dim
+    row_bytes = X.shape[1] * X.itemsize
+    pf_bytes = min(row_bytes, prefetch_lines * 64)
     while ncand > 0:
         c0 = cd[0]
         v0 = ci[0]
@@ -271,6 +333,8 @@ def search_layer(qv, qc, X, level, nb0, upper, upper_off, ep, epd, ef, metric, s
             r = np.int64(v0)
         else:
             r = upper_off[v0] + level - 1
+        # pass 1: collect the unvisited neighbours and prefetch their vectors
+        nnew = 0
         for t in range(width):
             if level == 0:
                 v = nb0[r, t]
@@ -281,7 +345,17 @@ def search_layer(qv, qc, X, level, nb0, upper, upper_off, ep, epd, ef, metric, s
             if visited[v] == epoch:
                 continue
             visited[v] = epoch
-            c = dist_q(qv, X, v, metric, sq, sqp, qc)
+            buf[nnew] = v
+            nnew += 1
+            for off in range(0, pf_bytes, 64):
+                prefetch_row(X, v, off)
+        # pass 2: score them
+        for u in range(nnew):
+            v = buf[u]
+            if early_abort and nres >= ef:
+                c = l2_bounded(qv, X, v, rd[0])
+            else:
+                c = dist_q(qv, X, v, metric, sq, sqp, qc)
             if nres < ef or c < rd[0]:
                 ncand = _min_push(cd, ci, ncand, c, v)
                 if not use_mask or mask[v]:
@@ -373,7 +447,8 @@ def _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level
     for level in range(min(top, max_level), -1, -1):
         e = _next_epoch(visited, epoch, 0)
         nres = search_layer(qv, qc, X, level, nb0, upper, upper_off, cur, curd, efc, metric, sq,
-                            sqp, visited, e, cd, ci, rd, ri, mask, False)
+                            sqp, visited, e, cd, ci, rd, ri, mask, False, PREFETCH_LINES,
+                            EARLY_ABORT_MIN_DIM)
         m = heap_to_sorted(rd, ri, nres, sd, si)
         row = _row(level, i, nb0, upper, upper_off)
         nsel = select_heuristic(X, sd, si, m, M, metric, sq, sqp, row)
@@ -528,7 +603,8 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
-                visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels, Drow, Irow):
+                visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
+                tuning, Drow, Irow):
     qc = prep_query(q, metric, sq, sqp, qv)
     cur = entry
     curd = dist_q(qv, X, cur, metric, sq, sqp, qc)
@@ -536,7 +612,7 @@ def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq
                                metric, sq, sqp)
     e = _next_epoch(visited, epoch, 0)
     nres = search_layer(qv, qc, X, 0, nb0, upper, upper_off, cur, curd, ef, metric, sq, sqp,
-                        visited, e, cd, ci, rd, ri, mask, use_mask)
+                        visited, e, cd, ci, rd, ri, mask, use_mask, tuning[0], tuning[1])
     # drop the worst until k remain, then drain in ascending order
     while nres > k:
         nres = _max_pop(rd, ri, nres)
@@ -555,8 +631,11 @@ def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
-                  visited, epoch, cd, ci, rd, ri, mask, use_mask, labels, use_labels, D, I):
+                  visited, epoch, cd, ci, rd, ri, mask, use_mask, labels, use_labels,
+                  tuning, D, I):
     """Search each query in turn with caller-owned scratch (reused across calls).
+
+    ``tuning`` = [prefetch cache lines, early-abort minimum dimension].
 
     Returns False, without searching, when a query holds NaN or inf: the
     Python fast path skips validation and falls back to it on False.
@@ -570,13 +649,13 @@ def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric,
     for r in range(nq):
         _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                     visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
-                    D[r], I[r])
+                    tuning, D[r], I[r])
     return True
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
-                    nchunk, mask, use_mask, labels, use_labels, D, I):
+                    nchunk, mask, use_mask, labels, use_labels, tuning, D, I):
     """Queries split in ``nchunk`` contiguous slices, one scratch set per slice."""
     nq = xq.shape[0]
     n = X.shape[0]
@@ -592,4 +671,35 @@ def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metri
         for r in range(ch * step, min(nq, (ch + 1) * step)):
             _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq,
                         sqp, visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels,
-                        use_labels, D[r], I[r])
+                        use_labels, tuning, D[r], I[r])
+
+
+# --- locality ------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def bfs_order(nb0, n, start):
+    """Nodes in breadth-first order of the level-0 graph from ``start`` (then
+    any unreached ones): neighbours end up stored near each other."""
+    order = np.empty(n, dtype=np.int64)
+    seen = np.zeros(n, dtype=np.bool_)
+    head = 0
+    tail = 0
+    for root in range(-1, n):
+        s = start if root < 0 else root
+        if s < 0 or seen[s]:
+            continue
+        seen[s] = True
+        order[tail] = s
+        tail += 1
+        while head < tail:
+            v = order[head]
+            head += 1
+            for t in range(nb0.shape[1]):
+                u = nb0[v, t]
+                if u < 0:
+                    break
+                if not seen[u]:
+                    seen[u] = True
+                    order[tail] = u
+                    tail += 1
+    return order

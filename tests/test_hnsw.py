@@ -391,3 +391,24 @@ def test_factory_hnsw():
     assert voisin.index_factory(12, "HNSW8").hnsw.M == 8
     ip = voisin.index_factory(12, "HNSW8", voisin.METRIC_INNER_PRODUCT)
     assert ip.metric_type == voisin.METRIC_INNER_PRODUCT
+
+
+def test_early_abort_and_prefetch_do_not_change_results():
+    # d >= 256 turns on the early-abandoned L2 distances (exact by construction)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1500, 300)).astype(np.float32)
+    q = rng.standard_normal((40, 300)).astype(np.float32)
+    index = IndexHNSWFlat(300, 8)
+    index.add(x)
+    index.hnsw.efSearch = 48
+    assert index.early_abort_min_dim <= 300
+    D1, I1 = index.search(q, 10)
+    index.early_abort_min_dim = 10**9
+    index.prefetch_lines = 0
+    D2, I2 = index.search(q, 10)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_allclose(D1, D2, rtol=1e-5)
+    true = ((x[I1] - q[:, None]) ** 2).sum(-1)
+    np.testing.assert_allclose(D1, true, rtol=1e-4)
+    with pytest.raises(ValueError, match="prefetch_lines"):
+        index.prefetch_lines = -1

@@ -412,3 +412,14 @@ def test_early_abort_and_prefetch_do_not_change_results():
     np.testing.assert_allclose(D1, true, rtol=1e-4)
     with pytest.raises(ValueError, match="prefetch_lines"):
         index.prefetch_lines = -1
+
+
+@pytest.mark.parametrize("M", [4, 16, 32])
+def test_level_tables_match_faiss(M):
+    faiss = pytest.importorskip("faiss")
+    ref = faiss.IndexHNSWFlat(8, M).hnsw
+    probas, cum = level_tables(M)
+    np.testing.assert_allclose(probas, faiss.vector_to_array(ref.assign_probas), rtol=1e-6)
+    np.testing.assert_array_equal(cum, faiss.vector_to_array(ref.cum_nneighbor_per_level))
+    ours = IndexHNSWFlat(8, M).hnsw
+    assert (ours.efConstruction, ours.efSearch) == (ref.efConstruction, ref.efSearch) == (40, 16)

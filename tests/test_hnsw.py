@@ -417,7 +417,8 @@ def test_early_abort_and_prefetch_do_not_change_results():
 @pytest.mark.parametrize("M", [4, 16, 32])
 def test_level_tables_match_faiss(M):
     faiss = pytest.importorskip("faiss")
-    ref = faiss.IndexHNSWFlat(8, M).hnsw
+    owner = faiss.IndexHNSWFlat(8, M)  # keep the owner alive: .hnsw is a borrowed view
+    ref = owner.hnsw
     probas, cum = level_tables(M)
     np.testing.assert_allclose(probas, faiss.vector_to_array(ref.assign_probas), rtol=1e-6)
     np.testing.assert_array_equal(cum, faiss.vector_to_array(ref.cum_nneighbor_per_level))

@@ -326,3 +326,26 @@ def test_real_data_recall_floor_siftsmall():
     index.add(xb)
     index.nprobe = 8
     assert _recall(index.search(xq, 10)[1], gt) >= 0.95
+
+
+@pytest.mark.parametrize("metric", [L2, IP])
+def test_list_major_batch_path_equals_per_query_path(metric, monkeypatch):
+    import numba
+    import voisin.indexes.ivf as ivf_mod
+    if numba.get_num_threads() < 2:
+        pytest.skip("the batch paths run with several numba threads")
+    xb, xq = _data(nq=300)
+    index = _ivf(xb, metric=metric)
+    sel = voisin.IDSelectorRange(500, 3000)
+    cases = [voisin.SearchParametersIVF(nprobe=7), voisin.SearchParametersIVF(nprobe=32),
+             voisin.SearchParametersIVF(nprobe=5, max_codes=300), voisin.SearchParametersIVF(nprobe=6, sel=sel)]
+    monkeypatch.setattr(ivf_mod, "LIST_MAJOR_MIN_QUERIES", 10**9)
+    want = [index.search(xq, 10, params=p) for p in cases]
+    monkeypatch.setattr(ivf_mod, "LIST_MAJOR_MIN_QUERIES", 64)
+    got = [index.search(xq, 10, params=p) for p in cases]
+    for (D1, I1), (D2, I2) in zip(want, got):
+        np.testing.assert_array_equal(I1, I2)
+        np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-4)
+    flat = voisin.IndexFlat(16, metric)
+    flat.add(xb)
+    np.testing.assert_array_equal(got[1][1], flat.search(xq, 10)[1])

@@ -65,6 +65,9 @@ from .flat import IndexFlat
 SINGLE_PATH_MAX_QUERIES = 4
 # Queries x centroids inner products computed per BLAS call in batch mode.
 GEMM_BLOCK_BYTES = 64 << 20
+# From this many queries a batch is scanned list by list (each stored vector is
+# read once per batch and compared with every query probing its list).
+LIST_MAJOR_MIN_QUERIES = 64
 
 
 class SearchParametersIVF(SearchParameters):
@@ -558,10 +561,22 @@ class IndexIVFFlat(IndexIVF):
         step = max(1, GEMM_BLOCK_BYTES // (4 * max(1, self.nlist)))
         G = np.empty((min(step, x.shape[0]), self.nlist), dtype=np.float32)
         vecs = self._vecs(ctx.codes)
+        list_major = x.shape[0] >= LIST_MAJOR_MIN_QUERIES
+        order = np.random.default_rng(0).permutation(self.nlist).astype(np.int64) if list_major else None
         for i0 in range(0, x.shape[0], step):
             i1 = min(x.shape[0], i0 + step)
             g = G[:i1 - i0]
             np.matmul(x[i0:i1], ct, out=g)
+            if list_major:
+                probes = np.empty((i1 - i0, nprobe), dtype=np.int64)
+                K.select_probes(g, cnorm, self.metric_type, probes)
+                start, pair_q, pair_p = K.group_pairs(probes, ctx.sizes, self.nlist, ctx.max_codes)
+                SD = np.full((i1 - i0, nprobe, k), np.inf, dtype=np.float32)
+                SI = np.full((i1 - i0, nprobe, k), -1, dtype=np.int64)
+                K.scan_lists(x[i0:i1], order, start, pair_q, pair_p, vecs, ctx.ids, ctx.offsets, ctx.sizes,
+                             self.metric_type, ctx.mask, ctx.use_mask, SD, SI)
+                K.merge_slots(SD, SI, self.metric_type, worst_distance(self.metric_type), D[i0:i1], I[i0:i1])
+                continue
             K.flat_search_gemm(x[i0:i1], g, cnorm, nprobe, vecs, ctx.ids, ctx.offsets, ctx.sizes,
                                self.metric_type, ctx.max_codes, ctx.mask, ctx.use_mask,
                                worst_distance(self.metric_type), D[i0:i1], I[i0:i1])

@@ -236,3 +236,106 @@ def slab_positions(list_nos, offsets, sizes, nlist):
         pos[i] = offsets[l] + sizes[l] + fill[l]
         fill[l] += 1
     return pos
+
+
+# --- list-major batch search ------------------------------------------------
+# With many queries, several of them probe the same list. Scanning list by list
+# and comparing each stored vector with every query that probes it loads each
+# vector from memory once per batch instead of once per query. Every (query,
+# probe) pair owns a k-slot heap, so threads working on different lists never
+# write to the same heap; a final pass merges each query's nprobe heaps.
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def select_probes(G, cnorm, metric, probes):
+    """Best ``probes.shape[1]`` lists of each query from its inner products with the centroids."""
+    nprobe = probes.shape[1]
+    for i in prange(G.shape[0]):
+        pd = np.empty(nprobe, dtype=np.float32)
+        probe_from_products(G[i], cnorm, metric, pd, probes[i])
+
+
+@njit(cache=True, nogil=True)
+def group_pairs(probes, sizes, nlist, max_codes):
+    """(query, probe slot) pairs grouped by list: pairs of list l are
+    ``start[l]:start[l+1]`` of ``pair_q``/``pair_p``. Probes past ``max_codes``
+    (counted in probe order, as the per-query scan does) are dropped."""
+    nq, npb = probes.shape
+    start = np.zeros(nlist + 1, dtype=np.int64)
+    keep = np.zeros((nq, npb), dtype=np.bool_)
+    for i in range(nq):
+        scanned = 0
+        for p in range(npb):
+            l = probes[i, p]
+            if l < 0:
+                continue
+            if max_codes > 0 and scanned >= max_codes:
+                break
+            keep[i, p] = True
+            start[l + 1] += 1
+            scanned += sizes[l]
+    for l in range(nlist):
+        start[l + 1] += start[l]
+    fill = start[:nlist].copy()
+    pair_q = np.empty(start[nlist], dtype=np.int64)
+    pair_p = np.empty(start[nlist], dtype=np.int64)
+    for i in range(nq):
+        for p in range(npb):
+            if keep[i, p]:
+                l = probes[i, p]
+                pair_q[fill[l]] = i
+                pair_p[fill[l]] = p
+                fill[l] += 1
+    return start, pair_q, pair_p
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def scan_lists(xq, order, start, pair_q, pair_p, vecs, ids, offsets, sizes, metric, mask, use_mask,
+               SD, SI):
+    """Scan each list once for all the queries probing it (``order``: the lists
+    in a shuffled order so threads get similar work)."""
+    d = xq.shape[1]
+    for t in prange(order.shape[0]):
+        l = order[t]
+        a = start[l]
+        b = start[l + 1]
+        s = sizes[l]
+        if a == b or s == 0:
+            continue
+        o = offsets[l]
+        for j in range(o, o + s):
+            if use_mask and not mask[j]:
+                continue
+            v = vecs[j]
+            for e in range(a, b):
+                i = pair_q[e]
+                p = pair_p[e]
+                q = xq[i]
+                acc = np.float32(0.0)
+                if metric == METRIC_L2:
+                    for u in range(d):
+                        df = q[u] - v[u]
+                        acc += df * df
+                else:
+                    for u in range(d):
+                        acc += q[u] * v[u]
+                    acc = -acc
+                if acc < SD[i, p, 0]:
+                    heap_replace_top(SD[i, p], SI[i, p], acc, ids[j])
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def merge_slots(SD, SI, metric, worst, D, I):
+    """Each query's k best among its nprobe slot heaps, sorted, as FAISS distances."""
+    nq, npb, k = SD.shape
+    for i in prange(nq):
+        rd = D[i]
+        ri = I[i]
+        heap_init(rd, ri)
+        for p in range(npb):
+            for t in range(k):
+                idx = SI[i, p, t]
+                if idx >= 0:
+                    c = SD[i, p, t]
+                    if c < rd[0] or (c == rd[0] and idx < ri[0]):
+                        heap_replace_top(rd, ri, c, idx)
+        finalize_heap(rd, ri, metric, worst)

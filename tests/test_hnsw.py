@@ -420,7 +420,7 @@ def test_level_tables_match_faiss(M):
     owner = faiss.IndexHNSWFlat(8, M)  # keep the owner alive: .hnsw is a borrowed view
     ref = owner.hnsw
     probas, cum = level_tables(M)
-    np.testing.assert_allclose(probas, faiss.vector_to_array(ref.assign_probas), rtol=1e-6)
+    np.testing.assert_allclose(probas, faiss.vector_to_array(ref.assign_probas), rtol=1e-5)
     np.testing.assert_array_equal(cum, faiss.vector_to_array(ref.cum_nneighbor_per_level))
     ours = IndexHNSWFlat(8, M).hnsw
     assert (ours.efConstruction, ours.efSearch) == (ref.efConstruction, ref.efSearch) == (40, 16)

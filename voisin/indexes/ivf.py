@@ -68,6 +68,7 @@ GEMM_BLOCK_BYTES = 64 << 20
 # From this many queries a batch is scanned list by list (each stored vector is
 # read once per batch and compared with every query probing its list).
 LIST_MAJOR_MIN_QUERIES = 64
+LIST_MAJOR_MAX_BYTES = 256 << 20
 
 
 class SearchParametersIVF(SearchParameters):
@@ -561,7 +562,10 @@ class IndexIVFFlat(IndexIVF):
         step = max(1, GEMM_BLOCK_BYTES // (4 * max(1, self.nlist)))
         G = np.empty((min(step, x.shape[0]), self.nlist), dtype=np.float32)
         vecs = self._vecs(ctx.codes)
-        list_major = x.shape[0] >= LIST_MAJOR_MIN_QUERIES
+        # the per-(query, probe) heaps cost rows*nprobe*k*12 bytes: large k or
+        # nprobe fall back to the per-query scan rather than allocate too much
+        slot_bytes = min(step, x.shape[0]) * nprobe * k * 12
+        list_major = x.shape[0] >= LIST_MAJOR_MIN_QUERIES and slot_bytes <= LIST_MAJOR_MAX_BYTES
         order = np.random.default_rng(0).permutation(self.nlist).astype(np.int64) if list_major else None
         for i0 in range(0, x.shape[0], step):
             i1 = min(x.shape[0], i0 + step)

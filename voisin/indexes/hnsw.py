@@ -287,7 +287,7 @@ class IndexHNSW(Index):
         h = self.hnsw
         efc = h.efConstruction
         args = (X, levels, nb0, upper, upper_off, state, efc, h.M, self.metric_type, self._sq,
-                self._sqp)
+                self._sqp, self.early_abort_min_dim)
         nthreads = numba.get_num_threads()
         n1 = n0 + x.shape[0]
         if nthreads == 1:
@@ -305,8 +305,7 @@ class IndexHNSW(Index):
         while i < n1:
             b = int(min(MAX_BATCH, max(nthreads, i * BATCH_FRACTION)))
             stop = min(n1, i + b)
-            K.insert_batch(x, n0, i, stop, X, levels, nb0, upper, upper_off, state, efc, h.M,
-                           self.metric_type, self._sq, self._sqp, visited, epochs)
+            K.insert_batch(x, n0, i, stop, *args[:-1], self.early_abort_min_dim, visited, epochs)
             i = stop
 
     # --- search ---------------------------------------------------------------------

@@ -139,6 +139,25 @@ def l2_bounded(qv, X, j, bound):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def closer_than(X, i, j, bound, metric, sq, sqp, abort_min_dim):
+    """cost(i, j) < bound, abandoning long float L2 sums once they pass ``bound``."""
+    d = X.shape[1]
+    if metric != METRIC_L2 or sq or d < abort_min_dim:
+        return dist_nodes(X, i, j, metric, sq, sqp) < bound
+    s = np.float32(0.0)
+    t0 = 0
+    while t0 < d:
+        t1 = min(d, t0 + 64)
+        for t in range(t0, t1):
+            e = X[i, t] - X[j, t]
+            s += e * e
+        if s >= bound:
+            return False
+        t0 = t1
+    return s < bound
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def dist_nodes(X, i, j, metric, sq, sqp):
     """Cost between two stored nodes (decoded values for SQ8)."""
     d = X.shape[1]
@@ -379,7 +398,7 @@ def _next_epoch(visited, ep_arr, slot):
 # --- neighbour selection -------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def select_heuristic(X, cand_d, cand_i, ncand, mmax, metric, sq, sqp, out):
+def select_heuristic(X, cand_d, cand_i, ncand, mmax, metric, sq, sqp, out, abort_min_dim):
     """HNSW's neighbour heuristic over candidates sorted by ascending cost.
 
     A candidate is kept when it is closer to the base point than to every
@@ -395,7 +414,7 @@ def select_heuristic(X, cand_d, cand_i, ncand, mmax, metric, sq, sqp, out):
         cv = cand_d[a]
         good = True
         for b in range(nsel):
-            if dist_nodes(X, v, out[b], metric, sq, sqp) < cv:
+            if closer_than(X, v, out[b], cv, metric, sq, sqp, abort_min_dim):
                 good = False
                 break
         if good:
@@ -405,7 +424,8 @@ def select_heuristic(X, cand_d, cand_i, ncand, mmax, metric, sq, sqp, out):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def add_reverse_link(X, src, dst, level, nb0, upper, upper_off, metric, sq, sqp, tmpd, tmpi, sel):
+def add_reverse_link(X, src, dst, level, nb0, upper, upper_off, metric, sq, sqp, tmpd, tmpi, sel,
+                     abort_min_dim):
     """Make ``src`` a neighbour of ``dst`` at ``level``, pruning ``dst``'s list
     with the heuristic when it is full (as hnswlib does)."""
     row = _row(level, dst, nb0, upper, upper_off)
@@ -426,7 +446,7 @@ def add_reverse_link(X, src, dst, level, nb0, upper, upper_off, metric, sq, sqp,
     n = _max_push(tmpd, tmpi, n, c, src)
     m = heap_to_sorted(tmpd, tmpi, n, tmpd[cap + 1:], tmpi[cap + 1:])
     nsel = select_heuristic(X, tmpd[cap + 1:cap + 1 + m], tmpi[cap + 1:cap + 1 + m], m, cap,
-                            metric, sq, sqp, sel)
+                            metric, sq, sqp, sel, abort_min_dim)
     for t in range(cap):
         row[t] = sel[t] if t < nsel else -1
 
@@ -435,7 +455,7 @@ def add_reverse_link(X, src, dst, level, nb0, upper, upper_off, metric, sq, sqp,
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level, efc, M,
-                   metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, mask):
+                   metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, mask, abort_min_dim):
     """Search the graph for node ``i``'s neighbours and write *its own* lists
     (never another node's), so several new nodes can do this in parallel."""
     top = levels[i] - 1
@@ -448,10 +468,10 @@ def _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level
         e = _next_epoch(visited, epoch, 0)
         nres = search_layer(qv, qc, X, level, nb0, upper, upper_off, cur, curd, efc, metric, sq,
                             sqp, visited, e, cd, ci, rd, ri, mask, False, PREFETCH_LINES,
-                            EARLY_ABORT_MIN_DIM)
+                            abort_min_dim)
         m = heap_to_sorted(rd, ri, nres, sd, si)
         row = _row(level, i, nb0, upper, upper_off)
-        nsel = select_heuristic(X, sd, si, m, M, metric, sq, sqp, row)
+        nsel = select_heuristic(X, sd, si, m, M, metric, sq, sqp, row, abort_min_dim)
         for t in range(nsel, row.shape[0]):
             row[t] = -1
         # the closest node found is the entry of the next level down
@@ -460,7 +480,8 @@ def _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def insert_serial(xin, i0, X, levels, nb0, upper, upper_off, state, efc, M, metric, sq, sqp):
+def insert_serial(xin, i0, X, levels, nb0, upper, upper_off, state, efc, M, metric, sq, sqp,
+                  abort_min_dim):
     """Classic one-at-a-time HNSW insertion of nodes i0 .. i0+len(xin)-1.
 
     ``state`` = [entry_point, max_level], updated in place. ``xin`` holds the
@@ -492,7 +513,8 @@ def insert_serial(xin, i0, X, levels, nb0, upper, upper_off, state, efc, M, metr
             continue
         qc = prep_query(xin[r], metric, sq, sqp, qv)
         _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, state[0], state[1], ef, M,
-                       metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, nomask)
+                       metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, nomask,
+                       abort_min_dim)
         for level in range(min(top, state[1]), -1, -1):
             row = _row(level, i, nb0, upper, upper_off)
             for t in range(row.shape[0]):
@@ -500,7 +522,7 @@ def insert_serial(xin, i0, X, levels, nb0, upper, upper_off, state, efc, M, metr
                 if v < 0:
                     break
                 add_reverse_link(X, i, v, level, nb0, upper, upper_off, metric, sq, sqp,
-                                 tmpd, tmpi, sel)
+                                 tmpd, tmpi, sel, abort_min_dim)
         if top > state[1]:
             state[0] = i
             state[1] = top
@@ -508,7 +530,7 @@ def insert_serial(xin, i0, X, levels, nb0, upper, upper_off, state, efc, M, metr
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, M, metric, sq,
-                 sqp, visited, epochs):
+                 sqp, abort_min_dim, visited, epochs):
     """Insert nodes b0..b1-1 (rows b0-i0.. of xin) as one batch, in two phases.
 
     Phase 1 (parallel over new nodes): each new node searches the graph as it
@@ -543,7 +565,8 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
         for i in range(b0 + ch * step, min(b1, b0 + (ch + 1) * step)):
             qc = prep_query(xin[i - i0], metric, sq, sqp, qv)
             _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level, ef, M,
-                           metric, sq, sqp, vis, ep, cd, ci, rd, ri, sd, si, nomask)
+                           metric, sq, sqp, vis, ep, cd, ci, rd, ri, sd, si, nomask,
+                           abort_min_dim)
     # phase 2: gather (dst, level, src) triples, group by (dst, level)
     nlev = max_level + 1
     total = 0
@@ -591,7 +614,7 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
             level = key % nlev
             for p in range(gstart[g], gstart[g + 1]):
                 add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric, sq,
-                                 sqp, tmpd, tmpi, sel)
+                                 sqp, tmpd, tmpi, sel, abort_min_dim)
     # the highest new node (first one on ties) becomes the entry point
     for i in range(b0, b1):
         if levels[i] - 1 > state[1]:

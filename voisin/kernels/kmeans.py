@@ -21,27 +21,34 @@ def argmin_block(G, cnorm, xnorm, metric, labels, dists, row0):
     """Best centroid of rows ``row0 .. row0+G.shape[0]`` from their inner products ``G``.
 
     L2: distance = ||x||^2 - 2 x.c + ||c||^2 (clipped at 0); inner product:
-    the largest x.c wins and ``dists`` holds that similarity.
+    the largest x.c wins and ``dists`` holds that similarity. ``G`` is scratch:
+    each row is overwritten with its costs so that a vectorised min pass and
+    an exact-equality search for its position replace a branchy argmin loop
+    (the first index wins ties, as a sequential argmin would).
     """
     b, k = G.shape
     for i in prange(b):
         g = G[i]
-        best = np.inf
-        arg = 0
+        best = np.float32(np.inf)
         if metric == METRIC_L2:
             for j in range(k):
-                c = cnorm[j] - 2.0 * g[j]
-                if c < best:
-                    best = c
-                    arg = j
-            v = best + xnorm[row0 + i]
-            dists[row0 + i] = v if v > 0.0 else 0.0
+                c = cnorm[j] - np.float32(2.0) * g[j]
+                g[j] = c
+                best = min(best, c)
         else:
             for j in range(k):
                 c = -g[j]
-                if c < best:
-                    best = c
-                    arg = j
+                g[j] = c
+                best = min(best, c)
+        arg = 0
+        for j in range(k):
+            if g[j] == best:
+                arg = j
+                break
+        if metric == METRIC_L2:
+            v = best + xnorm[row0 + i]
+            dists[row0 + i] = v if v > 0.0 else 0.0
+        else:
             dists[row0 + i] = -best
         labels[row0 + i] = arg
 

@@ -339,6 +339,7 @@ def test_list_major_batch_path_equals_per_query_path(metric, monkeypatch):
     sel = voisin.IDSelectorRange(500, 3000)
     cases = [voisin.SearchParametersIVF(nprobe=7), voisin.SearchParametersIVF(nprobe=32),
              voisin.SearchParametersIVF(nprobe=5, max_codes=300), voisin.SearchParametersIVF(nprobe=6, sel=sel)]
+    monkeypatch.setattr(ivf_mod, "LIST_MAJOR_MIN_DIM", 1)
     monkeypatch.setattr(ivf_mod, "LIST_MAJOR_MIN_QUERIES", 10**9)
     want = [index.search(xq, 10, params=p) for p in cases]
     monkeypatch.setattr(ivf_mod, "LIST_MAJOR_MIN_QUERIES", 64)

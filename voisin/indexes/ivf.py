@@ -69,6 +69,7 @@ GEMM_BLOCK_BYTES = 64 << 20
 # read once per batch and compared with every query probing its list).
 LIST_MAJOR_MIN_QUERIES = 64
 LIST_MAJOR_MAX_BYTES = 256 << 20
+LIST_MAJOR_MIN_DIM = 128
 
 
 class SearchParametersIVF(SearchParameters):
@@ -565,7 +566,11 @@ class IndexIVFFlat(IndexIVF):
         # the per-(query, probe) heaps cost rows*nprobe*k*12 bytes: large k or
         # nprobe fall back to the per-query scan rather than allocate too much
         slot_bytes = min(step, x.shape[0]) * nprobe * k * 12
-        list_major = x.shape[0] >= LIST_MAJOR_MIN_QUERIES and slot_bytes <= LIST_MAJOR_MAX_BYTES
+        # and it pays off where memory traffic dominates: long vectors. Short
+        # ones (glove's 200 bytes) stay in cache anyway and the extra slot-heap
+        # inserts make it slower there.
+        list_major = (x.shape[0] >= LIST_MAJOR_MIN_QUERIES and slot_bytes <= LIST_MAJOR_MAX_BYTES
+                      and self.d >= LIST_MAJOR_MIN_DIM)
         order = np.random.default_rng(0).permutation(self.nlist).astype(np.int64) if list_major else None
         for i0 in range(0, x.shape[0], step):
             i1 = min(x.shape[0], i0 + step)

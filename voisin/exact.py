@@ -28,6 +28,9 @@ DIRECT_MAX_D = 32
 # stays in L2/L3 cache while the top-k kernel reads it.
 BLOCK_QUERIES = 1024
 BLOCK_DATABASE = 2048
+# A parallel region costs a thread hand-off per call, and on a busy machine a
+# wait for a descheduled worker: split a scan only when it has ~1 ms of work.
+PARALLEL_MIN_WORK = 1 << 22
 # Gather the allowed rows when a filter keeps less than this share of the database.
 GATHER_FRACTION = 0.25
 
@@ -92,7 +95,7 @@ def _search_scan(xq, xb, nb, metric, k, mask, use_mask, D, I):
     nq = xq.shape[0]
     hd = np.empty((nq, k), dtype=np.float32)
     nthreads = numba.get_num_threads()
-    if nthreads == 1 or nb < 4096:
+    if nthreads == 1 or nb * xq.shape[1] * nq < PARALLEL_MIN_WORK:
         K.scan_topk_serial(xq, xb, nb, metric, hd, I, mask, use_mask)
     else:
         nchunks = max(1, min(-(-2 * nthreads // nq), nb // 2048))

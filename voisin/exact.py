@@ -25,8 +25,11 @@ BLAS_THRESHOLD = 20
 # direct kernel for small d).
 DIRECT_MAX_D = 32
 # Block shape of the GEMM path: the (BQ, BB) float32 block of inner products
-# stays in L2/L3 cache while the top-k kernel reads it.
+# (BLOCK_ELEMENTS of them, 8 MB) stays in the L3 cache while the top-k kernel
+# reads it. Few queries get wide database blocks: every block hands the cores
+# from BLAS's threads to numba's and back, which costs most on a busy machine.
 BLOCK_QUERIES = 1024
+BLOCK_ELEMENTS = 1 << 21
 BLOCK_DATABASE = 2048
 # A parallel region costs a thread hand-off per call, and on a busy machine a
 # wait for a descheduled worker: split a scan only when it has ~1 ms of work.
@@ -116,15 +119,16 @@ def _search_gemm(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I):
     nq = xq.shape[0]
     l2 = metric == METRIC_L2
     s = np.float32(-2.0 if l2 else -1.0)
-    zero = np.zeros(min(nb, BLOCK_DATABASE), dtype=np.float32)
-    G = np.empty((min(nq, BLOCK_QUERIES), min(nb, BLOCK_DATABASE)), np.float32)
+    bdb = max(BLOCK_DATABASE, BLOCK_ELEMENTS // min(nq, BLOCK_QUERIES))
+    zero = np.zeros(min(nb, bdb), dtype=np.float32)
+    G = np.empty((min(nq, BLOCK_QUERIES), min(nb, bdb)), np.float32)
     for q0 in range(0, nq, BLOCK_QUERIES):
         q1 = min(nq, q0 + BLOCK_QUERIES)
         bq = q1 - q0
         hd = np.full((bq, k), np.inf, dtype=np.float32)
         hi = np.full((bq, k), -1, dtype=np.int64)
-        for b0 in range(0, nb, BLOCK_DATABASE):
-            b1 = min(nb, b0 + BLOCK_DATABASE)
+        for b0 in range(0, nb, bdb):
+            b1 = min(nb, b0 + bdb)
             bb = b1 - b0
             g = G if G.shape == (bq, bb) else np.empty((bq, bb), np.float32)
             with np.errstate(over="ignore", invalid="ignore"):

@@ -9,9 +9,12 @@ the mask allows few rows we gather them and search that smaller matrix.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numba
 
+from . import _blas
 from ._validate import as_matrix, check_k
 from .metric import METRIC_L2, check_metric, is_similarity, worst_distance
 from .kernels import flat as K
@@ -86,7 +89,7 @@ def search(xq: np.ndarray, xb: np.ndarray, nb: int, metric: int, k: int,
     else:
         if metric == METRIC_L2 and xnorm is None:
             xnorm = K.row_norms_sqr(xb[:nb])
-        _search_gemm(xq, xb, nb, xnorm, metric, k, m, use_mask, D, I)
+        _search_gemm_pipelines(xq, xb, nb, xnorm, metric, k, m, use_mask, D, I)
     # sorted rows end with their missing results: a cheap test on the last
     # column covers k > allowed rows and rows whose distances overflowed
     if (I[:, -1] < 0).any():
@@ -107,6 +110,50 @@ def _search_scan(xq, xb, nb, metric, k, mask, use_mask, D, I):
         np.negative(hd, out=D)
     else:
         D[:] = hd
+
+
+def _search_gemm_pipelines(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I):
+    """One pipeline per thread: each takes query blocks and runs the BLAS
+    product and the top-k of a block on its own core, BLAS single-threaded.
+
+    Alternating between BLAS's thread pool and numba's instead hands the cores
+    over twice per block, and the idle workers of each pool spin against the
+    busy ones (measured on glove-50, 10,000 queries: 600 vs 2,200 QPS).
+    """
+    nthreads = numba.get_num_threads()
+    nq = xq.shape[0]
+    if nthreads == 1 or nq < 2 * BLAS_THRESHOLD or not _blas.available():
+        _search_gemm(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I)
+        return
+    step = min(BLOCK_QUERIES, -(-nq // nthreads))
+    chunks = iter(range(0, nq, step))
+    take = threading.Lock()
+    errors: list[BaseException] = []
+
+    def pipeline() -> None:
+        numba.set_num_threads(1)  # thread-local in numba
+        try:
+            while True:
+                with take:
+                    q0 = next(chunks, None)
+                if q0 is None or errors:
+                    return
+                q1 = min(nq, q0 + step)
+                _search_gemm(xq[q0:q1], xb, nb, xnorm, metric, k, mask, use_mask, D[q0:q1], I[q0:q1])
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    with _blas.single_threaded():
+        helpers = [threading.Thread(target=pipeline, daemon=True) for _ in range(nthreads - 1)]
+        for t in helpers:
+            t.start()
+        caller_threads = numba.get_num_threads()
+        pipeline()
+        numba.set_num_threads(caller_threads)
+        for t in helpers:
+            t.join()
+    if errors:
+        raise errors[0]
 
 
 def _search_gemm(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I):

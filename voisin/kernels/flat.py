@@ -45,24 +45,33 @@ def topk_gemm_block(G, a, s, hd, hi, id0, mask, use_mask):
     the scalar insertion path only runs for the rare chunk that holds a hit.
     """
     bq, bb = G.shape
+    full = bb - bb % CHUNK
     for i in prange(bq):
         rd = hd[i]
         ri = hi[i]
         g = G[i]
         thr = rd[0]
-        for j0 in range(0, bb, CHUNK):
-            j1 = min(j0 + CHUNK, bb)
+        for j0 in range(0, full, CHUNK):
+            # a constant trip count lets LLVM unroll and vectorise the minimum
+            # (measured 0.59 vs 1.07 ns per element with a variable bound)
             m = np.float32(np.inf)
-            for j in range(j0, j1):
-                m = min(m, a[j] + s * g[j])
+            for j in range(CHUNK):
+                m = min(m, a[j0 + j] + s * g[j0 + j])
             if m < thr:
-                for j in range(j0, j1):
+                for j in range(j0, j0 + CHUNK):
                     c = a[j] + s * g[j]
                     if c < thr:
                         if use_mask and not mask[id0 + j]:
                             continue
                         heap_replace_top(rd, ri, c, id0 + j)
                         thr = rd[0]
+        for j in range(full, bb):
+            c = a[j] + s * g[j]
+            if c < thr:
+                if use_mask and not mask[id0 + j]:
+                    continue
+                heap_replace_top(rd, ri, c, id0 + j)
+                thr = rd[0]
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)

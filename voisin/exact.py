@@ -43,10 +43,6 @@ GATHER_FRACTION = 0.25
 _NO_MASK = np.zeros(1, dtype=np.bool_)
 
 
-def get_num_threads() -> int:
-    return numba.get_num_threads()
-
-
 def uses_norms(xq: np.ndarray, metric: int) -> bool:
     """Whether :func:`search` takes the BLAS path that ranks L2 with row norms."""
     return metric == METRIC_L2 and xq.shape[0] >= BLAS_THRESHOLD and xq.shape[1] > DIRECT_MAX_D

@@ -28,7 +28,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import FASTMATH
-from .heap import heap_init, heap_replace_top, heap_sort_inplace
+from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
 from .pq import compute_lut, ivfpq_list_table, ivfpq_query_tables, probes_from_products
 
 METRIC_IP = 0
@@ -230,16 +230,6 @@ def scan_blocks(packed, b0, n, T, M2, a, bias, ids, id0, mask, use_mask, rd, ri,
                     thr_q = (rd[0] - bias) * a
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _finish(rd, ri, metric, worst):
-    heap_sort_inplace(rd, ri)
-    for t in range(rd.shape[0]):
-        if ri[t] < 0:
-            rd[t] = worst
-        elif metric != METRIC_L2:
-            rd[t] = -rd[t]
-
-
 # --- flat (IndexPQFastScan) -----------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -262,7 +252,7 @@ def pq_search(xq, packed, n, cent_t, M2, metric, ids, mask, use_mask, worst, par
         acc = np.empty(64, dtype=np.uint16)
         for i in range(ch, nq, nchunks):
             _pq_query(xq[i], packed, n, cent_t, M2, metric, ids, mask, use_mask, lut, T, acc, D[i], I[i])
-            _finish(D[i], I[i], metric, worst)
+            finalize_heap(D[i], I[i], metric, worst)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -273,7 +263,7 @@ def pq_search_serial(xq, packed, n, cent_t, M2, metric, ids, mask, use_mask, wor
     acc = np.empty(64, dtype=np.uint16)
     for i in range(xq.shape[0]):
         _pq_query(xq[i], packed, n, cent_t, M2, metric, ids, mask, use_mask, lut, T, acc, D[i], I[i])
-        _finish(D[i], I[i], metric, worst)
+        finalize_heap(D[i], I[i], metric, worst)
 
 
 # --- IVF (IndexIVFPQFastScan) ---------------------------------------------------------
@@ -330,7 +320,7 @@ def ivf_search_batch(xq, probes, pdist, packed, blk_off, offsets, sizes, ids, ce
             _ivf_query(xq[i], probes[i], pcost, packed, blk_off, offsets, sizes, ids, cent, cent_t, M2,
                        metric, mode, precomp, max_codes, mask, use_mask, q_lut, lut, resid, T, acc,
                        D[i], I[i])
-            _finish(D[i], I[i], metric, worst)
+            finalize_heap(D[i], I[i], metric, worst)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -370,7 +360,7 @@ def ivf_search_single(xq, cent, cnorm, nprobe, packed, blk_off, offsets, sizes, 
         _coarse(xq[i], cent, cnorm, metric, nprobe, pd, pi)
         _ivf_query(xq[i], pi, pd, packed, blk_off, offsets, sizes, ids, cent, cent_t, M2, metric, mode,
                    precomp, max_codes, mask, use_mask, q_lut, lut, resid, T, acc, D[i], I[i])
-        _finish(D[i], I[i], metric, worst)
+        finalize_heap(D[i], I[i], metric, worst)
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
@@ -392,4 +382,4 @@ def ivf_search_gemm(xq, G, cnorm, nprobe, packed, blk_off, offsets, sizes, ids, 
             probes_from_products(G[i], cnorm, xq[i], metric, pd, pi)
             _ivf_query(xq[i], pi, pd, packed, blk_off, offsets, sizes, ids, cent, cent_t, M2, metric,
                        mode, precomp, max_codes, mask, use_mask, q_lut, lut, resid, T, acc, D[i], I[i])
-            _finish(D[i], I[i], metric, worst)
+            finalize_heap(D[i], I[i], metric, worst)

@@ -68,3 +68,19 @@ def heap_sort_any(hd, hi):
     for pos in range(k // 2 - 1, -1, -1):
         _sift_down(hd, hi, k, hd[pos], hi[pos], pos)
     heap_sort_inplace(hd, hi)
+
+
+# voisin.metric.METRIC_L2; any other metric stores costs as negated scores
+_METRIC_L2 = 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def finalize_heap(rd, ri, metric, worst):
+    """Sort a heap in place and turn costs back into FAISS distances
+    (missing slots get ``worst``; similarity costs are negated back)."""
+    heap_sort_inplace(rd, ri)
+    for t in range(rd.shape[0]):
+        if ri[t] < 0:
+            rd[t] = worst
+        elif metric != _METRIC_L2:
+            rd[t] = -rd[t]

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .heap import heap_init, heap_replace_top, heap_sort_inplace
+from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
 
 METRIC_IP = 0
 METRIC_L2 = 1
@@ -75,17 +75,6 @@ def _scan_flat(q, vecs, ids, o, s, metric, rd, ri, mask, use_mask):
                     continue
                 heap_replace_top(rd, ri, -acc, ids[j])
                 thr = rd[0]
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def finalize_heap(rd, ri, metric, worst):
-    """Sort a heap in place and turn costs back into FAISS distances."""
-    heap_sort_inplace(rd, ri)
-    for t in range(rd.shape[0]):
-        if ri[t] < 0:
-            rd[t] = worst
-        elif metric != METRIC_L2:
-            rd[t] = -rd[t]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .heap import heap_init, heap_replace_top, heap_sort_inplace
+from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
 
 METRIC_IP = 0
 METRIC_L2 = 1
@@ -486,16 +486,6 @@ def _ivfpq_query(q, probe, pcost, codes, ids, offsets, sizes, cent, cent_t, nbit
             break
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _finish(rd, ri, metric, worst):
-    heap_sort_inplace(rd, ri)
-    for t in range(rd.shape[0]):
-        if ri[t] < 0:
-            rd[t] = worst
-        elif metric != METRIC_L2:
-            rd[t] = -rd[t]
-
-
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def ivfpq_search_batch(xq, probes, pdist, codes, ids, offsets, sizes, cent, cent_t, nbits, metric,
                        mode, precomp, max_codes, mask, use_mask, worst, D, I):
@@ -514,7 +504,7 @@ def ivfpq_search_batch(xq, probes, pdist, codes, ids, offsets, sizes, cent, cent
                 pcost[p] = pdist[i, p] if metric == METRIC_L2 else -pdist[i, p]
             _ivfpq_query(xq[i], probes[i], pcost, codes, ids, offsets, sizes, cent, cent_t, nbits,
                          metric, mode, precomp, max_codes, mask, use_mask, q_lut, lut, resid, D[i], I[i])
-            _finish(D[i], I[i], metric, worst)
+            finalize_heap(D[i], I[i], metric, worst)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -555,7 +545,7 @@ def ivfpq_search_single(xq, cent, cnorm, nprobe, codes, ids, offsets, sizes, cen
         _coarse(xq[i], cent, cnorm, metric, nprobe, pd, pi)
         _ivfpq_query(xq[i], pi, pd, codes, ids, offsets, sizes, cent, cent_t, nbits, metric, mode,
                      precomp, max_codes, mask, use_mask, q_lut, lut, resid, D[i], I[i])
-        _finish(D[i], I[i], metric, worst)
+        finalize_heap(D[i], I[i], metric, worst)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -694,4 +684,4 @@ def ivfpq_search_gemm(xq, G, cnorm, nprobe, codes, ids, offsets, sizes, cent, ce
             probes_from_products(G[i], cnorm, xq[i], metric, pd, pi)
             _ivfpq_query(xq[i], pi, pd, codes, ids, offsets, sizes, cent, cent_t, nbits, metric, mode,
                          precomp, max_codes, mask, use_mask, q_lut, lut, resid, D[i], I[i])
-            _finish(D[i], I[i], metric, worst)
+            finalize_heap(D[i], I[i], metric, worst)

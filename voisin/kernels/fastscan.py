@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 
 from . import FASTMATH
 from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
-from .pq import compute_lut, ivfpq_list_table, ivfpq_query_tables, probes_from_products
+from .pq import _coarse, compute_lut, ivfpq_list_table, ivfpq_query_tables, probes_from_products
 
 METRIC_IP = 0
 METRIC_L2 = 1
@@ -321,28 +321,6 @@ def ivf_search_batch(xq, probes, pdist, packed, blk_off, offsets, sizes, ids, ce
                        metric, mode, precomp, max_codes, mask, use_mask, q_lut, lut, resid, T, acc,
                        D[i], I[i])
             finalize_heap(D[i], I[i], metric, worst)
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _coarse(q, cent, cnorm, metric, nprobe, pd, pi):
-    nlist, d = cent.shape
-    heap_init(pd, pi)
-    thr = pd[0]
-    qn = np.float32(0.0)
-    for t in range(d):
-        qn += q[t] * q[t]
-    for c in range(nlist):
-        s = np.float32(0.0)
-        for t in range(d):
-            s += q[t] * cent[c, t]
-        cost = cnorm[c] - 2.0 * s if metric == METRIC_L2 else -s
-        if cost < thr:
-            heap_replace_top(pd, pi, cost, c)
-            thr = pd[0]
-    heap_sort_inplace(pd, pi)
-    if metric == METRIC_L2:
-        for p in range(nprobe):
-            pd[p] = max(pd[p] + qn, np.float32(0.0))
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

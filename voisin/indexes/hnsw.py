@@ -16,6 +16,7 @@ one-at-a-time insertion runs instead. Both are deterministic for a given seed.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from typing import Any
@@ -41,6 +42,9 @@ MAX_BATCH = 1024
 FILTER_EXACT_FACTOR = 1.0
 # Below this many queries one thread serves the batch (thread start-up dominates).
 PARALLEL_MIN_QUERIES = 64
+# remove_ids compacts the storage once deleted nodes exceed this share of all nodes
+# (the default of IndexHNSW.compact_threshold).
+COMPACT_THRESHOLD = 0.25
 
 
 class SearchParametersHNSW(SearchParameters):
@@ -223,9 +227,13 @@ class IndexHNSW(Index):
         self.seed = check_int(seed, "seed")
         self._rng = np.random.default_rng(self.seed)
         self._sqp = np.zeros((3, self.d), dtype=np.float32)
-        self._X = self._empty_storage()
         self._scratch = _Scratch()
         self._tune = np.array([K.PREFETCH_LINES, K.EARLY_ABORT_MIN_DIM], dtype=np.int64)
+        #: remove_ids compacts once deleted nodes exceed this share of the nodes
+        #: (0 = after every removal, 1 or more = only on an explicit compact())
+        self.compact_threshold = COMPACT_THRESHOLD
+        self.last_remove_timing: dict[str, float] = {}
+        self._publish(self._empty_storage(), self.hnsw._g, None, self._empty_extra())
 
     # --- storage hooks ---------------------------------------------------------------
     def _empty_storage(self) -> np.ndarray:
@@ -237,6 +245,59 @@ class IndexHNSW(Index):
     def _decode(self, rows: np.ndarray) -> np.ndarray:
         return rows.astype(np.float32, copy=True)
 
+    def _empty_extra(self) -> np.ndarray | None:
+        """Per-node data kept beside the storage (IndexHNSWSQ's float rows for rerank)."""
+        return None
+
+    def _extra_for(self, extra: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+        return None
+
+    # --- the published state -------------------------------------------------------
+    # A search reads ``self._snap`` once: (storage, graph, labels, slots, live, extra).
+    # Graph nodes ("slots") are numbered in insertion order and keep their number
+    # until compaction; deleted ones stay in the arrays as tombstones. Without
+    # tombstones labels/slots/live are None and node number = id. With them,
+    # ``labels`` maps node -> id (-1 = deleted), ``slots`` id -> node and ``live``
+    # is the mask of live nodes. Writers build new arrays and publish a new tuple,
+    # so a search sees the old state or the new one, never a mix.
+    def _publish(self, X: np.ndarray, g: tuple, dead: np.ndarray | None,
+                 extra: np.ndarray | None) -> None:
+        n = g[3].size
+        labels = slots = live = None
+        ntotal = n
+        if dead is not None and dead.any():
+            live = ~dead
+            slots = np.flatnonzero(live).astype(np.int64)
+            labels = np.full(n, -1, dtype=np.int64)
+            labels[slots] = np.arange(slots.size, dtype=np.int64)
+            ntotal = slots.size
+        else:
+            dead = None
+        self._snap = (X, g, labels, slots, live, extra)
+        # mirrors for the FAISS-view properties and the file writers
+        self._X = X
+        self._dead = dead
+        self._extra = extra
+        self.hnsw._g = g
+        self.ntotal = ntotal
+
+    def _set_state(self, X: np.ndarray, g: tuple) -> None:
+        """Install a graph and storage without tombstones (file readers)."""
+        self._publish(X, g, None, self._empty_extra())
+
+    @property
+    def ntombstones(self) -> int:
+        """Deleted nodes still held in the arrays (0 after :meth:`compact`)."""
+        live = self._snap[4]
+        return 0 if live is None else int(live.size - np.count_nonzero(live))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the storage, the graph arrays and the id tables."""
+        X, g, labels, slots, live, extra = self._snap
+        arrays = (X, g[0], g[1], g[2], g[3], labels, slots, live, extra)
+        return int(sum(a.nbytes for a in arrays if a is not None))
+
     # --- pickling: the per-thread scratch is rebuilt ------------------------------------
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -245,8 +306,12 @@ class IndexHNSW(Index):
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("_tune", np.array([K.PREFETCH_LINES, K.EARLY_ABORT_MIN_DIM], np.int64))
+        state.setdefault("compact_threshold", COMPACT_THRESHOLD)
+        state.setdefault("last_remove_timing", {})
         super().__setstate__(state)
         self._scratch = _Scratch()
+        if "_snap" not in state:
+            self._publish(self._X, self.hnsw._g, None, getattr(self, "_extra", None))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(d={self.d}, M={self.hnsw.M}, ntotal={self.ntotal}, "
@@ -261,9 +326,10 @@ class IndexHNSW(Index):
         h = self.hnsw
         check_int(h.efConstruction, "efConstruction", lo=1)
         M = h.M
-        n0, n = self.ntotal, x.shape[0]
+        X_old, g_old, _, _, _, extra_old = self._snap
+        nb0_old, up_old, uoff_old, lv_old, state_old = g_old
+        n0, n = lv_old.size, x.shape[0]
         n1 = n0 + n
-        nb0_old, up_old, uoff_old, lv_old, state_old = h._g
         new_lv = random_levels(h.assign_probas, self._rng.random(n))
         levels = np.concatenate([lv_old, new_lv])
         nup_new = new_lv.astype(np.int64) - 1
@@ -273,15 +339,18 @@ class IndexHNSW(Index):
         nb0[:n0] = nb0_old
         upper = np.full((rows0 + int(nup_new.sum()), M), -1, dtype=np.int32)
         upper[:rows0] = up_old
-        X = np.empty((n1,) + self._X.shape[1:], dtype=self._X.dtype)
-        X[:n0] = self._X[:n0]
+        X = np.empty((n1,) + X_old.shape[1:], dtype=X_old.dtype)
+        X[:n0] = X_old[:n0]
         X[n0:] = self._encode(x)
         state = state_old.copy()
+        # deleted nodes are unreachable after repair (no live list names them,
+        # their own lists are empty), so insertion never links to them
         self._insert(x, n0, X, levels, nb0, upper, upper_off, state)
-        # publish: storage first, then the graph (searches read the graph first)
-        self._X = X
-        h._g = (nb0, upper, upper_off, levels, state)
-        self.ntotal = n1
+        dead = None
+        if self._dead is not None:
+            dead = np.concatenate([self._dead, np.zeros(n, dtype=bool)])
+        self._publish(X, (nb0, upper, upper_off, levels, state), dead,
+                      self._extra_for(extra_old, x))
 
     def _insert(self, x, n0, X, levels, nb0, upper, upper_off, state) -> None:
         h = self.hnsw
@@ -324,23 +393,31 @@ class IndexHNSW(Index):
                 and x.flags.c_contiguous and type(k) is int and k > 0 and self.ntotal > 0):
             ef = self.hnsw.efSearch
             if type(ef) is int and ef > 0:
-                nb0, upper, upper_off, levels, state = self.hnsw._g
-                ef = ef if ef > k else k
-                vis, ep, cd, ci, rd, ri = self._scratch.get(levels.size, ef)
-                D = np.empty((1, k), dtype=_F32)
-                I = np.empty((1, k), dtype=np.int64)
-                if K.search_serial(x, k, ef, self._X, nb0, upper, upper_off, int(state[0]),
-                                   int(state[1]), self.metric_type, self._sq, self._sqp, vis, ep,
-                                   cd, ci, rd, ri, _NO_MASK, False, _NO_LABELS, False,
-                                   self._tune, D, I):
-                    return D, I
-                D = I = None
+                X, g, labels, _, live, _ = self._snap
+                nb0, upper, upper_off, levels, state = g
+                if state[0] >= 0:
+                    ef = ef if ef > k else k
+                    vis, ep, cd, ci, rd, ri = self._scratch.get(levels.size, ef)
+                    D = np.empty((1, k), dtype=_F32)
+                    I = np.empty((1, k), dtype=np.int64)
+                    tomb = labels is not None
+                    if K.search_serial(x, k, ef, X, nb0, upper, upper_off, int(state[0]),
+                                       int(state[1]), self.metric_type, self._sq, self._sqp, vis,
+                                       ep, cd, ci, rd, ri, live if tomb else _NO_MASK, tomb,
+                                       labels if tomb else _NO_LABELS, tomb, self._tune, D, I):
+                        return D, I
+                    D = I = None
         return super().search(x, k, params, D=D, I=I)
 
     def _search(self, x, k, params, D, I):
-        nb0, upper, upper_off, levels, state = self.hnsw._g
-        X = self._X
+        return self._search_snap(self._snap, x, k, params, D, I, True)
+
+    def _search_snap(self, snap, x, k, params, D, I, to_ids: bool):
+        """Search one published state; ``to_ids=False`` returns node numbers."""
+        X, g, labels, slots, live, _ = snap
+        nb0, upper, upper_off, levels, state = g
         n = levels.size
+        nlive = n if slots is None else slots.size
         nq = x.shape[0]
         ef = self.hnsw.efSearch
         sel = None
@@ -353,28 +430,44 @@ class IndexHNSW(Index):
             D = np.empty((nq, k), dtype=np.float32)
         if I is None:
             I = np.empty((nq, k), dtype=np.int64)
-        mask, use_mask = _NO_MASK, False
+        tomb = labels is not None
+        use_labels = to_ids and tomb
+        mask, use_mask = (live, True) if tomb else (_NO_MASK, False)
+        if nlive == 0 or state[0] < 0:
+            D.fill(worst_distance(self.metric_type))
+            I.fill(-1)
+            return D, I
         if sel is not None:
-            mask = np.ascontiguousarray(sel.mask_sequential(n), dtype=np.bool_)
-            allowed = int(np.count_nonzero(mask))
+            ext = np.ascontiguousarray(sel.mask_sequential(nlive), dtype=np.bool_)
+            allowed = int(np.count_nonzero(ext))
             if allowed == 0:
                 D.fill(worst_distance(self.metric_type))
                 I.fill(-1)
                 return D, I
-            if allowed < n and self._filter_goes_exact(allowed, n, ef):
-                return self._search_exact_subset(x, k, mask, X, D, I)
-            use_mask = allowed < n
+            if allowed < nlive:
+                if tomb:
+                    # the selector speaks in ids; the kernels in node numbers
+                    mask = np.zeros(n, dtype=np.bool_)
+                    mask[slots] = ext
+                else:
+                    mask = ext
+                use_mask = True
+                if self._filter_goes_exact(allowed, nlive, ef):
+                    return self._search_exact_subset(x, k, mask, X, D, I,
+                                                     labels if use_labels else None)
+                ef = self._filtered_ef(allowed, nlive, ef)
         entry, max_level = int(state[0]), int(state[1])
+        lab = labels if use_labels else _NO_LABELS
         nthreads = numba.get_num_threads()
         if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
             vis, ep, cd, ci, rd, ri = self._scratch.get(n, ef)
             K.search_serial(x, k, ef, X, nb0, upper, upper_off, entry, max_level, self.metric_type,
                             self._sq, self._sqp, vis, ep, cd, ci, rd, ri, mask, use_mask,
-                            _NO_LABELS, False, self._tune, D, I)
+                            lab, use_labels, self._tune, D, I)
         else:
             K.search_parallel(x, k, ef, X, nb0, upper, upper_off, entry, max_level,
                               self.metric_type, self._sq, self._sqp, nthreads, mask, use_mask,
-                              _NO_LABELS, False, self._tune, D, I)
+                              lab, use_labels, self._tune, D, I)
         return D, I
 
     def _filter_goes_exact(self, allowed: int, n: int, ef: int) -> bool:
@@ -389,41 +482,144 @@ class IndexHNSW(Index):
         traversal = ef * 2 * self.hnsw.M / selectivity
         return allowed <= FILTER_EXACT_FACTOR * traversal
 
-    def _search_exact_subset(self, x, k, mask, X, D, I):
+    def _filtered_ef(self, allowed: int, n: int, ef: int) -> int:
+        """efSearch used by a filtered traversal (the exact path was not taken)."""
+        return ef
+
+    def _search_exact_subset(self, x, k, mask, X, D, I, labels=None):
         rows = np.flatnonzero(mask)
         sub = self._decode(X[rows])
         Ds, Is = exact.search(x, sub, rows.size, self.metric_type, k)
         D[:] = Ds
-        I[:] = np.where(Is >= 0, rows[np.maximum(Is, 0)], -1)
+        out = rows if labels is None else labels[rows]
+        I[:] = np.where(Is >= 0, out[np.maximum(Is, 0)], -1)
         return D, I
 
     # --- other hooks --------------------------------------------------------------------
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        bad = (keys < 0) | (keys >= self.ntotal)
+        X, _, _, slots, _, _ = self._snap
+        n = X.shape[0] if slots is None else slots.size
+        bad = (keys < 0) | (keys >= n)
         if bad.any():
-            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {self.ntotal})")
-        return self._decode(self._X[keys])
+            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {n})")
+        return self._decode(X[keys if slots is None else slots[keys]])
 
+    # --- removal -----------------------------------------------------------------------
     def _remove(self, sel: IDSelector) -> int:
-        raise NotImplementedError(
-            f"{type(self).__name__} does not support remove_ids yet (FAISS cannot either); "
-            "deletion from HNSW graphs is planned with the mutability issue. Rebuild the index "
-            "from the vectors you keep, or filter at search time with SearchParametersHNSW(sel=...)")
+        """Delete the selected ids; later ids shift down (FAISS's sequential semantics).
+
+        1. the nodes become tombstones at once (searches skip them);
+        2. every list that named a deleted node is rebuilt (``repair``), a new
+           entry point is chosen if the old one was deleted;
+        3. the arrays are compacted once tombstones exceed ``compact_threshold``
+           of all nodes, or when nothing is left.
+        """
+        import time
+        from ..kernels import hnsw_repair as R
+        X, g, labels, slots, live, extra = self._snap
+        nlive = X.shape[0] if slots is None else slots.size
+        if nlive == 0:
+            return 0
+        ext = np.asarray(sel.mask_sequential(nlive), dtype=bool)
+        count = int(np.count_nonzero(ext))
+        if count == 0:
+            return 0
+        t0 = time.perf_counter()
+        n = g[3].size
+        dead = np.zeros(n, dtype=bool) if live is None else ~live
+        dead[np.flatnonzero(ext) if slots is None else slots[ext]] = True
+        self._publish(X, g, dead, extra)
+        t1 = time.perf_counter()
+        nb0, upper, upper_off, levels, state = g
+        nodes, lvls = R.affected_lists(nb0, upper, upper_off, levels, dead)
+        nb0_new, upper_new = nb0.copy(), upper.copy()
+        R.repair_lists(X, nb0, upper, upper_off, levels, dead, self.metric_type, self._sq,
+                       self._sqp, self.early_abort_min_dim, nodes, lvls,
+                       max(1, numba.get_num_threads()), nb0_new, upper_new)
+        state = state.copy()
+        if dead.all():
+            state[:] = -1
+        elif dead[state[0]]:
+            # the first live node of the highest level left becomes the entry point
+            lv = np.where(dead, 0, levels)
+            top = int(lv.max())
+            state[0] = int(np.argmax(lv == top))
+            state[1] = top - 1
+        self._publish(X, (nb0_new, upper_new, upper_off, levels, state), dead, extra)
+        t2 = time.perf_counter()
+        ntomb = int(np.count_nonzero(dead))
+        if ntomb == n or ntomb > self.compact_threshold * n:
+            self._compact_locked()
+        t3 = time.perf_counter()
+        self.last_remove_timing = {"tombstone_s": t1 - t0, "repair_s": t2 - t1,
+                                   "compact_s": t3 - t2, "lists_repaired": int(nodes.size)}
+        return count
+
+    def compact(self) -> int:
+        """Drop the tombstones of deleted nodes: renumber live nodes contiguously,
+        remap the links and reallocate every array at its new size, so the memory
+        is returned. Search results do not change. Returns the nodes dropped."""
+        self._check_writable()
+        with self._write_lock:
+            return self._compact_locked()
+
+    def _compact_locked(self) -> int:
+        X, g, extra = self._compacted()
+        dropped = self._snap[1][3].size - g[3].size
+        if dropped:
+            self._publish(X, g, None, extra)
+        return dropped
+
+    def _compacted(self):
+        """(storage, graph, extra) of the current state without tombstones (new
+        arrays; the published state is untouched). Returns the current ones
+        when there is nothing to drop."""
+        from ..kernels import hnsw_repair as R
+        X, g, labels, slots, live, extra = self._snap
+        if labels is None:
+            return X, g, extra
+        nb0, upper, upper_off, levels, state = g
+        newid = np.full(levels.size, -1, dtype=np.int32)
+        newid[slots] = np.arange(slots.size, dtype=np.int32)
+        lv = np.ascontiguousarray(levels[slots])
+        nup = lv.astype(np.int64) - 1
+        up_off = (np.cumsum(nup) - nup).astype(np.int64)
+        # upper rows of the kept nodes, in node order: row upper_off[s] + j, j < nup[s]
+        keep_up = (np.repeat(upper_off[slots], nup)
+                   + np.arange(int(nup.sum()), dtype=np.int64) - np.repeat(up_off, nup))
+        nb0_c = np.empty((slots.size, nb0.shape[1]), dtype=np.int32)
+        up_c = np.empty((keep_up.size, upper.shape[1]), dtype=np.int32)
+        R.remap_rows(nb0, slots, newid, nb0_c)
+        R.remap_rows(upper, keep_up, newid, up_c)
+        st = np.array([-1, -1], dtype=np.int64) if slots.size == 0 else \
+            np.array([newid[state[0]], state[1]], dtype=np.int64)
+        X_c = np.ascontiguousarray(X[slots])
+        extra_c = None if extra is None else np.ascontiguousarray(extra[slots])
+        return X_c, (nb0_c, up_c, up_off, lv, st), extra_c
+
+    def _compacted_copy(self) -> "IndexHNSW":
+        """This index, or a compacted copy of it when it holds tombstones (what
+        the file writers serialise: FAISS's format has no tombstones)."""
+        if self._snap[2] is None:
+            return self
+        X, g, extra = self._compacted()
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.hnsw = copy.copy(self.hnsw)
+        clone._publish(X, g, None, extra)
+        return clone
 
     def _reset(self) -> None:
         self.hnsw._reset_graph()
-        self._X = self._empty_storage()
         self._rng = np.random.default_rng(self.seed)
-        self.ntotal = 0
+        self._publish(self._empty_storage(), self.hnsw._g, None, self._empty_extra())
 
     @property
     def bytes_per_vector(self) -> float:
-        """Memory of storage + graph divided by ntotal (what the benchmarks report)."""
+        """Memory of storage + graph (tombstones included) divided by ntotal."""
         if self.ntotal == 0:
             return 0.0
-        nb0, upper, upper_off, levels, _ = self.hnsw._g
-        total = self._X.nbytes + nb0.nbytes + upper.nbytes + upper_off.nbytes + levels.nbytes
-        return total / self.ntotal
+        return self.nbytes / self.ntotal
 
 
 class IndexHNSWFlat(IndexHNSW):
@@ -447,8 +643,10 @@ class IndexHNSWFlat(IndexHNSW):
 
     @property
     def xb(self) -> np.ndarray:
-        """The stored vectors (ntotal, d), a read-only view."""
-        v = self._X[: self.ntotal]
+        """The stored vectors (ntotal, d) in id order, read-only (a view, or a
+        copy while deleted nodes await compaction)."""
+        X, _, _, slots, _, _ = self._snap
+        v = X[:] if slots is None else X[slots]
         v.flags.writeable = False
         return v
 
@@ -482,7 +680,6 @@ class IndexHNSWSQ(IndexHNSW):
         self.k_factor = check_int(k_factor, "k_factor", lo=1)
         super().__init__(d, M, metric, seed=seed)
         self.is_trained = False
-        self._xf = np.empty((0, self.d), dtype=np.float32)
 
     def _empty_storage(self) -> np.ndarray:
         return np.empty((0, self.d), dtype=np.uint8)
@@ -499,14 +696,20 @@ class IndexHNSWSQ(IndexHNSW):
     def _decode(self, rows: np.ndarray) -> np.ndarray:
         return self.sq.decode(rows)
 
-    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
-        super()._add(x, ids)
-        if self.rerank:
-            self._xf = np.concatenate([self._xf, x])
+    # with rerank, the float vectors live beside the codes, one row per graph node
+    def _empty_extra(self) -> np.ndarray | None:
+        return np.empty((0, self.d), dtype=np.float32) if self.rerank else None
 
-    def _reset(self) -> None:
-        super()._reset()
-        self._xf = np.empty((0, self.d), dtype=np.float32)
+    def _extra_for(self, extra: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+        return None if extra is None else np.concatenate([extra, x])
+
+    @property
+    def _xf(self) -> np.ndarray:
+        """The float vectors kept for rerank, one row per id (live vectors only)."""
+        X, g, labels, slots, live, extra = self._snap
+        if extra is None:
+            return np.empty((0, self.d), dtype=np.float32)
+        return extra if slots is None else extra[slots]
 
     def search(self, x: Any, k: int, params: SearchParameters | None = None, *,
                D: np.ndarray | None = None, I: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -515,8 +718,17 @@ class IndexHNSWSQ(IndexHNSW):
         # rerank: the graph proposes k * k_factor candidates, exact distances decide
         k = check_k(k)
         xq = as_matrix(x, self.d, "x")
-        Dc, Ic = super().search(xq, k * self.k_factor, params)
-        xf = self._xf
+        params = self._check_params(params)
+        self._check_trained()
+        if self.ntotal == 0 or xq.shape[0] == 0:
+            return super().search(xq, k, params, D=D, I=I)
+        # one published state for both steps: node numbers, float rows and ids agree
+        snap = self._snap
+        xf, labels = snap[5], snap[2]
+        if xf is None or xf.shape[0] != snap[1][3].size:
+            raise RuntimeError("rerank: this IndexHNSWSQ did not keep its float vectors; "
+                               "set rerank=True before adding (or construct with rerank=True)")
+        Dc, Ic = self._search_snap(snap, xq, k * self.k_factor, params, None, None, False)
         safe = np.maximum(Ic, 0)
         if self.metric_type == METRIC_L2:
             cost = ((xf[safe] - xq[:, None, :]) ** 2).sum(-1)
@@ -525,6 +737,8 @@ class IndexHNSWSQ(IndexHNSW):
         cost[Ic < 0] = np.inf
         order = np.argsort(cost, axis=1, kind="stable")[:, :k]
         Iout = np.take_along_axis(Ic, order, 1)
+        if labels is not None:
+            Iout = np.where(Iout >= 0, labels[np.maximum(Iout, 0)], -1)
         Dout = np.take_along_axis(cost, order, 1).astype(np.float32)
         if self.metric_type != METRIC_L2:
             Dout = -Dout
@@ -537,7 +751,3 @@ class IndexHNSWSQ(IndexHNSW):
             Iout = I
         return Dout, Iout
 
-    @property
-    def bytes_per_vector(self) -> float:
-        base = super().bytes_per_vector
-        return base + (self._xf.nbytes / self.ntotal if self.ntotal else 0.0)

@@ -39,6 +39,8 @@ def write_graph(w, index: IndexHNSW) -> None:
 
 @register_writer(IndexHNSWFlat)
 def write_hnsw_flat(w, index: IndexHNSWFlat) -> None:
+    # FAISS's format has no tombstones: deleted nodes are dropped from a copy
+    index = index._compacted_copy()
     if w.layout == "voisin":
         write_hnsw_flat_voisin(w, index)
         return
@@ -134,9 +136,7 @@ def read_hnsw_flat(r, ctx, tag: bytes) -> IndexHNSWFlat:
     hn.assign_probas = np.array(probas, dtype=np.float64)
     hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
     hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
-    hn._g = graph
-    index._X = storage._xb
-    index.ntotal = h.ntotal
+    index._set_state(storage._xb, graph)
     return index
 
 
@@ -227,10 +227,8 @@ def read_hnsw_flat_voisin(r, ctx, tag: bytes) -> IndexHNSWFlat:
     hn.assign_probas = np.array(probas, dtype=np.float64)
     hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
     hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
-    hn._g = (nb0, upper, upper_off, np.ascontiguousarray(levels, dtype=np.int32),
-             np.array([entry, max_level], dtype=np.int64))
-    index._X = X
-    index.ntotal = n
+    index._set_state(X, (nb0, upper, upper_off, np.ascontiguousarray(levels, dtype=np.int32),
+                         np.array([entry, max_level], dtype=np.int64)))
     return index
 
 
@@ -253,6 +251,7 @@ if _IndexHNSWSQ is not None:
 
     @register_writer(_IndexHNSWSQ)
     def write_hnsw_sq(w, index) -> None:
+        index = index._compacted_copy()  # no tombstones in the file
         if index.rerank:
             # FAISS's way to keep float vectors beside SQ codes is a refine
             # wrapper: IndexRefineFlat(IndexHNSWSQ), which is what this writes
@@ -297,13 +296,11 @@ if _IndexHNSWSQ is not None:
         hn.assign_probas = np.array(probas, dtype=np.float64)
         hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
         hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
-        hn._g = graph
         index.sq = sq
         if sq.is_trained:
             # the same derived parameters IndexHNSWSQ._train computes
             _, a, b, _ = sq.tables()
             index._sqp = np.ascontiguousarray(np.stack([a - 0.5 * b, b, b * b]), dtype=np.float32)
         index.is_trained = bool(sh.is_trained and sq.is_trained)
-        index._X = codes.reshape(h.ntotal, sq.code_size)
-        index.ntotal = h.ntotal
+        index._set_state(codes.reshape(h.ntotal, sq.code_size), graph)
         return index

@@ -1,0 +1,160 @@
+"""HNSW deletion kernels: graph repair around deleted nodes, and compaction.
+
+Same layout as :mod:`voisin.kernels.hnsw` (``nb0`` (n, 2M), ``upper`` (rows, M)
+with ``upper_off``, ``levels``). ``dead`` is a boolean array over nodes.
+
+Repair reads the old lists and writes copies, so a concurrent search keeps
+reading a graph that no writer touches; the caller publishes the copies.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import FASTMATH
+from .hnsw import _row, dist_nodes, select_heuristic
+
+
+@njit(cache=True, nogil=True)
+def affected_lists(nb0, upper, upper_off, levels, dead):
+    """The (node, level) lists of live nodes that link to a dead node.
+
+    Returns ``(nodes, levels)`` as two int64 arrays, level-major per node.
+    """
+    n = levels.size
+    count = 0
+    for pas in range(2):
+        if pas == 1:
+            nodes = np.empty(count, dtype=np.int64)
+            lvls = np.empty(count, dtype=np.int64)
+            count = 0
+        for u in range(n):
+            if dead[u]:
+                continue
+            for level in range(levels[u]):
+                row = _row(level, u, nb0, upper, upper_off)
+                hit = False
+                for t in range(row.shape[0]):
+                    v = row[t]
+                    if v < 0:
+                        break
+                    if dead[v]:
+                        hit = True
+                        break
+                if hit:
+                    if pas == 1:
+                        nodes[count] = u
+                        lvls[count] = level
+                    count += 1
+    return nodes, lvls
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _gather(row, u, dead, stamp, mark, cand, nc):
+    """Append the live, not yet seen entries of ``row`` (except ``u``) to ``cand``."""
+    for t in range(row.shape[0]):
+        w = row[t]
+        if w < 0:
+            break
+        if w == u or dead[w] or stamp[w] == mark or nc >= cand.size:
+            continue
+        stamp[w] = mark
+        cand[nc] = w
+        nc += 1
+    return nc
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_min_dim,
+                 nodes, lvls, nchunk, nb0_out, upper_out):
+    """Rebuild every listed (node, level) list without its dead neighbours.
+
+    Candidates for node u at level l: u's live neighbours, plus the live
+    neighbours of each dead neighbour d (the nodes u reached through d), plus,
+    while fewer than the list capacity have been found, the live neighbours of
+    d's own dead neighbours (two hops through deleted nodes, which matters once
+    many nodes are deleted). They are ranked by distance to u and pruned with
+    the insertion heuristic (:func:`select_heuristic`) to the level's capacity
+    (2M at level 0, M above), as hnswlib's repair does.
+
+    Reads ``nb0``/``upper`` and writes only ``nb0_out``/``upper_out`` (copies),
+    one writer per list; dead nodes' own lists are cleared, so they are
+    unreachable dead ends once the copies are published.
+    """
+    n = levels.size
+    cap0 = nb0.shape[1]
+    npairs = nodes.size
+    step = (npairs + nchunk - 1) // nchunk
+    maxc = cap0 * (cap0 + 2)
+    for ch in prange(nchunk):
+        stamp = np.zeros(n, dtype=np.int64)
+        cand = np.empty(maxc, dtype=np.int32)
+        cdist = np.empty(maxc, dtype=np.float32)
+        sd = np.empty(maxc, dtype=np.float32)
+        si = np.empty(maxc, dtype=np.int32)
+        sel = np.empty(cap0, dtype=np.int32)
+        for p in range(ch * step, min(npairs, (ch + 1) * step)):
+            u = nodes[p]
+            level = lvls[p]
+            mark = p + 1
+            row = _row(level, u, nb0, upper, upper_off)
+            cap = row.shape[0]
+            stamp[u] = mark
+            nc = _gather(row, u, dead, stamp, mark, cand, 0)
+            for t in range(cap):
+                v = row[t]
+                if v < 0:
+                    break
+                if dead[v]:
+                    nc = _gather(_row(level, v, nb0, upper, upper_off), u, dead, stamp, mark,
+                                 cand, nc)
+            if nc < cap:
+                for t in range(cap):
+                    v = row[t]
+                    if v < 0:
+                        break
+                    if not dead[v]:
+                        continue
+                    r2 = _row(level, v, nb0, upper, upper_off)
+                    for t2 in range(cap):
+                        w = r2[t2]
+                        if w < 0:
+                            break
+                        if dead[w]:
+                            nc = _gather(_row(level, w, nb0, upper, upper_off), u, dead, stamp,
+                                         mark, cand, nc)
+            for a in range(nc):
+                cdist[a] = dist_nodes(X, u, cand[a], metric, sq, sqp)
+            order = np.argsort(cdist[:nc], kind="mergesort")
+            for a in range(nc):
+                sd[a] = cdist[order[a]]
+                si[a] = cand[order[a]]
+            nsel = select_heuristic(X, sd, si, nc, cap, metric, sq, sqp, sel, abort_min_dim)
+            out = _row(level, u, nb0_out, upper_out, upper_off)
+            for t in range(cap):
+                out[t] = sel[t] if t < nsel else -1
+    # dead nodes' own lists: cleared, so nothing is ever reached through them
+    for u in range(n):
+        if dead[u]:
+            for level in range(levels[u]):
+                out = _row(level, u, nb0_out, upper_out, upper_off)
+                for t in range(out.shape[0]):
+                    out[t] = -1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def remap_rows(rows, keep_rows, newid, out):
+    """``out[i]`` = row ``keep_rows[i]`` of ``rows`` with every id renumbered by
+    ``newid`` (old -> new, -1 = gone), ids that are gone dropped, list packed."""
+    for i in prange(keep_rows.size):
+        r = keep_rows[i]
+        m = 0
+        for t in range(rows.shape[1]):
+            v = rows[r, t]
+            if v < 0:
+                break
+            w = newid[v]
+            if w >= 0:
+                out[i, m] = w
+                m += 1
+        for t in range(m, rows.shape[1]):
+            out[i, t] = -1

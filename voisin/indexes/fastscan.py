@@ -128,8 +128,11 @@ class IndexIVFPQFastScan(IndexIVFPQ):
         self._packed: tuple | None = None
 
     def _blocks(self, ctx) -> tuple[np.ndarray, np.ndarray]:
-        """(packed blocks, first block of each list) for the snapshot in ``ctx``."""
-        cached = self._packed
+        """(packed blocks, first block of each list) for the snapshot in ``ctx``.
+
+        A transient slab (the gathered entries of a filter, ``ctx.cache`` set)
+        keeps its blocks in its own cache, not in the index's."""
+        cached = self._packed if ctx.cache is None else ctx.cache.get("blocks")
         if cached is not None and cached[0] is ctx.sizes and cached[1] is ctx.codes:
             return cached[2], cached[3]
         sizes = ctx.sizes
@@ -138,7 +141,10 @@ class IndexIVFPQFastScan(IndexIVFPQ):
         np.cumsum(nblk, out=blk_off[1:])
         packed = np.zeros((int(blk_off[-1]), self.M2 // 2 * 32), dtype=np.uint8)
         K.pack_lists(ctx.codes, ctx.offsets, sizes, blk_off, self.M2, packed)
-        self._packed = (sizes, ctx.codes, packed, blk_off)
+        if ctx.cache is None:
+            self._packed = (sizes, ctx.codes, packed, blk_off)
+        else:
+            ctx.cache["blocks"] = (sizes, ctx.codes, packed, blk_off)
         return packed, blk_off
 
     def _search_single(self, x, k, nprobe, ctx, D, I):

@@ -43,16 +43,17 @@ The base class handles training of the quantizer (k-means, FAISS's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numba
 import numpy as np
 
-from .. import exact
+from .. import exact, filtering
 from .._validate import as_matrix, check_int
 from ..clustering import ClusteringParameters, Kmeans, assign_to_centroids
 from ..index import Index
+from ..kernels import filtered as KF
 from ..kernels import ivf as K
 from ..kernels.flat import row_norms_sqr
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric, worst_distance
@@ -70,6 +71,12 @@ GEMM_BLOCK_BYTES = 64 << 20
 LIST_MAJOR_MIN_QUERIES = 64
 LIST_MAJOR_MAX_BYTES = 256 << 20
 LIST_MAJOR_MIN_DIM = 128
+# Filtered exact strategy: the allowed entries are gathered into their own
+# small slab unless that copy would exceed this; above it the lists holding
+# allowed entries are scanned in place under the mask.
+COMPACT_MAX_BYTES = 256 << 20
+# Queries per block when every query probes the same (many) lists.
+ALLOWED_BLOCK_QUERIES = 1024
 
 
 class SearchParametersIVF(SearchParameters):
@@ -232,7 +239,12 @@ class DirectMap:
 
 @dataclass
 class ScanContext:
-    """What a list scan needs, snapshotted once per search call."""
+    """What a list scan needs, snapshotted once per search call.
+
+    ``plan``: the filter resolved over this snapshot (None without a filter).
+    ``cache``: where a codec keeps data derived from a transient slab (the
+    gathered allowed entries of a filter) instead of on the index.
+    """
 
     codes: np.ndarray
     ids: np.ndarray
@@ -241,6 +253,8 @@ class ScanContext:
     mask: np.ndarray
     use_mask: bool
     max_codes: int
+    plan: filtering.IVFFilterPlan | None = None
+    cache: dict | None = None
 
 
 _NO_MASK = np.zeros(1, dtype=np.bool_)
@@ -399,20 +413,30 @@ class IndexIVF(Index):
         codes, ids, offsets, sizes = self.invlists.snapshot()
         nprobe = self.nprobe
         max_codes = self.max_codes or 0
-        mask, use_mask = _NO_MASK, False
+        mask, use_mask, plan = _NO_MASK, False, None
         if params is not None:
             if getattr(params, "nprobe", None) is not None:
                 nprobe = params.nprobe
             if getattr(params, "max_codes", None) is not None:
                 max_codes = params.max_codes
-            if params.sel is not None:
-                mask = np.zeros(ids.shape[0], dtype=np.bool_)
-                used = ids >= 0
-                mask[used] = params.sel.contains(ids[used])
-                use_mask = True
         nprobe = check_int(nprobe, "nprobe", lo=1)
         max_codes = check_int(max_codes, "max_codes", lo=0)
-        return ScanContext(codes, ids, offsets, sizes, mask, use_mask, max_codes), min(nprobe, self.nlist)
+        if params is not None and params.sel is not None:
+            plan = self._filter_plan(params.sel, (codes, ids, offsets, sizes))
+            mask, use_mask = plan.mask, True
+        return (ScanContext(codes, ids, offsets, sizes, mask, use_mask, max_codes, plan),
+                min(nprobe, self.nlist))
+
+    def _filter_plan(self, sel: IDSelector, snap: tuple) -> filtering.IVFFilterPlan:
+        """The selector resolved over this snapshot, reused while both stay the same."""
+        cache = self.__dict__.get("_filter_cache")
+        if cache is None:
+            cache = self.__dict__.setdefault("_filter_cache", filtering.PlanCache())
+        plan = cache.get(sel, snap)
+        if plan is None:
+            plan = filtering.plan_ivf(sel, snap[1], snap[2], snap[3])
+            cache.put(sel, snap, plan)
+        return plan
 
     def _search(self, x, k, params, D, I):
         ctx, nprobe = self._context(params)
@@ -421,6 +445,12 @@ class IndexIVF(Index):
             D = np.empty((nq, k), dtype=np.float32)
         if I is None:
             I = np.empty((nq, k), dtype=np.int64)
+        if ctx.plan is not None:
+            return self._search_filtered(x, k, nprobe, ctx, D, I)
+        return self._search_unfiltered(x, k, nprobe, ctx, D, I)
+
+    def _search_unfiltered(self, x, k, nprobe, ctx, D, I):
+        nq = x.shape[0]
         if nq <= SINGLE_PATH_MAX_QUERIES or numba.get_num_threads() == 1:
             out = self._search_single(x, k, nprobe, ctx, D, I)
         else:
@@ -463,8 +493,113 @@ class IndexIVF(Index):
 
     def _range_search(self, x, radius, params):
         ctx, nprobe = self._context(params)
-        Dq, Iq = self.coarse_assign(x, nprobe)
-        return self._range_preassigned(x, radius, Iq, Dq, ctx)
+        plan = ctx.plan
+        if plan is None:
+            Dq, Iq = self.coarse_assign(x, nprobe)
+            return self._range_preassigned(x, radius, Iq, Dq, ctx)
+        nq = x.shape[0]
+        if plan.allowed == 0 or nq == 0:
+            return (np.zeros(nq + 1, dtype=np.int64), np.empty(0, dtype=np.float32),
+                    np.empty(0, dtype=np.int64))
+        strat = self._filter_strategy(plan, nprobe, 1, ctx.max_codes)
+        if strat.exact:
+            cctx, lists = self._allowed_slab(ctx)
+            parts = []
+            for q0 in range(0, nq, ALLOWED_BLOCK_QUERIES):
+                xb = x[q0:q0 + ALLOWED_BLOCK_QUERIES]
+                probes, pd = self._probes_for(xb, lists)
+                parts.append(self._range_preassigned(xb, radius, probes, pd, cctx))
+            return _concat_range(parts)
+        probes, pd = self._widened_probes(x, plan, strat)
+        return self._range_preassigned(x, radius, probes, pd, replace(ctx, max_codes=strat.max_codes))
+
+    # --- filtered search (policy and cost model: voisin/filtering.py) -------
+    def _list_overhead(self) -> float:
+        """Cost of opening one list, in codes (a codec's per-list table or residual)."""
+        return 0.0
+
+    def _needs_probe_dists(self) -> bool:
+        """Whether ``_search_preassigned`` reads the coarse distances."""
+        return False
+
+    def _filter_strategy(self, plan, nprobe, k, max_codes) -> filtering.IVFStrategy:
+        return filtering.choose_ivf_strategy(plan.allowed, plan.ntotal, self.nlist, nprobe, k,
+                                             plan.lists_with_allowed, self._list_overhead(), max_codes)
+
+    def _search_filtered(self, x, k, nprobe, ctx, D, I):
+        plan = ctx.plan
+        if plan.allowed == 0 or x.shape[0] == 0:
+            D.fill(worst_distance(self.metric_type))
+            I.fill(-1)
+            return D, I
+        strat = self._filter_strategy(plan, nprobe, k, ctx.max_codes)
+        if strat.exact:
+            return self._search_allowed(x, k, ctx, D, I)
+        probes, pd = self._widened_probes(x, plan, strat)
+        self._search_preassigned(x, k, probes, pd, replace(ctx, max_codes=strat.max_codes), D, I)
+        # a query whose neighbourhood holds few allowed entries (or a max_codes
+        # cap) may come back short: finish it with the exact strategy
+        need = min(k, plan.allowed)
+        short = np.flatnonzero(I[:, need - 1] < 0)
+        if short.size:
+            Ds = np.empty((short.size, k), dtype=np.float32)
+            Is = np.empty((short.size, k), dtype=np.int64)
+            self._search_allowed(np.ascontiguousarray(x[short]), k, ctx, Ds, Is)
+            D[short] = Ds
+            I[short] = Is
+        return D, I
+
+    def _widened_probes(self, x, plan, strat) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's lists in centroid order, cut once it has seen
+        ``strat.target_allowed`` allowed entries (see voisin/filtering.py)."""
+        Dq, Iq = self.coarse_assign(x, strat.nprobe_max)
+        Iq = np.array(Iq, dtype=np.int64, order="C")
+        kept = np.empty(Iq.shape[0], dtype=np.int64)
+        KF.cut_probes(Iq, plan.list_allowed, np.int64(strat.target_allowed), kept)
+        width = max(1, int(kept.max()) if kept.size else 1)
+        return (np.ascontiguousarray(Iq[:, :width]),
+                np.ascontiguousarray(np.asarray(Dq, dtype=np.float32)[:, :width]))
+
+    def _allowed_slab(self, ctx) -> tuple[ScanContext, np.ndarray]:
+        """(context, lists) that score exactly the allowed entries: the entries
+        gathered into a small slab of their own (kept with the plan), or, when
+        that copy is too large, the lists holding them scanned under the mask."""
+        plan = ctx.plan
+        got = plan.compact.get("slab")
+        if got is not None:
+            return got
+        lists = np.flatnonzero(plan.list_allowed).astype(np.int64)
+        if plan.allowed * max(1, self.code_size) <= COMPACT_MAX_BYTES:
+            sizes = plan.list_allowed.copy()
+            offsets = np.cumsum(sizes) - sizes
+            cctx = ScanContext(np.ascontiguousarray(ctx.codes[plan.rows]), ctx.ids[plan.rows], offsets, sizes,
+                               _NO_MASK, False, 0, None, {})
+        else:
+            cctx = replace(ctx, max_codes=0)
+        plan.compact["slab"] = (cctx, lists)
+        return cctx, lists
+
+    def _probes_for(self, x, lists) -> tuple[np.ndarray, np.ndarray]:
+        """Every query probes ``lists``; with their coarse distances when the codec reads them."""
+        probes = np.ascontiguousarray(np.broadcast_to(lists, (x.shape[0], lists.size)))
+        if not self._needs_probe_dists() or lists.size == 0:
+            return probes, np.zeros(probes.shape, dtype=np.float32)
+        flat = self._flat_centroids()
+        cent = flat[0][lists] if flat is not None else self.quantizer.reconstruct_batch(lists)
+        if self.metric_type == METRIC_L2:
+            pd = exact.pairwise_distances(x, cent)
+        else:
+            pd = x @ cent.T
+        return probes, np.ascontiguousarray(pd, dtype=np.float32)
+
+    def _search_allowed(self, x, k, ctx, D, I):
+        """k-NN over exactly the allowed entries, scored by the codec."""
+        cctx, lists = self._allowed_slab(ctx)
+        for q0 in range(0, x.shape[0], ALLOWED_BLOCK_QUERIES):
+            q1 = min(x.shape[0], q0 + ALLOWED_BLOCK_QUERIES)
+            probes, pd = self._probes_for(x[q0:q1], lists)
+            self._search_preassigned(x[q0:q1], k, probes, pd, cctx, D[q0:q1], I[q0:q1])
+        return D, I
 
     def _range_preassigned(self, x, radius, probes, probe_dists, ctx):
         raise NotImplementedError(f"{type(self).__name__} does not implement range_search")
@@ -591,6 +726,22 @@ class IndexIVFFlat(IndexIVF):
                                worst_distance(self.metric_type), D[i0:i1], I[i0:i1])
         return D, I
 
+    def _search_allowed(self, x, k, ctx, D, I):
+        cctx, lists = self._allowed_slab(ctx)
+        if x.shape[0] < exact.BLAS_THRESHOLD or cctx.use_mask:
+            return super()._search_allowed(x, k, ctx, D, I)
+        # many queries: the gathered vectors are a plain matrix, searched by
+        # the exact engine (BLAS blocks); row norms kept with the plan
+        vecs = self._vecs(cctx.codes)
+        norms = None
+        if exact.uses_norms(x, self.metric_type):
+            norms = cctx.cache.get("norms")
+            if norms is None:
+                norms = cctx.cache["norms"] = row_norms_sqr(vecs)
+        exact.search(x, vecs, vecs.shape[0], self.metric_type, k, None, D, I, norms)
+        I[:] = np.where(I >= 0, cctx.ids[np.maximum(I, 0)], -1)
+        return D, I
+
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
         K.flat_search_batch(x, np.ascontiguousarray(probes, dtype=np.int64), self._vecs(ctx.codes),
                             ctx.ids, ctx.offsets, ctx.sizes, self.metric_type, ctx.max_codes,
@@ -601,6 +752,19 @@ class IndexIVFFlat(IndexIVF):
         return K.flat_range_search(x, np.ascontiguousarray(probes, dtype=np.int64), self._vecs(ctx.codes),
                                    ctx.ids, ctx.offsets, ctx.sizes, self.metric_type, np.float32(radius),
                                    ctx.max_codes, ctx.mask, ctx.use_mask)
+
+
+def _concat_range(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join the (lims, D, I) of consecutive query blocks."""
+    if len(parts) == 1:
+        return parts[0]
+    lims = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for lm, _, _ in parts:
+        lims.append(lm[1:] + base)
+        base += int(lm[-1])
+    return (np.concatenate(lims), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
 
 
 def _flat_types() -> tuple[type, ...]:

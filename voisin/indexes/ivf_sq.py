@@ -75,6 +75,10 @@ class IndexIVFScalarQuantizer(IndexIVF):
             return flat[0]
         return self.quantizer.reconstruct_n(0, self.nlist)
 
+    def _list_overhead(self) -> float:
+        # the query's residual to the list's centroid: d subtractions, ~one code
+        return 1.0 if self.by_residual else 0.0
+
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
         kind, a, b, lut = self.sq.tables()
         K.ivf_search_batch(x, np.ascontiguousarray(probes, dtype=np.int64), self._centroids(),

@@ -161,17 +161,28 @@ class IndexIVFPQ(IndexIVF):
             return MODE_L2_PRECOMPUTED
         return MODE_L2_RESIDUAL
 
-    def _search(self, x, k, params, D, I):
+    def _list_overhead(self) -> float:
+        # opening a list costs a table: ksub sums per sub-quantizer with
+        # precomputed tables (one code costs one look-up per sub-quantizer),
+        # ksub * dsub products when the table is built from the residual
+        mode = self._mode()
+        if mode == MODE_L2_PRECOMPUTED:
+            return float(self.pq.ksub)
+        if mode == MODE_L2_RESIDUAL:
+            return float(self.pq.ksub * self.pq.dsub)
+        return 0.0
+
+    def _needs_probe_dists(self) -> bool:
+        return True
+
+    def _search_unfiltered(self, x, k, nprobe, ctx, D, I):
         flat = self._flat_centroids()
         nq = x.shape[0]
         if flat is None or nq <= SINGLE_PATH_MAX_QUERIES or numba.get_num_threads() == 1:
-            return super()._search(x, k, params, D, I)
+            return super()._search_unfiltered(x, k, nprobe, ctx, D, I)
         # batch: one BLAS product gives every query's centroid scores, and the
         # list selection runs inside the parallel scan kernel (no separate
         # top-k pass over the nq x nlist matrix)
-        ctx, nprobe = self._context(params)
-        D = np.empty((nq, k), dtype=np.float32) if D is None else D
-        I = np.empty((nq, k), dtype=np.int64) if I is None else I
         cent, cnorm = flat
         with numba.parallel_chunksize(1):
             for q0 in range(0, nq, GEMM_BLOCK):

@@ -535,7 +535,9 @@ class IndexHNSW(Index):
         nb0_new, upper_new = nb0.copy(), upper.copy()
         R.repair_lists(X, nb0, upper, upper_off, levels, dead, self.metric_type, self._sq,
                        self._sqp, self.early_abort_min_dim, nodes, lvls,
-                       max(1, numba.get_num_threads()), nb0_new, upper_new)
+                       max(1, numba.get_num_threads()), int(state[0]), int(state[1]),
+                       max(check_int(self.hnsw.efConstruction, "efConstruction", lo=1), 1),
+                       nb0_new, upper_new)
         state = state.copy()
         if dead.all():
             state[:] = -1
@@ -545,6 +547,7 @@ class IndexHNSW(Index):
             top = int(lv.max())
             state[0] = int(np.argmax(lv == top))
             state[1] = top - 1
+        relinked = R.relink_orphans(nb0_new, dead, int(state[0]))
         self._publish(X, (nb0_new, upper_new, upper_off, levels, state), dead, extra)
         t2 = time.perf_counter()
         ntomb = int(np.count_nonzero(dead))
@@ -552,7 +555,8 @@ class IndexHNSW(Index):
             self._compact_locked()
         t3 = time.perf_counter()
         self.last_remove_timing = {"tombstone_s": t1 - t0, "repair_s": t2 - t1,
-                                   "compact_s": t3 - t2, "lists_repaired": int(nodes.size)}
+                                   "compact_s": t3 - t2, "lists_repaired": int(nodes.size),
+                                   "orphans_relinked": int(relinked)}
         return count
 
     def compact(self) -> int:

@@ -11,7 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .hnsw import _row, dist_nodes, select_heuristic
+from .hnsw import (_next_epoch, _row, dist_nodes, dist_q as dist_q_node, greedy_descend, heap_to_sorted, prep_query,
+                   search_layer, select_heuristic)
 
 
 @njit(cache=True, nogil=True)
@@ -63,9 +64,19 @@ def _gather(row, u, dead, stamp, mark, cand, nc):
     return nc
 
 
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _node_query(X, u, sq, sqp, q):
+    """Node ``u``'s vector as a float query (SQ8 codes decoded at bucket centres)."""
+    for t in range(X.shape[1]):
+        if sq:
+            q[t] = sqp[0, t] + sqp[1, t] * (np.float32(X[u, t]) + np.float32(0.5))
+        else:
+            q[t] = X[u, t]
+
+
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_min_dim,
-                 nodes, lvls, nchunk, nb0_out, upper_out):
+                 nodes, lvls, nchunk, entry, max_level, efc, nb0_out, upper_out):
     """Rebuild every listed (node, level) list without its dead neighbours.
 
     Candidates for node u at level l: u's live neighbours, plus the live
@@ -75,6 +86,12 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
     many nodes are deleted). They are ranked by distance to u and pruned with
     the insertion heuristic (:func:`select_heuristic`) to the level's capacity
     (2M at level 0, M above), as hnswlib's repair does.
+
+    When that neighbourhood holds fewer live nodes than the list's capacity
+    (most of it was deleted), u also searches the old graph from the entry
+    point (``efc`` wide, dead nodes may be traversed but are never returned),
+    as an insertion would: without it a node whose whole neighbourhood went
+    away would be cut off from the graph.
 
     Reads ``nb0``/``upper`` and writes only ``nb0_out``/``upper_out`` (copies),
     one writer per list; dead nodes' own lists are cleared, so they are
@@ -92,6 +109,18 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
         sd = np.empty(maxc, dtype=np.float32)
         si = np.empty(maxc, dtype=np.int32)
         sel = np.empty(cap0, dtype=np.int32)
+        # scratch of the fallback search
+        visited = np.zeros(n, dtype=np.uint32)
+        epoch = np.zeros(1, dtype=np.int64)
+        hd = np.empty(n + 1, dtype=np.float32)
+        hi = np.empty(n + 1, dtype=np.int32)
+        rd = np.empty(efc + 1, dtype=np.float32)
+        ri = np.empty(efc + 1, dtype=np.int32)
+        od = np.empty(efc + 1, dtype=np.float32)
+        oi = np.empty(efc + 1, dtype=np.int32)
+        q = np.empty(X.shape[1], dtype=np.float32)
+        qv = np.empty(X.shape[1], dtype=np.float32)
+        live = ~dead
         for p in range(ch * step, min(npairs, (ch + 1) * step)):
             u = nodes[p]
             level = lvls[p]
@@ -122,6 +151,24 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
                         if dead[w]:
                             nc = _gather(_row(level, w, nb0, upper, upper_off), u, dead, stamp,
                                          mark, cand, nc)
+            if nc < cap and entry >= 0:
+                _node_query(X, u, sq, sqp, q)
+                qc = prep_query(q, metric, sq, sqp, qv)
+                cur = entry
+                curd = dist_q_node(qv, X, cur, metric, sq, sqp, qc)
+                cur, curd = greedy_descend(qv, qc, X, cur, curd, max_level, level, upper,
+                                           upper_off, metric, sq, sqp)
+                e = _next_epoch(visited, epoch, 0)
+                nres = search_layer(qv, qc, X, level, nb0, upper, upper_off, cur, curd, efc,
+                                    metric, sq, sqp, visited, e, hd, hi, rd, ri, live, True, 0,
+                                    abort_min_dim)
+                m = heap_to_sorted(rd, ri, nres, od, oi)
+                for a in range(m):
+                    w = oi[a]
+                    if w != u and stamp[w] != mark and nc < maxc:
+                        stamp[w] = mark
+                        cand[nc] = w
+                        nc += 1
             for a in range(nc):
                 cdist[a] = dist_nodes(X, u, cand[a], metric, sq, sqp)
             order = np.argsort(cdist[:nc], kind="mergesort")
@@ -158,3 +205,58 @@ def remap_rows(rows, keep_rows, newid, out):
                 m += 1
         for t in range(m, rows.shape[1]):
             out[i, t] = -1
+
+
+@njit(cache=True, nogil=True)
+def relink_orphans(nb0, dead, entry):
+    """Give every live level-0 node that no live node links to an in-link.
+
+    Repair rebuilds lists with a pruning heuristic, so a node that was only
+    reached through deleted nodes may be picked by nobody and become
+    unreachable. Such a node is appended to the list of its nearest neighbour
+    that has a free slot; when all are full, it replaces the last (farthest)
+    entry of the first neighbour whose last entry has another in-link, so no
+    new orphan is made. Works in place on an unpublished copy; returns the
+    number of nodes relinked.
+    """
+    n, cap = nb0.shape
+    indeg = np.zeros(n, dtype=np.int32)
+    for u in range(n):
+        if dead[u]:
+            continue
+        for t in range(cap):
+            v = nb0[u, t]
+            if v < 0:
+                break
+            indeg[v] += 1
+    fixed = 0
+    for v in range(n):
+        if dead[v] or v == entry or indeg[v] > 0:
+            continue
+        placed = False
+        for t in range(cap):
+            w = nb0[v, t]
+            if w < 0:
+                break
+            for s in range(cap):
+                if nb0[w, s] < 0:
+                    nb0[w, s] = v
+                    placed = True
+                    break
+            if placed:
+                break
+        if not placed:
+            for t in range(cap):
+                w = nb0[v, t]
+                if w < 0:
+                    break
+                last = nb0[w, cap - 1]
+                if last != v and indeg[last] > 1:
+                    indeg[last] -= 1
+                    nb0[w, cap - 1] = v
+                    placed = True
+                    break
+        if placed:
+            indeg[v] += 1
+            fixed += 1
+    return fixed

@@ -13,8 +13,9 @@ from __future__ import annotations
 import importlib
 import mmap as _mmap
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -221,7 +222,15 @@ def write_object(w: Writer, index: Any) -> None:
 LAYOUTS = ("faiss", "voisin")
 
 
-def _serialize(index: Any, with_checksum: bool, layout: str = "faiss") -> Writer:
+@contextmanager
+def _serialize(index: Any, with_checksum: bool, layout: str = "faiss") -> Iterator[Writer]:
+    """The index's pieces, valid only inside the ``with`` block.
+
+    The chunks are views of the index's live arrays (no copy), and writers
+    change some arrays in place (an id map shifts its ids on removal): the
+    write lock is held until the caller has consumed them, or a save racing
+    a removal would store (and checksum) a state that never existed.
+    """
     from ..index import Index
     if not isinstance(index, Index):
         raise TypeError(f"index: expected a voisin Index, got {type(index).__name__}")
@@ -230,12 +239,12 @@ def _serialize(index: Any, with_checksum: bool, layout: str = "faiss") -> Writer
     w = Writer(layout)
     with index._write_lock:
         write_object(w, index)
-    if with_checksum:
-        crc = 0
-        for chunk in w.chunks:
-            crc = _checksum.crc32(chunk, crc=crc)
-        w._put(_checksum.make_trailer(w.nbytes, crc))
-    return w
+        if with_checksum:
+            crc = 0
+            for chunk in w.chunks:
+                crc = _checksum.crc32(chunk, crc=crc)
+            w._put(_checksum.make_trailer(w.nbytes, crc))
+        yield w
 
 
 def serialize_index(index: Any, *, checksum: bool = True, layout: str = "faiss") -> np.ndarray:
@@ -251,7 +260,8 @@ def serialize_index(index: Any, *, checksum: bool = True, layout: str = "faiss")
         >>> voisin.deserialize_index(buf).ntotal
         4
     """
-    return np.frombuffer(_serialize(index, checksum, layout).getvalue(), dtype=np.uint8).copy()
+    with _serialize(index, checksum, layout) as w:
+        return np.frombuffer(w.getvalue(), dtype=np.uint8).copy()
 
 
 def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool = True,
@@ -276,18 +286,18 @@ def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool =
         >>> voisin.read_index(path).ntotal
         4
     """
-    w = _serialize(index, checksum, layout)
-
-    def dump(out: BinaryIO) -> None:
-        for chunk in w.chunks:
-            out.write(chunk)
-
-    if hasattr(f, "write"):
-        dump(f)  # type: ignore[arg-type]
-        return
-    if not isinstance(f, (str, os.PathLike)):
+    if not hasattr(f, "write") and not isinstance(f, (str, os.PathLike)):
         raise TypeError(f"f: expected a path or a binary file object, got {type(f).__name__}")
-    atomic_write(f, dump)
+    with _serialize(index, checksum, layout) as w:
+
+        def dump(out: BinaryIO) -> None:
+            for chunk in w.chunks:
+                out.write(chunk)
+
+        if hasattr(f, "write"):
+            dump(f)  # type: ignore[arg-type]
+        else:
+            atomic_write(f, dump)
 
 
 def _parse(buf: Any, source: str, io_flags: int, verify: bool) -> Any:
@@ -425,4 +435,5 @@ def reduce_index(index: Any) -> tuple:
     """``__reduce__`` of every Index: its serialized bytes when a format exists."""
     if _writer_for(index) is None:
         return (_restore_state, (type(index), index.__getstate__()))
-    return (_unpickle_index, (_serialize(index, True).getvalue(),))
+    with _serialize(index, True) as w:
+        return (_unpickle_index, (w.getvalue(),))

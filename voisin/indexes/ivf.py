@@ -92,6 +92,17 @@ class SearchParametersIVF(SearchParameters):
     max_codes: int | None = None
 
 
+def _slab_field(i: int) -> property:
+    def get(self):
+        return self._state[i]
+
+    def set_(self, value):
+        state = list(self._state)
+        state[i] = value
+        self._state = tuple(state)
+    return property(get, set_)
+
+
 class InvertedLists:
     """``nlist`` lists of (code, id) entries stored in one slab.
 
@@ -110,14 +121,18 @@ class InvertedLists:
         (2, [7, 8])
     """
 
+    # The slab arrays live in one tuple, replaced in a single assignment: a
+    # search's snapshot() reads it in one step, so a rebuild racing the search
+    # cannot pair the new codes with the old offsets (seen in
+    # tests/test_concurrency.py). Each name still reads and assigns alone.
+    codes, ids, offsets, sizes, capacity = (_slab_field(i) for i in range(5))
+
     def __init__(self, nlist: int, code_size: int):
         self.nlist = check_int(nlist, "nlist", lo=1)
         self.code_size = check_int(code_size, "code_size", lo=0)
-        self.codes = np.empty((0, self.code_size), dtype=np.uint8)
-        self.ids = np.empty(0, dtype=np.int64)
-        self.offsets = np.zeros(self.nlist, dtype=np.int64)
-        self.sizes = np.zeros(self.nlist, dtype=np.int64)
-        self.capacity = np.zeros(self.nlist, dtype=np.int64)
+        self._state = (np.empty((0, self.code_size), dtype=np.uint8), np.empty(0, dtype=np.int64),
+                       np.zeros(self.nlist, dtype=np.int64), np.zeros(self.nlist, dtype=np.int64),
+                       np.zeros(self.nlist, dtype=np.int64))
 
     # --- reading ----------------------------------------------------------
     def list_size(self, list_no: int) -> int:
@@ -133,7 +148,7 @@ class InvertedLists:
         return self.ids[o:o + int(self.sizes[list_no])]
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return self.codes, self.ids, self.offsets, self.sizes
+        return self._state[:4]
 
     @property
     def ntotal(self) -> int:
@@ -169,7 +184,7 @@ class InvertedLists:
         dest = offsets[lists] + (np.arange(rows.size, dtype=np.int64) - starts[lists])
         codes[dest] = self.codes[rows]
         ids[dest] = self.ids[rows]
-        self.codes, self.ids, self.offsets, self.sizes, self.capacity = codes, ids, offsets, sizes, capacity
+        self._state = (codes, ids, offsets, sizes, capacity)
 
     def add_entries(self, list_nos: np.ndarray, codes: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Append entries; returns the slab row of each. list_nos int64 (n,),

@@ -16,6 +16,7 @@ import numba
 
 from . import _blas
 from ._validate import as_matrix, check_k
+from .filtering import GATHER_FRACTION
 from .metric import METRIC_L2, check_metric, is_similarity, worst_distance
 from .kernels import flat as K
 
@@ -37,8 +38,8 @@ BLOCK_DATABASE = 2048
 # A parallel region costs a thread hand-off per call, and on a busy machine a
 # wait for a descheduled worker: split a scan only when it has ~1 ms of work.
 PARALLEL_MIN_WORK = 1 << 22
-# Gather the allowed rows when a filter keeps less than this share of the database.
-GATHER_FRACTION = 0.25
+# Gather the allowed rows when a filter keeps less than GATHER_FRACTION of the
+# database (the policy of every flat-like index, in voisin/filtering.py).
 
 _NO_MASK = np.zeros(1, dtype=np.bool_)
 

@@ -63,8 +63,10 @@ from typing import Any
 
 import numpy as np
 
-from .selector import (IDSelector, IDSelectorAll, IDSelectorBitmap, IDSelectorNot, IDSelectorRange,
-                       IDSelectorBatch, _Binary)
+from .selector import (IDSelector, IDSelectorAll, IDSelectorArray, IDSelectorBatch, IDSelectorBitmap,
+                       IDSelectorNot, IDSelectorRange, _Binary)
+
+_ID_SET_SELECTORS = (IDSelectorBatch, IDSelectorArray)
 
 #: Flat-like indexes (Flat, PQ, SQ) gather the allowed rows and scan that
 #: smaller array when the filter keeps less than this share of the rows
@@ -121,6 +123,17 @@ def choose_ivf_strategy(allowed: int, ntotal: int, nlist: int, nprobe: int, k: i
                        max_codes=scaled_codes, cost_exact=float(cost_exact), cost_probe=float(cost_probe))
 
 
+def no_results(nq: int, k: int, metric: int, D: np.ndarray | None, I: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's answer when nothing is allowed: ids -1, the metric's worst distance."""
+    from .metric import worst_distance
+    D = np.empty((nq, k), dtype=np.float32) if D is None else D
+    I = np.empty((nq, k), dtype=np.int64) if I is None else I
+    D.fill(worst_distance(metric))
+    I.fill(-1)
+    return D, I
+
+
 def should_gather(allowed: int, n: int) -> bool:
     """Flat-like indexes: scan the gathered allowed rows instead of masking all ``n``."""
     return allowed < GATHER_FRACTION * n
@@ -152,22 +165,60 @@ class IVFFilterPlan:
         return int(np.count_nonzero(self.list_allowed))
 
 
-def plan_ivf(sel: IDSelector, ids: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> IVFFilterPlan:
-    """Resolve ``sel`` over the entries of an inverted-list snapshot.
+#: An id-set selector holding fewer ids than this share of the entries is
+#: resolved by looking its ids up (O(m log n)) instead of testing every stored
+#: id against the set (O(n log m)).
+LOOKUP_FRACTION = 0.25
 
-    Only rows inside a list (``offsets[l] .. offsets[l] + sizes[l]``) count:
-    slack rows, and rows a concurrent ``add`` wrote after the snapshot, do not.
-    """
+
+def used_rows(offsets: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(slab row, list number) of every entry of a snapshot, list by list."""
     nlist = sizes.shape[0]
     total = int(sizes.sum())
     lists = np.repeat(np.arange(nlist, dtype=np.int64), sizes)
     starts = np.cumsum(sizes) - sizes
-    used = offsets[lists] + (np.arange(total, dtype=np.int64) - starts[lists])
-    keep = np.asarray(sel.contains(ids[used]), dtype=bool)
-    rows = used[keep]
+    return offsets[lists] + (np.arange(total, dtype=np.int64) - starts[lists]), lists
+
+
+def id_lookup(ids: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted ids, their slab rows, their lists) of a snapshot, for :func:`plan_ivf`."""
+    rows, lists = used_rows(offsets, sizes)
+    keys = ids[rows]
+    order = np.argsort(keys, kind="stable")
+    return keys[order], rows[order], lists[order]
+
+
+def uses_lookup(sel: IDSelector, ntotal: int) -> bool:
+    """Whether :func:`plan_ivf` resolves ``sel`` through an id lookup."""
+    return type(sel) in _ID_SET_SELECTORS and sel.ids.size < LOOKUP_FRACTION * ntotal
+
+
+def plan_ivf(sel: IDSelector, ids: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
+             lookup: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> IVFFilterPlan:
+    """Resolve ``sel`` over the entries of an inverted-list snapshot.
+
+    Only rows inside a list (``offsets[l] .. offsets[l] + sizes[l]``) count:
+    slack rows, and rows a concurrent ``add`` wrote after the snapshot, do not.
+    ``lookup`` (:func:`id_lookup` of the same snapshot) lets a small id set
+    be resolved by searching for its ids (:func:`uses_lookup`).
+    """
+    nlist = sizes.shape[0]
+    total = int(sizes.sum())
+    if lookup is not None and uses_lookup(sel, total):
+        sids, srows, slists = lookup
+        lo = np.searchsorted(sids, sel.ids, side="left")
+        cnt = np.searchsorted(sids, sel.ids, side="right") - lo
+        # an id stored more than once (add_with_ids allows it) is allowed everywhere
+        hit = np.repeat(lo, cnt) + (np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        order = np.lexsort((srows[hit], slists[hit]))
+        rows, kept_lists = srows[hit][order], slists[hit][order]
+    else:
+        used, lists = used_rows(offsets, sizes)
+        keep = np.asarray(sel.contains(ids[used]), dtype=bool)
+        rows, kept_lists = used[keep], lists[keep]
     mask = np.zeros(ids.shape[0], dtype=np.bool_)
     mask[rows] = True
-    list_allowed = np.bincount(lists[keep], minlength=nlist).astype(np.int64)
+    list_allowed = np.bincount(kept_lists, minlength=nlist).astype(np.int64)
     return IVFFilterPlan(int(rows.size), total, mask, rows, list_allowed)
 
 
@@ -187,27 +238,29 @@ def is_value_selector(sel: IDSelector) -> bool:
 class PlanCache:
     """Remembers the last plan of an index: keyed by the selector object and
     the identity of the snapshot arrays it was resolved against (both held
-    weakly, so the cache keeps no retired slab alive)."""
+    weakly, so the cache keeps no retired slab alive). ``sel=None`` keys on
+    the snapshot alone (data derived from the snapshot only)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entry: tuple[Any, tuple, Any] | None = None
 
-    def get(self, sel: IDSelector, snapshot: tuple) -> Any:
+    def get(self, sel: IDSelector | None, snapshot: tuple) -> Any:
         with self._lock:
             entry = self._entry
         if entry is None:
             return None
         ref, snap, plan = entry
-        if ref() is not sel or len(snap) != len(snapshot) or any(r() is not a for r, a in zip(snap, snapshot)):
+        if (ref() if ref is not None else None) is not sel or len(snap) != len(snapshot) \
+                or any(r() is not a for r, a in zip(snap, snapshot)):
             return None
         return plan
 
-    def put(self, sel: IDSelector, snapshot: tuple, plan: Any) -> None:
-        if not is_value_selector(sel):
+    def put(self, sel: IDSelector | None, snapshot: tuple, plan: Any) -> None:
+        if sel is not None and not is_value_selector(sel):
             return
         try:
-            ref = weakref.ref(sel)
+            ref = weakref.ref(sel) if sel is not None else None
             snap = tuple(weakref.ref(a) for a in snapshot)
         except TypeError:
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .. import filtering
 from .._validate import check_int
 from ..index import Index
 from ..kernels import fastscan as K
@@ -81,12 +82,22 @@ class IndexPQFastScan(IndexPQ):
 
     def _search(self, x, k, params, D, I):
         n = self.ntotal
-        packed = self._blocks().reshape(-1)
         mask, use_mask = self._mask(params, n)
         nq = x.shape[0]
         D = np.empty((nq, k), dtype=np.float32) if D is None else D
         I = np.empty((nq, k), dtype=np.int64) if I is None else I
-        ids = np.arange(n, dtype=np.int64)
+        allowed = int(np.count_nonzero(mask)) if use_mask else n
+        if allowed == 0:
+            return filtering.no_results(nq, k, self.metric_type, D, I)
+        if use_mask and filtering.should_gather(allowed, n):
+            # a masked scan scores every block: pack and scan only the allowed codes
+            ids = np.flatnonzero(mask).astype(np.int64)
+            packed = pack_codes(self._codes[ids], self.pq.M).reshape(-1)
+            n = ids.size
+            mask, use_mask = _NO_MASK, False
+        else:
+            packed = self._blocks().reshape(-1)
+            ids = np.arange(n, dtype=np.int64)
         worst = worst_distance(self.metric_type)
         if nq == 1 or numba.get_num_threads() == 1:
             K.pq_search_serial(x, packed, n, self.pq.cent_t, self.M2, self.metric_type, ids, mask,

@@ -449,9 +449,24 @@ class IndexIVF(Index):
             cache = self.__dict__.setdefault("_filter_cache", filtering.PlanCache())
         plan = cache.get(sel, snap)
         if plan is None:
-            plan = filtering.plan_ivf(sel, snap[1], snap[2], snap[3])
+            lookup = None
+            if filtering.uses_lookup(sel, int(snap[3].sum())):
+                lookup = self._id_lookup(snap)
+            plan = filtering.plan_ivf(sel, snap[1], snap[2], snap[3], lookup)
             cache.put(sel, snap, plan)
         return plan
+
+    def _id_lookup(self, snap: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sorted ids of a snapshot with their rows and lists (one per snapshot)."""
+        cache = self.__dict__.get("_lookup_cache")
+        if cache is None:
+            cache = self.__dict__.setdefault("_lookup_cache", filtering.PlanCache())
+        key = snap[1:]
+        got = cache.get(None, key)
+        if got is None:
+            got = filtering.id_lookup(snap[1], snap[2], snap[3])
+            cache.put(None, key, got)
+        return got
 
     def _search(self, x, k, params, D, I):
         ctx, nprobe = self._context(params)

@@ -7,6 +7,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from .. import filtering
 from ..codecs.pq import ProductQuantizer
 from ..index import Index
 from ..kernels import pq as K
@@ -128,6 +129,16 @@ class IndexPQ(Index):
         codes, n = self._codes, self.ntotal
         mask, use_mask = self._mask(params, n)
         nq = x.shape[0]
+        rows = None
+        if use_mask:
+            allowed = int(np.count_nonzero(mask))
+            if allowed == 0:
+                return filtering.no_results(x.shape[0], k, self.metric_type, D, I)
+            if filtering.should_gather(allowed, n):
+                # a masked scan scores every code: score only the allowed ones
+                rows = np.flatnonzero(mask)
+                codes, n = codes[rows], allowed
+                mask, use_mask = _NO_MASK, False
         hd = np.empty((nq, k), dtype=np.float32)
         hi = np.empty((nq, k), dtype=np.int64) if I is None else I
         if nq == 1 or numba.get_num_threads() == 1:
@@ -136,6 +147,8 @@ class IndexPQ(Index):
         else:
             K.search_parallel(x, codes, n, self.pq.cent_t, self.pq.nbits, self.metric_type,
                               mask, use_mask, hd, hi)
+        if rows is not None:
+            hi[:] = np.where(hi >= 0, rows[np.maximum(hi, 0)], -1)
         return finish_costs(hd, hi, self.metric_type, D, hi)
 
     def _range_search(self, x, radius, params):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import filtering
 from ..codecs.sq import QT_8bit, ScalarQuantizer, qtype_name
 from ..index import Index
 from ..kernels import sq as K
@@ -78,9 +79,21 @@ class IndexScalarQuantizer(Index):
             D = np.empty((x.shape[0], k), dtype=np.float32)
         if I is None:
             I = np.empty((x.shape[0], k), dtype=np.int64)
+        rows = None
+        if use_mask:
+            allowed = int(np.count_nonzero(mask))
+            if allowed == 0:
+                return filtering.no_results(x.shape[0], k, self.metric_type, D, I)
+            if filtering.should_gather(allowed, n):
+                # a masked scan scores every code: score only the allowed ones
+                rows = np.flatnonzero(mask)
+                codes, n = codes[rows], allowed
+                mask, use_mask = _NO_MASK, False
         kind, a, b, lut = self.sq.tables()
         K.flat_search(x, codes, n, kind, a, b, lut, self.metric_type, mask, use_mask,
                       worst_distance(self.metric_type), D, I)
+        if rows is not None:
+            I[:] = np.where(I >= 0, rows[np.maximum(I, 0)], -1)
         return D, I
 
     def _range_search(self, x, radius, params):

@@ -452,10 +452,10 @@ class IndexHNSW(Index):
                 else:
                     mask = ext
                 use_mask = True
-                if self._filter_goes_exact(allowed, nlive, ef):
+                plan, ef = self.filter_plan(allowed, ef, nlive)
+                if plan == "exact":
                     return self._search_exact_subset(x, k, mask, X, D, I,
                                                      labels if use_labels else None)
-                ef = self._filtered_ef(allowed, nlive, ef)
         entry, max_level = int(state[0]), int(state[1])
         lab = labels if use_labels else _NO_LABELS
         nthreads = numba.get_num_threads()
@@ -482,9 +482,18 @@ class IndexHNSW(Index):
         traversal = ef * 2 * self.hnsw.M / selectivity
         return allowed <= FILTER_EXACT_FACTOR * traversal
 
-    def _filtered_ef(self, allowed: int, n: int, ef: int) -> int:
-        """efSearch used by a filtered traversal (the exact path was not taken)."""
-        return ef
+    def filter_plan(self, allowed: int, ef: int, n: int | None = None) -> tuple[str, int]:
+        """How a search filtered down to ``allowed`` of ``n`` ids (default: ntotal)
+        runs at efSearch ``ef``: ``("exact", ef)`` (scan of the allowed vectors)
+        or ``("traverse", ef')`` (filtered graph traversal at efSearch ef')."""
+        n = self.ntotal if n is None else n
+        allowed = check_int(allowed, "allowed", lo=0)
+        ef = check_int(ef, "ef", lo=1)
+        if n <= 0 or allowed >= n:
+            return "traverse", ef
+        if self._filter_goes_exact(allowed, n, ef):
+            return "exact", ef
+        return "traverse", ef
 
     def _search_exact_subset(self, x, k, mask, X, D, I, labels=None):
         rows = np.flatnonzero(mask)

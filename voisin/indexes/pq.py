@@ -56,6 +56,27 @@ class IndexPQ(Index):
         8
     """
 
+    # The storage is published as one (codes, count) tuple: a search reads both
+    # in one step, so a removal or a growth racing it cannot pair one array
+    # with the count of another (and scan past the end of the old array).
+    _snap: tuple = (np.empty((0, 0), dtype=np.uint8), 0)
+
+    @property  # type: ignore[override]
+    def ntotal(self) -> int:
+        return self._snap[1]
+
+    @ntotal.setter
+    def ntotal(self, n: int) -> None:
+        self._snap = (self._snap[0], int(n))
+
+    @property
+    def _codes(self) -> np.ndarray:
+        return self._snap[0]
+
+    @_codes.setter
+    def _codes(self, codes: np.ndarray) -> None:
+        self._snap = (codes, self._snap[1])
+
     def __init__(self, d: int, M: int = 8, nbits: int = 8, metric: int = METRIC_L2):
         super().__init__(d, metric)
         self.pq = ProductQuantizer(self.d, M, nbits)
@@ -108,10 +129,10 @@ class IndexPQ(Index):
             grown = np.empty((max(need, 2 * self._codes.shape[0], 1024), self.code_size), np.uint8)
             grown[:n0] = self._codes[:n0]
             grown[n0:need] = codes
-            self._codes = grown  # searches already running keep the old array
+            self._snap = (grown, need)  # searches already running keep the old array
         else:
-            self._codes[n0:need] = codes
-        self.ntotal = need
+            self._codes[n0:need] = codes  # past the published count: invisible until then
+            self.ntotal = need
 
     def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
         if ids is not None:
@@ -126,7 +147,7 @@ class IndexPQ(Index):
         return np.ascontiguousarray(params.sel.mask_sequential(n), dtype=np.bool_), True
 
     def _search(self, x, k, params, D, I):
-        codes, n = self._codes, self.ntotal
+        codes, n = self._snap
         mask, use_mask = self._mask(params, n)
         nq = x.shape[0]
         rows = None
@@ -152,7 +173,7 @@ class IndexPQ(Index):
         return finish_costs(hd, hi, self.metric_type, D, hi)
 
     def _range_search(self, x, radius, params):
-        codes, n = self._codes, self.ntotal
+        codes, n = self._snap
         mask, use_mask = self._mask(params, n)
         return K.range_search(x, codes, n, self.pq.cent_t, self.pq.nbits, self.metric_type,
                               np.float32(radius), mask, use_mask)
@@ -165,8 +186,7 @@ class IndexPQ(Index):
             kept = self._codes[:n][~gone]
             codes = np.empty_like(self._codes)
             codes[:kept.shape[0]] = kept
-            self._codes = codes
-            self.ntotal = int(kept.shape[0])
+            self._snap = (codes, int(kept.shape[0]))
         return removed
 
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
@@ -176,5 +196,4 @@ class IndexPQ(Index):
         return self.pq.decode(self._codes[keys])
 
     def _reset(self) -> None:
-        self._codes = np.empty((0, self.code_size), dtype=np.uint8)
-        self.ntotal = 0
+        self._snap = (np.empty((0, self.code_size), dtype=np.uint8), 0)

@@ -31,6 +31,27 @@ class IndexScalarQuantizer(Index):
         [0, 1, 2]
     """
 
+    # The storage is published as one (codes, count) tuple: a search reads both
+    # in one step, so a removal or a growth racing it cannot pair one array
+    # with the count of another (and scan past the end of the old array).
+    _snap: tuple = (np.empty((0, 0), dtype=np.uint8), 0)
+
+    @property  # type: ignore[override]
+    def ntotal(self) -> int:
+        return self._snap[1]
+
+    @ntotal.setter
+    def ntotal(self, n: int) -> None:
+        self._snap = (self._snap[0], int(n))
+
+    @property
+    def _codes(self) -> np.ndarray:
+        return self._snap[0]
+
+    @_codes.setter
+    def _codes(self, codes: np.ndarray) -> None:
+        self._snap = (codes, self._snap[1])
+
     def __init__(self, d: int, qtype: int = QT_8bit, metric: int = METRIC_L2):
         super().__init__(d, check_metric(metric))
         self.sq = ScalarQuantizer(self.d, qtype)
@@ -62,10 +83,10 @@ class IndexScalarQuantizer(Index):
             grown = np.empty((max(need, 2 * self._codes.shape[0], 1024), self.code_size), dtype=np.uint8)
             grown[:n0] = self._codes[:n0]
             grown[n0:need] = codes
-            self._codes = grown
+            self._snap = (grown, need)  # searches already running keep the old array
         else:
-            self._codes[n0:need] = codes
-        self.ntotal = need
+            self._codes[n0:need] = codes  # past the published count: invisible until then
+            self.ntotal = need
 
     def _mask(self, params: SearchParameters | None, n: int) -> tuple[np.ndarray, bool]:
         if params is None or params.sel is None:
@@ -73,7 +94,7 @@ class IndexScalarQuantizer(Index):
         return np.ascontiguousarray(params.sel.mask_sequential(n)), True
 
     def _search(self, x, k, params, D, I):
-        codes, n = self._codes, self.ntotal
+        codes, n = self._snap
         mask, use_mask = self._mask(params, n)
         if D is None:
             D = np.empty((x.shape[0], k), dtype=np.float32)
@@ -97,7 +118,7 @@ class IndexScalarQuantizer(Index):
         return D, I
 
     def _range_search(self, x, radius, params):
-        codes, n = self._codes, self.ntotal
+        codes, n = self._snap
         mask, use_mask = self._mask(params, n)
         kind, a, b, lut = self.sq.tables()
         probes = np.zeros((x.shape[0], 1), dtype=np.int64)
@@ -113,8 +134,7 @@ class IndexScalarQuantizer(Index):
             keep = self._codes[:self.ntotal][~gone]
             codes = np.empty_like(self._codes)
             codes[:keep.shape[0]] = keep
-            self._codes = codes
-            self.ntotal = keep.shape[0]
+            self._snap = (codes, int(keep.shape[0]))
         return removed
 
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
@@ -131,5 +151,4 @@ class IndexScalarQuantizer(Index):
         return self.sq.decode(codes)
 
     def _reset(self) -> None:
-        self._codes = np.empty((0, self.code_size), dtype=np.uint8)
-        self.ntotal = 0
+        self._snap = (np.empty((0, self.code_size), dtype=np.uint8), 0)

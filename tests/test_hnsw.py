@@ -204,18 +204,40 @@ def test_reconstruct_and_xb(sift):
 
 # --- filters ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("selectivity", [0.01, 0.1, 0.5])
-def test_filtered_recall(sift, selectivity):
+@pytest.mark.parametrize("kind", ["random", "range"])
+@pytest.mark.parametrize("selectivity", [0.001, 0.01, 0.1, 0.5])
+def test_filtered_recall(sift, selectivity, kind):
     xb, xq, index = sift
     rng = np.random.default_rng(3)
     n = len(xb)
-    allowed = np.sort(rng.choice(n, int(n * selectivity), replace=False))
+    m = int(n * selectivity)
+    if kind == "random":
+        allowed = np.sort(rng.choice(n, m, replace=False))
+        sel = voisin.IDSelectorBatch(allowed)
+    else:
+        lo = int(rng.integers(0, n - m))
+        allowed = np.arange(lo, lo + m)
+        sel = voisin.IDSelectorRange(lo, lo + m)
     mask = np.zeros(n, dtype=bool)
     mask[allowed] = True
-    params = SearchParametersHNSW(efSearch=64, sel=voisin.IDSelectorBatch(allowed))
+    params = SearchParametersHNSW(efSearch=64, sel=sel)
     D, I = index.search(xq, 10, params=params)
     assert mask[I[I >= 0]].all()
+    assert (I >= 0).all()  # k results whenever k ids are allowed
     assert _recall(xb, xq, I, 10, voisin.METRIC_L2, mask) >= 0.95
+
+
+def test_filter_plan(sift):
+    xb, xq, index = sift
+    n = len(xb)
+    # few allowed vectors: scanning them is cheaper than a traversal, and exact
+    assert index.filter_plan(10, 64) == ("exact", 64)
+    assert index.filter_plan(n // 100, 64)[0] == "exact"
+    plan, ef = index.filter_plan(n // 2, 64)
+    assert plan == "traverse" and ef >= 64
+    assert index.filter_plan(n, 64) == ("traverse", 64)
+    with pytest.raises(ValueError, match="ef"):
+        index.filter_plan(10, 0)
 
 
 def test_filter_traversal_path_keeps_recall(sift, monkeypatch):

@@ -348,6 +348,9 @@ CASES = {
            _sa_roundtrip),
     "SQ8": (lambda: _trained(voisin.IndexScalarQuantizer(D_DIM, voisin.ScalarQuantizer.QT_8bit)),
             "sequential", lambda ix: [(None, True)], None, _sa_roundtrip),
+    # k_factor large enough that the base returns every vector: exact re-ranking
+    "RefineFlat": (lambda: _trained(voisin.IndexRefineFlat(voisin.IndexPQ(D_DIM, 8, 4), k_factor=100.0)),
+                   "sequential", lambda ix: [(None, True)], None),
 }
 
 

@@ -10,6 +10,7 @@ from ..index import Index
 from ..metric import METRIC_L2, worst_distance
 from ..selector import IDSelector, SearchParameters
 from .flat import IndexFlat
+from .idmap import _ReadWriteGate
 
 
 class SearchParametersRefine(SearchParameters):
@@ -57,6 +58,20 @@ class IndexRefine(Index):
         self.own_fields = False
         self.own_refine_index = False
         self.ntotal = base_index.ntotal
+        # A search reads the base index and then the refine index; a write
+        # changes one and then the other. Between the two a search would
+        # re-rank an id the refine index does not hold yet (or, after a
+        # removal, holds for another vector): searches read, writers write.
+        self._gate = _ReadWriteGate()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_gate", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._gate = _ReadWriteGate()
 
     @property
     def is_trained(self) -> bool:  # type: ignore[override]
@@ -77,9 +92,10 @@ class IndexRefine(Index):
         if ids is not None:
             raise NotImplementedError(f"{type(self).__name__} numbers vectors by position: wrap it in "
                                       "IndexIDMap to add with ids")
-        self.base_index.add(x)
-        self.refine_index.add(x)
-        self.ntotal = self.base_index.ntotal
+        with self._gate.writing():
+            self.base_index.add(x)
+            self.refine_index.add(x)
+            self.ntotal = self.base_index.ntotal
 
     def _split_params(self, params: SearchParameters | None) -> tuple[float, SearchParameters | None]:
         k_factor = self.k_factor
@@ -100,8 +116,9 @@ class IndexRefine(Index):
     def _search(self, x, k, params, D, I):
         k_factor, base_params = self._split_params(params)
         kb = max(k, int(k * k_factor))
-        _, cand = self.base_index.search(x, kb, base_params)
-        dist = self._refine_distances(x, cand)
+        with self._gate.reading():
+            _, cand = self.base_index.search(x, kb, base_params)
+            dist = self._refine_distances(x, cand)
         order = np.argsort(dist, axis=1, kind="stable")[:, :k]
         Ir = np.take_along_axis(cand, order, axis=1)
         Dr = np.take_along_axis(dist, order, axis=1)
@@ -142,10 +159,11 @@ class IndexRefine(Index):
     def _range_search(self, x, radius, params):
         """Range search of the base index, distances recomputed by the refine index and re-filtered."""
         _, base_params = self._split_params(params)
-        lims, _, I = self.base_index.range_search(x, radius, base_params)
+        with self._gate.reading():
+            lims, _, I = self.base_index.range_search(x, radius, base_params)
+            vecs = self.refine_index.reconstruct_batch(I) if I.size else np.zeros((0, self.d), np.float32)
         lims = lims.astype(np.int64)
         rows = np.repeat(np.arange(x.shape[0]), np.diff(lims))
-        vecs = self.refine_index.reconstruct_batch(I) if I.size else np.zeros((0, self.d), np.float32)
         if self.metric_type == METRIC_L2:
             diff = vecs - x[rows]
             dist = np.einsum("ij,ij->i", diff, diff).astype(np.float32)
@@ -159,18 +177,20 @@ class IndexRefine(Index):
         return new_lims, dist[keep], I[keep]
 
     def _remove(self, sel: IDSelector) -> int:
-        removed = self.base_index._remove(sel)
-        self.refine_index._remove(sel)
-        self.ntotal = self.base_index.ntotal
+        with self._gate.writing():
+            removed = self.base_index._remove(sel)
+            self.refine_index._remove(sel)
+            self.ntotal = self.base_index.ntotal
         return removed
 
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
         return self.refine_index._reconstruct_keys(keys)
 
     def _reset(self) -> None:
-        self.base_index._reset()
-        self.refine_index._reset()
-        self.ntotal = 0
+        with self._gate.writing():
+            self.base_index._reset()
+            self.refine_index._reset()
+            self.ntotal = 0
 
 
 class IndexRefineFlat(IndexRefine):

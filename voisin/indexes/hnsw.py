@@ -652,6 +652,10 @@ class IndexHNSWFlat(IndexHNSW):
         >>> D, I = index.search(xb[:3], 5)
         >>> I[:, 0].tolist()
         [0, 1, 2]
+        >>> index.remove_ids(np.arange(100))   # later ids shift down, as in IndexFlat
+        100
+        >>> index.search(xb[100:102], 1)[1].ravel().tolist()
+        [0, 1]
     """
 
     @property

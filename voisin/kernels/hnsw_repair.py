@@ -85,7 +85,9 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
     d's own dead neighbours (two hops through deleted nodes, which matters once
     many nodes are deleted). They are ranked by distance to u and pruned with
     the insertion heuristic (:func:`select_heuristic`) to the level's capacity
-    (2M at level 0, M above), as hnswlib's repair does.
+    (2M at level 0, M above), as hnswlib's repair does, then filled up with the
+    nearest candidates the heuristic passed over until the list is as long as it
+    was before the deletion (the paper's keepPrunedConnections option).
 
     When that neighbourhood holds fewer live nodes than the list's capacity
     (most of it was deleted), u also searches the old graph from the entry
@@ -176,6 +178,25 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
                 sd[a] = cdist[order[a]]
                 si[a] = cand[order[a]]
             nsel = select_heuristic(X, sd, si, nc, cap, metric, sq, sqp, sel, abort_min_dim)
+            # keep the list as long as it was: the heuristic alone returns fewer
+            # neighbours than a list accumulates through reverse links, and a
+            # sparser graph loses recall at low efSearch (measured on glove)
+            target = 0
+            for t in range(cap):
+                if row[t] < 0:
+                    break
+                target += 1
+            if nsel < target:
+                for a in range(nsel):
+                    stamp[sel[a]] = -mark
+                for a in range(nc):
+                    if nsel >= target:
+                        break
+                    w = si[a]
+                    if stamp[w] != -mark:
+                        stamp[w] = -mark
+                        sel[nsel] = w
+                        nsel += 1
             out = _row(level, u, nb0_out, upper_out, upper_off)
             for t in range(cap):
                 out[t] = sel[t] if t < nsel else -1

@@ -61,6 +61,7 @@ class Harness:
         self.blobs: list[tuple] = []
         self.removed: set[int] = set()
         self.errors: list[BaseException] = []
+        self.reconstructs = 0
         self.stop = threading.Event()
 
     def tick(self) -> int:
@@ -165,6 +166,18 @@ class Harness:
             s1 = self.tick()
             self.searches.append((s0, s1, q, D, I, params_list[which][1]))
 
+    def reconstructor(self) -> None:
+        """reconstruct of base vectors (never removed or replaced) while the
+        writer rebuilds storage: always exactly the vector that was added."""
+        rng = np.random.default_rng(7)
+        base_ids, base = self.versions[0].ids, self.versions[0].vecs
+        while not self.stop.is_set():
+            rows = rng.choice(N_BASE, size=4, replace=False)
+            got = self.index.reconstruct_batch(base_ids[rows])
+            if not np.array_equal(got, base[rows]):
+                raise AssertionError(f"reconstruct of base ids {base_ids[rows]} returned other vectors")
+            self.reconstructs += 1
+
     def serializer(self) -> None:
         while not self.stop.is_set():
             s0 = self.tick()
@@ -181,13 +194,16 @@ class Harness:
             self.errors.append(e)
             self.stop.set()
 
-    def run(self, n_searchers: int, params_list: list, serialize: bool = False) -> None:
+    def run(self, n_searchers: int, params_list: list, serialize: bool = False,
+            reconstruct: bool = False) -> None:
         self.add(N_BASE)
         threads = [threading.Thread(target=self._guard, args=(self.writer,))]
         threads += [threading.Thread(target=self._guard, args=(self.searcher, 100 + t, params_list))
                     for t in range(n_searchers)]
         if serialize:
             threads.append(threading.Thread(target=self._guard, args=(self.serializer,)))
+        if reconstruct:
+            threads.append(threading.Thread(target=self._guard, args=(self.reconstructor,)))
         for t in threads:
             t.start()
         self.stop.wait(DURATION)
@@ -359,8 +375,9 @@ def test_searches_race_writes(name):
     make, kind, params_of, exhaustive_of, *codec = CASES[name]
     index = make()
     h = Harness(index, kind, np.random.default_rng(11), *codec)
-    h.run(n_searchers=3, params_list=params_of(index))
+    h.run(n_searchers=2, params_list=params_of(index), reconstruct=True)
     assert len(h.versions) > 20, "the writer barely ran"
+    assert h.reconstructs > 0
     h.check_searches(index.metric_type)
     h.check_final(exhaustive_of(index) if exhaustive_of else None)
 

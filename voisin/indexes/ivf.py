@@ -648,10 +648,14 @@ class IndexIVF(Index):
         return removed
 
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        rows, lists = self.direct_map.rows_of(self.invlists, keys)
-        if (rows < 0).any():
-            raise ValueError(f"key: id {int(keys[rows < 0][0])} is not in the index")
-        return self._decode(self.invlists.codes[rows], lists)
+        # the id lookup is built lazily from the slab and a writer invalidates
+        # it: run with writers excluded, or a lookup built from the old slab
+        # could index the new one (or be stored after the invalidation)
+        with self._write_lock:
+            rows, lists = self.direct_map.rows_of(self.invlists, keys)
+            if (rows < 0).any():
+                raise ValueError(f"key: id {int(keys[rows < 0][0])} is not in the index")
+            return self._decode(self.invlists.codes[rows], lists)
 
     def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
         """Vectors with ids i0 .. i0+ni-1 (ids, as FAISS's IVF reconstruct_n)."""

@@ -425,3 +425,22 @@ def test_results_are_allowed_sorted_and_complete(built, codecs, data, name, sel,
         assert len(set(row_i[row_i >= 0].tolist())) == want
         if index.metric_type == METRIC_L2:
             assert (np.diff(row_d[:want]) >= -1e-4).all()
+
+
+def test_id_set_resolution_paths_agree(data):
+    """An id set is resolved by id lookup (few ids), a dense table (ids near
+    0..n) or a membership test (sparse large ids): all give the same answer."""
+    xb, xq = data
+    results = []
+    for offset in (0, 10 ** 12):
+        index = voisin.IndexIVFFlat(voisin.IndexFlatL2(D_), D_, 32)
+        index.train(xb[:3000])
+        index.add_with_ids(xb[:3000], np.arange(3000, dtype=np.int64) + offset)
+        index.nprobe = 4
+        for allowed in (subset_ids(3000, 0.01, seed=1), subset_ids(3000, 0.6, seed=2)):
+            params = voisin.SearchParametersIVF(sel=voisin.IDSelectorBatch(allowed + offset))
+            D, I = index.search(xq[:20], K, params=params)
+            assert (I >= 0).all() and np.isin(I - offset, allowed).all()
+            results.append(I - offset)
+    np.testing.assert_array_equal(results[0], results[2])
+    np.testing.assert_array_equal(results[1], results[3])

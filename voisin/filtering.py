@@ -188,9 +188,15 @@ def id_lookup(ids: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> tuple[
     return keys[order], rows[order], lists[order]
 
 
+#: Stored ids within [0, DENSE_ID_FACTOR * ntotal) let a large id set be
+#: resolved through a boolean table over the id space (O(ntotal + m)).
+DENSE_ID_FACTOR = 4
+
+
 def uses_lookup(sel: IDSelector, ntotal: int) -> bool:
-    """Whether :func:`plan_ivf` resolves ``sel`` through an id lookup."""
-    return type(sel) in _ID_SET_SELECTORS and sel.ids.size < LOOKUP_FRACTION * ntotal
+    """Whether :func:`plan_ivf` wants the snapshot's :func:`id_lookup` for ``sel``
+    (id sets: a small one is searched for, a large one may use a dense table)."""
+    return type(sel) in _ID_SET_SELECTORS and ntotal > 0
 
 
 def plan_ivf(sel: IDSelector, ids: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
@@ -204,7 +210,9 @@ def plan_ivf(sel: IDSelector, ids: np.ndarray, offsets: np.ndarray, sizes: np.nd
     """
     nlist = sizes.shape[0]
     total = int(sizes.sum())
-    if lookup is not None and uses_lookup(sel, total):
+    dense = (lookup is not None and uses_lookup(sel, total) and lookup[0].size > 0
+             and lookup[0][0] >= 0 and lookup[0][-1] < DENSE_ID_FACTOR * max(total, 1))
+    if lookup is not None and uses_lookup(sel, total) and sel.ids.size < LOOKUP_FRACTION * total:
         sids, srows, slists = lookup
         lo = np.searchsorted(sids, sel.ids, side="left")
         cnt = np.searchsorted(sids, sel.ids, side="right") - lo
@@ -214,7 +222,13 @@ def plan_ivf(sel: IDSelector, ids: np.ndarray, offsets: np.ndarray, sizes: np.nd
         rows, kept_lists = srows[hit][order], slists[hit][order]
     else:
         used, lists = used_rows(offsets, sizes)
-        keep = np.asarray(sel.contains(ids[used]), dtype=bool)
+        if dense:
+            table = np.zeros(int(lookup[0][-1]) + 1, dtype=np.bool_)
+            want = sel.ids[(sel.ids >= 0) & (sel.ids < table.size)]
+            table[want] = True
+            keep = table[ids[used]]
+        else:
+            keep = np.asarray(sel.contains(ids[used]), dtype=bool)
         rows, kept_lists = used[keep], lists[keep]
     mask = np.zeros(ids.shape[0], dtype=np.bool_)
     mask[rows] = True

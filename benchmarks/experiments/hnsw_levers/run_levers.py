@@ -392,6 +392,8 @@ def main(argv=None) -> int:
                     help="also time every variant with one Python call per query")
     ap.add_argument("--peers", default="voisin,copy,hnswlib,faiss")
     ap.add_argument("--batch", action="store_true", help="also time batch mode (2 threads)")
+    ap.add_argument("--hnswlib-graph", action="store_true",
+                    help="also run the reference kernel (float and SQ8) on hnswlib's own graph")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
@@ -420,6 +422,24 @@ def main(argv=None) -> int:
         spec = json.loads(spec)
         variants[spec["name"]] = build_combo(index, spec, say)
         variants[spec["name"]].config.update({"combo": spec})
+    if args.hnswlib_graph:
+        from hnswlib_graph import read_hnswlib
+        t1 = time.perf_counter()
+        g = read_hnswlib(str(index_path(args.dataset, "hnswlib")), index.d)
+        say(f"hnswlib graph read in {time.perf_counter() - t1:.1f} s")
+        d = index.d
+        hg = dict(L=g["nb0"], voff=0, upper=g["upper"], upper_off=g["upper_off"], entry=g["entry"],
+                  max_level=g["max_level"], metric=metric, labels=g["labels"], exact=False,
+                  note="hnswlib's graph (its file), voisin's search algorithm and kernel")
+        v = Variant("ref kernel on hnswlib's graph", V=g["X"], dv=d, **hg)
+        v.config["layout"] = "split, hnswlib's graph"
+        variants[v.name] = v
+        codes, sqp = train_sq8(g["X"])
+        codes_p = pad_cols(codes, round_up(d, 32))
+        v = Variant("SQ8 + re-rank on hnswlib's graph", V=codes_p, dv=codes_p.shape[1], sq=True,
+                    sqp=sqp, Xf=g["X"], **hg)
+        v.config["layout"] = "split SQ8, hnswlib's graph"
+        variants[v.name] = v
     say(f"{len(variants)} variants built in {time.perf_counter() - t0:.1f} s")
     first_call = {}
     for name, v in variants.items():
@@ -492,7 +512,7 @@ def main(argv=None) -> int:
     # timing rounds
     times = {}  # (name, mode, ef) -> [seconds]
     python_variants = set(variants) if args.python_all else {ref_name} | {
-        n for n, v in variants.items() if "combo" in v.config}
+        n for n, v in variants.items() if "combo" in v.config or "hnswlib's graph" in n}
     # interleaved as finely as possible: per ef, every entry back to back, the
     # order rotated each round so no entry always follows the same neighbour
     jobs = [(name, "kernel", v.kernel) for name, v in variants.items()]

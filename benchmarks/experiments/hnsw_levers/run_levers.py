@@ -280,6 +280,35 @@ class Faiss:
         return self.index.search(xq, K)[1]
 
 
+class Pynndescent:
+    """pynndescent NNDescent(n_neighbors=30), built in the run (as `voisin bench` does); its
+    query knob is epsilon, swept alongside the ef sweep (``eps_for_ef``)."""
+    name = "pynndescent n_neighbors=30"
+    EPS = [0.0, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3]
+
+    def __init__(self, xb, metric, efs, say):
+        from pynndescent import NNDescent
+        import voisin
+        t0 = time.perf_counter()
+        voisin.omp_set_num_threads(2)
+        self.index = NNDescent(xb, metric="dot" if metric == voisin.METRIC_INNER_PRODUCT
+                               else "euclidean", n_neighbors=30, random_state=0,
+                               parallel_batch_queries=True)
+        self.index.prepare()
+        voisin.omp_set_num_threads(1)
+        self.build_s = time.perf_counter() - t0
+        say(f"pynndescent built in {self.build_s:.1f} s (2 threads, JIT included)")
+        self.eps_for_ef = {ef: self.EPS[min(i, len(self.EPS) - 1)] for i, ef in enumerate(efs)}
+
+    def python(self, xq, ef):
+        eps = self.eps_for_ef[ef]
+        I = np.empty((xq.shape[0], K), np.int64)
+        q = self.index.query
+        for i in range(xq.shape[0]):
+            I[i] = q(xq[i:i + 1], k=K, epsilon=eps)[0][0]
+        return I
+
+
 # --- driver --------------------------------------------------------------------------
 
 def build_variants(index, which: str, say):
@@ -390,7 +419,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ef", type=str, default=None, help="comma-separated efSearch sweep")
     ap.add_argument("--python-all", action="store_true",
                     help="also time every variant with one Python call per query")
-    ap.add_argument("--peers", default="voisin,copy,hnswlib,faiss")
+    ap.add_argument("--peers", default="voisin,copy,hnswlib,faiss,pynndescent")
     ap.add_argument("--batch", action="store_true", help="also time batch mode (2 threads)")
     ap.add_argument("--hnswlib-graph", action="store_true",
                     help="also run the reference kernel (float and SQ8) on hnswlib's own graph")
@@ -460,6 +489,8 @@ def main(argv=None) -> int:
                                                 else "l2", index.d, index.ntotal)
     if "faiss" in wanted:
         peers["faiss HNSW32 efC=200"] = Faiss(index_path(args.dataset, "faiss"))
+    if "pynndescent" in wanted:
+        peers["pynndescent n_neighbors=30"] = Pynndescent(xb, metric, efs, say)
     for p in peers.values():
         p.python(xq[:2], efs[0])
         if hasattr(p, "kernel"):
@@ -581,6 +612,9 @@ def main(argv=None) -> int:
            "graph": "voisin IndexHNSWFlat M=16 efConstruction=200 (2 threads), shared by every variant",
            "interpolation": frontier.INTERPOLATION,
            "first_call_s": first_call, "copy_check": copy_check, "entries": {}}
+    if "pynndescent n_neighbors=30" in peers:
+        pn = peers["pynndescent n_neighbors=30"]
+        out["pynndescent"] = {"epsilon_for_ef": pn.eps_for_ef, "build_s_with_jit_2_threads": pn.build_s}
     bt = Path(index_path(args.dataset, "voisin")).parent / "build_times.json"
     if bt.exists():
         out["build_times"] = {k: v for k, v in json.loads(bt.read_text()).items()

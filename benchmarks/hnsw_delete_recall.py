@@ -59,8 +59,8 @@ def voisin_search(index):
     return run
 
 
-def build(xb, metric) -> tuple[voisin.IndexHNSWFlat, float]:
-    index = voisin.IndexHNSWFlat(xb.shape[1], M, metric)
+def build(xb, metric, seed: int = 12345) -> tuple[voisin.IndexHNSWFlat, float]:
+    index = voisin.IndexHNSWFlat(xb.shape[1], M, metric, seed=seed)
     index.hnsw.efConstruction = EFC
     t0 = time.perf_counter()
     index.add(xb)
@@ -124,6 +124,10 @@ def main() -> None:
     ap.add_argument("--ef", type=int, nargs="+", default=list(EF_SWEEP))
     ap.add_argument("--peer", choices=["hnswlib", "none"], default="hnswlib")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fresh-seeds", type=int, default=1,
+                    help="fresh builds with different level seeds (shows build-to-build spread)")
+    ap.add_argument("--back-links", choices=["on", "off"], default="on",
+                    help="repair adds the reverse of the links it creates (index.repair_back_links)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     t_start = time.perf_counter()
@@ -165,6 +169,7 @@ def main() -> None:
 
     index, build_s = build(base, metric)
     index.compact_threshold = 1.0  # compaction timed separately below
+    index.repair_back_links = args.back_links == "on"
     log(f"build {build_s:.1f} s, {index.nbytes / 2**20:.1f} MiB")
     efs = args.ef
     rec_before = recall(voisin_search(index), xq, base, metric, ds.metric, efs)
@@ -203,9 +208,17 @@ def main() -> None:
 
     fresh, fresh_s = build(final, metric)
     rec_fresh = recall(voisin_search(fresh), xq, final, metric, ds.metric, efs)
-    log(f"fresh build {fresh_s:.1f} s, recall {rec_fresh}, {fresh.nbytes / 2**20:.1f} MiB")
+    fresh_nbytes = fresh.nbytes
+    log(f"fresh build {fresh_s:.1f} s, recall {rec_fresh}, {fresh_nbytes / 2**20:.1f} MiB")
     delta = {ef: round(rec_compact[ef] - rec_fresh[ef], 4) for ef in efs}
     log(f"recall(delete + re-add) - recall(fresh) per efSearch: {delta}")
+    del fresh
+    other_fresh = []
+    for s in range(1, args.fresh_seeds):
+        other, _ = build(final, metric, seed=12345 + s)
+        other_fresh.append(recall(voisin_search(other), xq, final, metric, ds.metric, efs))
+        log(f"fresh build, level seed {12345 + s}: recall {other_fresh[-1]}")
+        del other
 
     peer = None
     if args.peer == "hnswlib":
@@ -231,6 +244,7 @@ def main() -> None:
             "tombstone_s": round(timing["tombstone_s"], 4),
             "repair_s": round(timing["repair_s"], 3),
             "lists_repaired": timing["lists_repaired"],
+            "repair_back_links": index.repair_back_links, "back_links": timing["back_links"],
             "orphans_relinked": timing["orphans_relinked"],
             "recall_after_delete_survivors": rec_deleted,
             "readd_s": round(add_s, 2),
@@ -241,8 +255,9 @@ def main() -> None:
             "arrays_before_compact": arrays_before, "arrays_after_compact": arrays_after,
             "compact_results_identical": same,
             "recall_after_compact": rec_compact,
-            "fresh_build_s": round(fresh_s, 2), "fresh_nbytes": fresh.nbytes,
+            "fresh_build_s": round(fresh_s, 2), "fresh_nbytes": fresh_nbytes,
             "recall_fresh": rec_fresh,
+            "recall_fresh_other_seeds": other_fresh,
             "recall_delta_vs_fresh": delta,
             "within_0.01_of_fresh": all(v >= -0.01 for v in delta.values()),
         },

@@ -232,6 +232,8 @@ class IndexHNSW(Index):
         #: remove_ids compacts once deleted nodes exceed this share of the nodes
         #: (0 = after every removal, 1 or more = only on an explicit compact())
         self.compact_threshold = COMPACT_THRESHOLD
+        #: repair also links back from the nodes a repaired list now names (as insertion does)
+        self.repair_back_links = True
         self.last_remove_timing: dict[str, float] = {}
         self._publish(self._empty_storage(), self.hnsw._g, None, self._empty_extra())
 
@@ -307,6 +309,7 @@ class IndexHNSW(Index):
     def __setstate__(self, state: dict) -> None:
         state.setdefault("_tune", np.array([K.PREFETCH_LINES, K.EARLY_ABORT_MIN_DIM], np.int64))
         state.setdefault("compact_threshold", COMPACT_THRESHOLD)
+        state.setdefault("repair_back_links", True)
         state.setdefault("last_remove_timing", {})
         super().__setstate__(state)
         self._scratch = _Scratch()
@@ -547,6 +550,12 @@ class IndexHNSW(Index):
                        max(1, numba.get_num_threads()), int(state[0]), int(state[1]),
                        max(check_int(self.hnsw.efConstruction, "efConstruction", lo=1), 1),
                        nb0_new, upper_new)
+        backlinks = 0
+        if self.repair_back_links and nodes.size:
+            backlinks = R.add_back_links(X, nb0, upper, nb0_new, upper_new, upper_off, nodes,
+                                         lvls, int(levels.max()), max(1, numba.get_num_threads()),
+                                         self.metric_type, self._sq, self._sqp,
+                                         self.early_abort_min_dim)
         state = state.copy()
         if dead.all():
             state[:] = -1
@@ -565,7 +574,7 @@ class IndexHNSW(Index):
         t3 = time.perf_counter()
         self.last_remove_timing = {"tombstone_s": t1 - t0, "repair_s": t2 - t1,
                                    "compact_s": t3 - t2, "lists_repaired": int(nodes.size),
-                                   "orphans_relinked": int(relinked)}
+                                   "orphans_relinked": int(relinked), "back_links": int(backlinks)}
         return count
 
     def compact(self) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .hnsw import (_next_epoch, _row, dist_nodes, dist_q as dist_q_node, greedy_descend, heap_to_sorted, prep_query,
+from .hnsw import (_next_epoch, _row, add_reverse_link, dist_nodes, dist_q as dist_q_node, greedy_descend, heap_to_sorted, prep_query,
                    search_layer, select_heuristic)
 
 
@@ -281,3 +281,71 @@ def relink_orphans(nb0, dead, entry):
             indeg[v] += 1
             fixed += 1
     return fixed
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def add_back_links(X, nb0_old, upper_old, nb0, upper, upper_off, nodes, lvls, nlev, nchunk,
+                   metric, sq, sqp, abort_min_dim):
+    """For every link u -> w that repair created, add w -> u as an insertion
+    would (pruning w's list with the heuristic when full).
+
+    Links in HNSW are made in pairs at insertion; repair alone only rewrites
+    the lists that named a dead node, so the nodes those lists now point to
+    would not link back and the graph gets sparser around every deletion.
+    Grouped by receiving list (sorted, one thread per group), so every list has
+    one writer and the result does not depend on the thread count. Works in
+    place on the unpublished copies ``nb0``/``upper``.
+    """
+    cap0 = nb0.shape[1]
+    total = 0
+    for pas in range(2):
+        if pas == 1:
+            keys = np.empty(total, dtype=np.int64)
+            srcs = np.empty(total, dtype=np.int32)
+            total = 0
+        for p in range(nodes.size):
+            u = nodes[p]
+            level = lvls[p]
+            old = _row(level, u, nb0_old, upper_old, upper_off)
+            new = _row(level, u, nb0, upper, upper_off)
+            for t in range(new.shape[0]):
+                w = new[t]
+                if w < 0:
+                    break
+                seen = False
+                for s in range(old.shape[0]):
+                    if old[s] < 0:
+                        break
+                    if old[s] == w:
+                        seen = True
+                        break
+                if not seen:
+                    if pas == 1:
+                        keys[total] = np.int64(w) * nlev + level
+                        srcs[total] = u
+                    total += 1
+    order = np.argsort(keys, kind="mergesort")
+    ngroups = 0
+    for p in range(total):
+        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
+            ngroups += 1
+    gstart = np.empty(ngroups + 1, dtype=np.int64)
+    g = 0
+    for p in range(total):
+        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
+            gstart[g] = p
+            g += 1
+    gstart[ngroups] = total
+    gstep = (ngroups + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
+        tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
+        sel = np.empty(cap0 + 1, dtype=np.int32)
+        for g in range(ch * gstep, min(ngroups, (ch + 1) * gstep)):
+            key = keys[order[gstart[g]]]
+            dst = key // nlev
+            level = key % nlev
+            for p in range(gstart[g], gstart[g + 1]):
+                add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric,
+                                 sq, sqp, tmpd, tmpi, sel, abort_min_dim)
+    return total

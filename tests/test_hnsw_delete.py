@@ -131,6 +131,7 @@ def test_repair_keeps_recall_without_compaction():
     index.remove_ids(gone)
     assert index.ntombstones == 3000 and _links_to_dead(index) == 0
     assert index.last_remove_timing["lists_repaired"] > 0
+    assert index.last_remove_timing["back_links"] > 0
     keep = np.delete(xb, gone, axis=0)
     I = index.search(xq, 10, params=SearchParametersHNSW(efSearch=64))[1]
     assert _recall(I, keep, xq, 10) >= 0.97

@@ -167,6 +167,7 @@ class Variant:
                        "reordered": labels is not None}
 
     def kernel(self, xq, ef):
+        ef = max(ef, K)  # voisin's rule: the result list holds at least k
         nq = xq.shape[0]
         D = np.empty((nq, K), np.float32)
         I = np.empty((nq, K), np.int64)
@@ -174,6 +175,7 @@ class Variant:
         return I
 
     def python(self, xq, ef):
+        ef = max(ef, K)
         nq = xq.shape[0]
         I = np.empty((nq, K), np.int64)
         D = np.empty((nq, K), np.float32)
@@ -215,6 +217,7 @@ class CopyKernel:
         self.tail = (np.zeros(1, np.bool_), False, np.zeros(1, np.int64), False, index._tune)
 
     def _call(self, xq, ef):
+        ef = max(ef, K)
         D = np.empty((xq.shape[0], K), np.float32)
         I = np.empty((xq.shape[0], K), np.int64)
         rd = np.empty(ef + 1, np.float32)
@@ -223,6 +226,7 @@ class CopyKernel:
 
     def python(self, xq, ef):
         D, I, rd, ri = self._call(xq, ef)
+        ef = max(ef, K)
         fn = P.copy_search_serial
         a, tail = self.a, self.tail
         for i in range(xq.shape[0]):
@@ -231,7 +235,7 @@ class CopyKernel:
 
     def kernel(self, xq, ef):
         D, I, rd, ri = self._call(xq, ef)
-        P.copy_search_serial(xq, K, ef, *self.a, rd, ri, *self.tail, D, I)
+        P.copy_search_serial(xq, K, max(ef, K), *self.a, rd, ri, *self.tail, D, I)
         return I
 
 
@@ -284,7 +288,7 @@ class Pynndescent:
     """pynndescent NNDescent(n_neighbors=30), built in the run (as `voisin bench` does); its
     query knob is epsilon, swept alongside the ef sweep (``eps_for_ef``)."""
     name = "pynndescent n_neighbors=30"
-    EPS = [0.0, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3]
+    EPS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4]
 
     def __init__(self, xb, metric, efs, say):
         from pynndescent import NNDescent
@@ -573,11 +577,12 @@ def main(argv=None) -> int:
                  vmode, vis, _ep, emax) = a[:17]
                 labels, use_labels, pfl, pfv, pfn = a[26:31]
                 for ef in efs:
+                    efk = max(ef, K)
                     D = np.empty((NQ, K), np.float32)
                     I = np.empty((NQ, K), np.int64)
                     voisin.omp_set_num_threads(threads)
                     t0 = time.perf_counter()
-                    P.lever_search_parallel(xq, K, ef, L, width, V_, voff, dv, upper, upper_off,
+                    P.lever_search_parallel(xq, K, efk, L, width, V_, voff, dv, upper, upper_off,
                                             entry, max_level, metric_, sq, sqp, Xf,
                                             np.zeros(1, vis.dtype), emax, labels, use_labels,
                                             pfl, pfv, pfn, threads, D, I)

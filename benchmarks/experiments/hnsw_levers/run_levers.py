@@ -186,6 +186,38 @@ class Variant:
         return I
 
 
+class InterleavedVariant:
+    """hnswlib's one-pass neighbour loop (kernels_interleaved.py) on the split float layout."""
+
+    def __init__(self, name, index, pf_lines):
+        nb0, upper, upper_off, levels, state = index.hnsw._g
+        n, d = index._X.shape
+        self.name, self.exact, self.note, self.labels = name, True, "", None
+        self.config = {"layout": "split", "loop": "one pass, prefetch neighbour j+1 (hnswlib)",
+                       "pf_lines": pf_lines, "vmode": "epoch", "visited_dtype": "uint32"}
+        self.a = (nb0, 32, index._X, d, upper, upper_off, int(state[0]), int(state[1]),
+                  index.metric_type, np.zeros(n, np.uint32), np.zeros(1, np.int64),
+                  np.empty(n + 1, np.float32), np.empty(n + 1, np.int32),
+                  np.empty(1024, np.float32), np.empty(1024, np.int32), np.empty(d, np.float32),
+                  pf_lines)
+
+    def kernel(self, xq, ef):
+        import kernels_interleaved as KI
+        D = np.empty((xq.shape[0], K), np.float32)
+        I = np.empty((xq.shape[0], K), np.int64)
+        KI.interleaved_search_serial(xq, K, max(ef, K), *self.a, D, I)
+        return I
+
+    def python(self, xq, ef):
+        import kernels_interleaved as KI
+        D = np.empty((xq.shape[0], K), np.float32)
+        I = np.empty((xq.shape[0], K), np.int64)
+        fn, a, ef = KI.interleaved_search_serial, self.a, max(ef, K)
+        for i in range(xq.shape[0]):
+            fn(xq[i:i + 1], K, ef, *a, D[i:i + 1], I[i:i + 1])
+        return I
+
+
 # --- peers ---------------------------------------------------------------------------
 
 class VoisinSearch:
@@ -415,7 +447,7 @@ COMBOS = {
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True)
-    ap.add_argument("--set", choices=["levers", "combo", "smoke"], default="levers")
+    ap.add_argument("--set", choices=["levers", "combo", "smoke", "interleave"], default="levers")
     ap.add_argument("--combo", action="append", default=[],
                     help="JSON spec of a combination (name, colocate, reorder, vdtype, pf_lines, "
                          "pf_visited, pf_next, pad, sq); repeatable")
@@ -451,6 +483,10 @@ def main(argv=None) -> int:
     # numba: first call per specialisation (load from the on-disk cache, or compile)
     t0 = time.perf_counter()
     variants = build_variants(index, "levers" if args.set in ("levers", "smoke") else "ref", say)
+    if args.set == "interleave":
+        for pf in (1, 4):
+            v = InterleavedVariant(f"one-pass loop, prefetch j+1 ({pf} lines)", index, pf)
+            variants[v.name] = v
     for spec in args.combo:
         spec = json.loads(spec)
         variants[spec["name"]] = build_combo(index, spec, say)

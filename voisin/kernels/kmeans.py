@@ -1,14 +1,13 @@
-"""k-means kernels: nearest-centroid assignment and centroid update.
+"""k-means kernels: nearest-centroid assignment fused with the centroid sums.
 
-Assignment is a matrix product (BLAS, done by the caller in blocks) followed
-by :func:`argmin_block`, which turns a block of inner products into the index
-of the best centroid and its distance. The update splits the *centroids*
-between threads (as FAISS does), so each thread owns its output rows and no
-reduction is needed.
+Assignment is a matrix product (BLAS, done by the caller in blocks, one
+pipeline per core) followed by :func:`assign_block_accumulate`, which turns a
+block of inner products into the index of the best centroid and its distance
+and adds each row to that centroid's sum while the block is still in cache.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import FASTMATH
 
@@ -16,72 +15,64 @@ METRIC_IP = 0
 METRIC_L2 = 1
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def argmin_block(G, cnorm, xnorm, metric, labels, dists, row0):
-    """Best centroid of rows ``row0 .. row0+G.shape[0]`` from their inner products ``G``.
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def assign_block_accumulate(G, cnorm, xnorm, metric, x, row0, weights, use_weights,
+                            labels, dists, accumulate, sums, counts, wsum):
+    """Best centroid of rows ``row0 .. row0+G.shape[0]`` of ``x`` from their
+    inner products ``G`` with the centroids, on the calling thread.
 
     L2: distance = ||x||^2 - 2 x.c + ||c||^2 (clipped at 0); inner product:
-    the largest x.c wins and ``dists`` holds that similarity. ``G`` is scratch:
-    each row is overwritten with its costs so that a vectorised min pass and
-    an exact-equality search for its position replace a branchy argmin loop
-    (the first index wins ties, as a sequential argmin would).
+    the largest x.c wins and ``dists`` holds that similarity. ``G`` is scratch.
+    When ``accumulate``, each row is added (weighted) in float64 to
+    ``sums[label]`` and counted in ``counts``/``wsum``: the caller's pipeline
+    owns these arrays, so the centroid update needs no second pass over ``x``.
+
+    LLVM does not vectorise a float minimum reduction without a no-NaN
+    function attribute, which numba never sets, but it does vectorise an
+    int32 one: each cost's bits are mapped to an int32 key that sorts like
+    the float (flip the magnitude bits of negatives), the smallest key is
+    found, then the first position holding it (so the first index wins ties,
+    as in a sequential argmin). Measured on k=1024: 0.22 vs 0.7 ns per cost.
     """
     b, k = G.shape
-    for i in prange(b):
+    d = x.shape[1]
+    key = np.empty(k, dtype=np.int32)
+    big = np.int32(0x7FFFFFFF)
+    kk = np.int32(k)
+    for i in range(b):
         g = G[i]
-        best = np.float32(np.inf)
         if metric == METRIC_L2:
             for j in range(k):
-                c = cnorm[j] - np.float32(2.0) * g[j]
-                g[j] = c
-                best = min(best, c)
+                g[j] = cnorm[j] - np.float32(2.0) * g[j]
         else:
             for j in range(k):
-                c = -g[j]
-                g[j] = c
-                best = min(best, c)
-        arg = 0
+                g[j] = -g[j]
+        bits = g.view(np.int32)
+        # numba widens int32 arithmetic to int64: the casts keep 8 lanes per vector
+        m = big
         for j in range(k):
-            if g[j] == best:
-                arg = j
-                break
+            v = bits[j]
+            v = np.int32(v ^ np.int32(np.int32(v >> np.int32(31)) & big))
+            key[j] = v
+            m = np.int32(min(m, v))
+        arg = kk
+        for j in range(k):
+            arg = np.int32(min(arg, np.int32(j) if key[j] == m else kk))
+        best = g[arg]
+        r = row0 + i
         if metric == METRIC_L2:
-            v = best + xnorm[row0 + i]
-            dists[row0 + i] = v if v > 0.0 else 0.0
+            v2 = best + xnorm[r]
+            dists[r] = v2 if v2 > 0.0 else 0.0
         else:
-            dists[row0 + i] = -best
-        labels[row0 + i] = arg
-
-
-@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def update_centroids(x, labels, weights, use_weights, k, centroids, counts, nt):
-    """Mean of the points of each cluster (weighted when ``use_weights``).
-
-    Each thread owns a contiguous range of centroids and scans every point,
-    summing only those assigned to its range, in float64. Empty clusters keep
-    a count of 0 and are handled by the caller (split). Returns the weight sums.
-    """
-    n, d = x.shape
-    wsum = np.zeros(k, dtype=np.float64)
-    for t in prange(nt):
-        c0 = (k * t) // nt
-        c1 = (k * (t + 1)) // nt
-        acc = np.zeros((c1 - c0, d), dtype=np.float64)
-        for i in range(n):
-            c = labels[i]
-            if c0 <= c < c1:
-                w = weights[i] if use_weights else 1.0
-                counts[c] += 1
-                wsum[c] += w
-                row = acc[c - c0]
-                for j in range(d):
-                    row[j] += w * x[i, j]
-        for c in range(c0, c1):
-            if wsum[c] > 0:
-                inv = 1.0 / wsum[c]
-                for j in range(d):
-                    centroids[c, j] = acc[c - c0, j] * inv
-    return wsum
+            dists[r] = -best
+        labels[r] = arg
+        if accumulate:
+            w = np.float64(weights[r]) if use_weights else 1.0
+            counts[arg] += 1
+            wsum[arg] += w
+            acc = sums[arg]
+            for j in range(d):
+                acc[j] += w * x[r, j]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

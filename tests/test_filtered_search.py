@@ -375,6 +375,11 @@ def test_cost_model_choices():
     # a codec that pays per opened list leans to probing fewer lists
     assert not filtering.choose_ivf_strategy(9_000, 100_000, 1024, 16, 10, lists_with_allowed=1024,
                                              list_overhead=256).exact
+    # BLAS blocks over the gathered vectors (IVF-Flat batches) score a code for
+    # a fraction of a list-scan code: the exact strategy then reaches 50% at nprobe 96
+    assert filtering.choose_ivf_strategy(50_000, 100_000, 1265, 96, 10,
+                                         exact_code_cost=filtering.BLAS_CODE_COST).exact
+    assert not filtering.choose_ivf_strategy(50_000, 100_000, 1265, 96, 10).exact
     with pytest.raises(ValueError, match="allowed"):
         filtering.choose_ivf_strategy(0, 100, 10, 1, 10)
 

@@ -552,9 +552,15 @@ class IndexIVF(Index):
         """Whether ``_search_preassigned`` reads the coarse distances."""
         return False
 
-    def _filter_strategy(self, plan, nprobe, k, max_codes) -> filtering.IVFStrategy:
+    def _exact_code_cost(self, x: np.ndarray, plan) -> float:
+        """Cost of an exact-strategy code relative to a list-scan code (see filtering)."""
+        return 1.0
+
+    def _filter_strategy(self, plan, nprobe, k, max_codes, x=None) -> filtering.IVFStrategy:
+        cost = 1.0 if x is None else self._exact_code_cost(x, plan)
         return filtering.choose_ivf_strategy(plan.allowed, plan.ntotal, self.nlist, nprobe, k,
-                                             plan.lists_with_allowed, self._list_overhead(), max_codes)
+                                             plan.lists_with_allowed, self._list_overhead(), max_codes,
+                                             cost)
 
     def _search_filtered(self, x, k, nprobe, ctx, D, I):
         plan = ctx.plan
@@ -562,7 +568,7 @@ class IndexIVF(Index):
             D.fill(worst_distance(self.metric_type))
             I.fill(-1)
             return D, I
-        strat = self._filter_strategy(plan, nprobe, k, ctx.max_codes)
+        strat = self._filter_strategy(plan, nprobe, k, ctx.max_codes, x)
         if strat.exact:
             return self._search_allowed(x, k, ctx, D, I)
         probes, pd = self._widened_probes(x, plan, strat)
@@ -760,9 +766,17 @@ class IndexIVFFlat(IndexIVF):
                                worst_distance(self.metric_type), D[i0:i1], I[i0:i1])
         return D, I
 
+    def _blas_exact(self, nq: int, allowed: int) -> bool:
+        """Whether the exact strategy runs as BLAS blocks over the gathered vectors."""
+        return (nq >= exact.BLAS_THRESHOLD and self.d > exact.DIRECT_MAX_D
+                and allowed * self.code_size <= COMPACT_MAX_BYTES)
+
+    def _exact_code_cost(self, x, plan):
+        return filtering.BLAS_CODE_COST if self._blas_exact(x.shape[0], plan.allowed) else 1.0
+
     def _search_allowed(self, x, k, ctx, D, I):
         cctx, lists = self._allowed_slab(ctx)
-        if x.shape[0] < exact.BLAS_THRESHOLD or cctx.use_mask:
+        if not self._blas_exact(x.shape[0], ctx.plan.allowed) or cctx.use_mask:
             return super()._search_allowed(x, k, ctx, D, I)
         # many queries: the gathered vectors are a plain matrix, searched by
         # the exact engine (BLAS blocks); row norms kept with the plan

@@ -251,6 +251,10 @@ class FaissAdapter(Adapter):
         self.ntotal = xb.shape[0]
 
     def set_query_param(self, name: str, value: Any) -> None:
+        # ParameterSpace's "k_factor" is IndexIVFPQR's; an IndexRefine (RFlat,
+        # Refine(...)) takes its re-rank factor as "k_factor_rf"
+        if name == "k_factor" and isinstance(self.faiss.downcast_index(self.index), self.faiss.IndexRefine):
+            name = "k_factor_rf"
         try:
             self.faiss.ParameterSpace().set_index_parameter(self.index, name, float(value))
         except RuntimeError as exc:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 
+import numba
 import numpy as np
 
 from ..index import Index
-from ..metric import METRIC_L2, worst_distance
+from ..kernels import refine as RK
+from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, worst_distance
 from ..selector import IDSelector, SearchParameters
 from .flat import IndexFlat
 from .idmap import _ReadWriteGate
+
+# Below this many queries the re-rank runs on the calling thread: a parallel
+# region's start costs more than a few queries' candidates.
+_PARALLEL_MIN_QUERIES = 8
 
 
 class SearchParametersRefine(SearchParameters):
@@ -213,6 +219,29 @@ class IndexRefineFlat(IndexRefine):
         super().__init__(base_index, refine)
         self.k_factor = float(k_factor)
         self.own_refine_index = True
+
+    def _search(self, x, k, params, D, I):
+        # the candidates are scored and ranked by one kernel reading the flat
+        # storage in place (the numpy gather + einsum + argsort path cost
+        # ~140 us per query for 100 candidates on glove-50)
+        if self.metric_type not in (METRIC_L2, METRIC_INNER_PRODUCT):
+            return super()._search(x, k, params, D, I)
+        k_factor, base_params = self._split_params(params)
+        kb = max(k, int(k * k_factor))
+        nq = x.shape[0]
+        if D is None:
+            D = np.empty((nq, k), dtype=np.float32)
+        if I is None:
+            I = np.empty((nq, k), dtype=np.int64)
+        worst = np.float32(worst_distance(self.metric_type))
+        with self._gate.reading():
+            _, cand = self.base_index.search(x, kb, base_params)
+            xb, _, nb = self.refine_index._snap
+            if nq >= _PARALLEL_MIN_QUERIES and numba.get_num_threads() > 1:
+                RK.rerank_flat_parallel(x, xb, nb, cand, self.metric_type, worst, D, I)
+            else:
+                RK.rerank_flat_serial(x, xb, nb, cand, self.metric_type, worst, D, I)
+        return D, I
 
     def _refine_distances(self, x: np.ndarray, cand: np.ndarray) -> np.ndarray:
         # the flat storage is addressed directly: no per-call validation or copy of ids

@@ -277,6 +277,11 @@ def test_auto_compact_threshold():
     assert index.ntombstones == 0 and index.ntotal == 1399
     t = index.last_remove_timing
     assert set(t) >= {"tombstone_s", "repair_s", "compact_s"} and t["compact_s"] > 0
+    with pytest.raises(ValueError, match="compact_threshold"):
+        index.compact_threshold = -0.1
+    with pytest.raises(TypeError, match="compact_threshold"):
+        index.compact_threshold = "often"
+    assert index.compact_threshold == 0.0
 
 
 # --- files, pickles, SQ8, read-only --------------------------------------------------------

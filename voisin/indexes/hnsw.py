@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from .. import exact
-from .._validate import as_matrix, check_int, check_k, check_out
+from .._validate import as_matrix, check_float, check_int, check_k, check_out
 from ..index import Index
 from ..kernels import hnsw as K
 from ..metric import METRIC_L2, worst_distance
@@ -229,13 +229,24 @@ class IndexHNSW(Index):
         self._sqp = np.zeros((3, self.d), dtype=np.float32)
         self._scratch = _Scratch()
         self._tune = np.array([K.PREFETCH_LINES, K.EARLY_ABORT_MIN_DIM], dtype=np.int64)
-        #: remove_ids compacts once deleted nodes exceed this share of the nodes
-        #: (0 = after every removal, 1 or more = only on an explicit compact())
         self.compact_threshold = COMPACT_THRESHOLD
         #: repair also links back from the nodes a repaired list now names (as insertion does)
         self.repair_back_links = True
         self.last_remove_timing: dict[str, float] = {}
         self._publish(self._empty_storage(), self.hnsw._g, None, self._empty_extra())
+
+    @property
+    def compact_threshold(self) -> float:
+        """``remove_ids`` compacts once deleted nodes exceed this share of all nodes
+        (default 0.25; 0 = after every removal, 1 or more = only on :meth:`compact`)."""
+        return self._compact_threshold
+
+    @compact_threshold.setter
+    def compact_threshold(self, v: float) -> None:
+        v = check_float(v, "compact_threshold")
+        if v < 0:
+            raise ValueError(f"compact_threshold: expected a share >= 0, got {v}")
+        self._compact_threshold = v
 
     # --- storage hooks ---------------------------------------------------------------
     def _empty_storage(self) -> np.ndarray:
@@ -308,7 +319,7 @@ class IndexHNSW(Index):
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("_tune", np.array([K.PREFETCH_LINES, K.EARLY_ABORT_MIN_DIM], np.int64))
-        state.setdefault("compact_threshold", COMPACT_THRESHOLD)
+        state.setdefault("_compact_threshold", state.pop("compact_threshold", COMPACT_THRESHOLD))
         state.setdefault("repair_back_links", True)
         state.setdefault("last_remove_timing", {})
         super().__setstate__(state)

@@ -6,7 +6,8 @@ neighbours, prefetching each one's vector, then scores them. hnswlib
 (``searchBaseLayerST``) walks the list once: before handling neighbour j it
 prefetches neighbour j+1's visited entry and first vector line, and scores j
 immediately. Same graph, same visits, same results; only the memory-access
-schedule differs. Float storage, epoch visited array, split layout.
+schedule differs. Epoch visited array, split layout; float vectors, or SQ8
+codes with exact re-rank of the ef results (``sq``), as in kernels.py.
 """
 
 import numpy as np
@@ -15,16 +16,15 @@ from numba import njit
 from voisin.kernels import FASTMATH
 
 from kernels import (METRIC_L2, _greedy, _max_pop, _max_push, _max_replace_top, _min_pop,
-                     _min_push, dist, prefetch_elem, prefetch_row, prep_query)
+                     _min_push, dist, exact_cost, prefetch_elem, prefetch_row, prep_query)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _search0_interleaved(qv, qc, L, width, V, dv, ep, epd, ef, metric, visited, epoch, cd, ci,
-                         rd, ri, pf_lines):
+def _search0_interleaved(qv, qc, L, width, V, dv, ep, epd, ef, metric, sq, sq2, visited, epoch,
+                         cd, ci, rd, ri, pf_lines):
     visited[ep] = epoch
     ncand = _min_push(cd, ci, 0, epd, ep)
     nres = _max_push(rd, ri, 0, epd, ep)
-    sq2 = qv  # unused (float storage)
     pf_bytes = min(dv * V.itemsize, pf_lines * 64)
     while ncand > 0:
         c0 = cd[0]
@@ -49,7 +49,7 @@ def _search0_interleaved(qv, qc, L, width, V, dv, ep, epd, ef, metric, visited, 
             if visited[v] == epoch:
                 continue
             visited[v] = epoch
-            c = dist(qv, V, v, 0, dv, metric, False, sq2, qc)
+            c = dist(qv, V, v, 0, dv, metric, sq, sq2, qc)
             if nres < ef or c < rd[0]:
                 ncand = _min_push(cd, ci, ncand, c, v)
                 if nres < ef:
@@ -61,22 +61,35 @@ def _search0_interleaved(qv, qc, L, width, V, dv, ep, epd, ef, metric, visited, 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def interleaved_search_serial(xq, k, ef, L, width, V, dv, upper, upper_off, entry, max_level,
-                              metric, visited, epoch, cd, ci, rd, ri, qv, pf_lines, D, I):
-    sqp = np.zeros((3, dv), dtype=np.float32)
+                              metric, sq, sqp, Xf, visited, epoch, cd, ci, rd, ri, qv, pf_lines,
+                              D, I):
     worst = np.float32(3.4028234663852886e38)
+    sq2 = sqp[2]
     for r in range(xq.shape[0]):
-        qc = prep_query(xq[r], dv, metric, False, sqp, qv)
+        q = xq[r]
+        qc = prep_query(q, dv, metric, sq, sqp, qv)
         cur = entry
-        curd = dist(qv, V, cur, 0, dv, metric, False, sqp[2], qc)
+        curd = dist(qv, V, cur, 0, dv, metric, sq, sq2, qc)
         cur, curd = _greedy(qv, qc, V, 0, dv, cur, curd, max_level, upper, upper_off, metric,
-                            False, sqp[2])
+                            sq, sq2)
         e = epoch[0] + 1
         if e >= 4294967295:
             visited[:] = 0
             e = 1
         epoch[0] = e
-        nres = _search0_interleaved(qv, qc, L, width, V, dv, cur, curd, ef, metric, visited, e,
-                                    cd, ci, rd, ri, pf_lines)
+        nres = _search0_interleaved(qv, qc, L, width, V, dv, cur, curd, ef, metric, sq, sq2,
+                                    visited, e, cd, ci, rd, ri, pf_lines)
+        if sq:
+            m = nres
+            for u in range(m):
+                cd[u] = exact_cost(q, Xf, ri[u], metric)
+                ci[u] = ri[u]
+            nres = 0
+            for u in range(m):
+                if nres < k:
+                    nres = _max_push(rd, ri, nres, cd[u], ci[u])
+                elif cd[u] < rd[0]:
+                    _max_replace_top(rd, ri, nres, cd[u], ci[u])
         while nres > k:
             nres = _max_pop(rd, ri, nres)
         for t in range(k - 1, -1, -1):

@@ -187,18 +187,29 @@ class Variant:
 
 
 class InterleavedVariant:
-    """hnswlib's one-pass neighbour loop (kernels_interleaved.py) on the split float layout."""
+    """hnswlib's one-pass neighbour loop (kernels_interleaved.py) on the split layout,
+    float vectors or (``sq``) SQ8 codes + exact re-rank."""
 
-    def __init__(self, name, index, pf_lines):
+    def __init__(self, name, index, pf_lines, sq=False):
         nb0, upper, upper_off, levels, state = index.hnsw._g
-        n, d = index._X.shape
-        self.name, self.exact, self.note, self.labels = name, True, "", None
+        X = index._X
+        n, d = X.shape
+        self.name, self.exact, self.note, self.labels = name, not sq, "", None
         self.config = {"layout": "split", "loop": "one pass, prefetch neighbour j+1 (hnswlib)",
-                       "pf_lines": pf_lines, "vmode": "epoch", "visited_dtype": "uint32"}
-        self.a = (nb0, 32, index._X, d, upper, upper_off, int(state[0]), int(state[1]),
-                  index.metric_type, np.zeros(n, np.uint32), np.zeros(1, np.int64),
+                       "pf_lines": pf_lines, "vmode": "epoch", "visited_dtype": "uint32",
+                       "sq8": sq}
+        if sq:
+            codes, sqp = train_sq8(X)
+            V = pad_cols(codes, round_up(d, 32))
+            dv = V.shape[1]
+            sqp_pad = np.zeros((3, dv), np.float32)
+            sqp_pad[:, :d] = sqp
+        else:
+            V, dv, sqp_pad = X, d, np.zeros((3, d), np.float32)
+        self.a = (nb0, 32, V, dv, upper, upper_off, int(state[0]), int(state[1]),
+                  index.metric_type, sq, sqp_pad, X, np.zeros(n, np.uint32), np.zeros(1, np.int64),
                   np.empty(n + 1, np.float32), np.empty(n + 1, np.int32),
-                  np.empty(1024, np.float32), np.empty(1024, np.int32), np.empty(d, np.float32),
+                  np.empty(1024, np.float32), np.empty(1024, np.int32), np.empty(dv, np.float32),
                   pf_lines)
 
     def kernel(self, xq, ef):
@@ -447,7 +458,7 @@ COMBOS = {
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True)
-    ap.add_argument("--set", choices=["levers", "combo", "smoke", "interleave"], default="levers")
+    ap.add_argument("--set", choices=["levers", "combo", "smoke", "interleave", "final"], default="levers")
     ap.add_argument("--combo", action="append", default=[],
                     help="JSON spec of a combination (name, colocate, reorder, vdtype, pf_lines, "
                          "pf_visited, pf_next, pad, sq); repeatable")
@@ -486,6 +497,12 @@ def main(argv=None) -> int:
     if args.set == "interleave":
         for pf in (1, 4):
             v = InterleavedVariant(f"one-pass loop, prefetch j+1 ({pf} lines)", index, pf)
+            variants[v.name] = v
+    if args.set == "final":
+        for v in (InterleavedVariant("combo D: one-pass loop (float, exact)", index, 4),
+                  InterleavedVariant("combo E: one-pass loop + SQ8 traversal + re-rank", index, 4,
+                                     sq=True)):
+            v.config["combo"] = v.name
             variants[v.name] = v
     for spec in args.combo:
         spec = json.loads(spec)

@@ -129,20 +129,22 @@ def test_hnswlib_graph_reader_reproduces_hnswlib_search(tmp_path):
 
 
 def test_interleaved_loop_returns_voisins_ids(setup):
-    import kernels_interleaved as KI
     index, _, xq, Iv = setup
-    nb0, upper, upper_off, levels, state = index.hnsw._g
-    n = levels.size
     for pf in (1, 4):
-        Dout = np.empty((NQ, 10), np.float32)
-        I = np.empty((NQ, 10), np.int64)
-        KI.interleaved_search_serial(xq, 10, EF, nb0, 32, index._X, D, upper, upper_off,
-                                     int(state[0]), int(state[1]), index.metric_type,
-                                     np.zeros(n, np.uint32), np.zeros(1, np.int64),
-                                     np.empty(n + 1, np.float32), np.empty(n + 1, np.int32),
-                                     np.empty(EF + 1, np.float32), np.empty(EF + 1, np.int32),
-                                     np.empty(D, np.float32), pf, Dout, I)
-        np.testing.assert_array_equal(I, Iv)
+        v = R.InterleavedVariant("one-pass", index, pf)
+        np.testing.assert_array_equal(v.kernel(xq, EF), Iv)
+
+
+def test_interleaved_sq8_keeps_recall(setup):
+    index, xb, xq, Iv = setup
+    _, Igt = voisin.knn(xq, xb, 10, index.metric_type)
+
+    def rec(I):
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, Igt)])
+
+    v = R.InterleavedVariant("one-pass sq8", index, 1, sq=True)
+    assert rec(v.kernel(xq, EF)) >= rec(Iv) - 0.03
+    np.testing.assert_array_equal(v.python(xq, EF), v.kernel(xq, EF))
 
 
 def test_interleaved_variant_wrapper(setup):

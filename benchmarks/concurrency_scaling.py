@@ -119,6 +119,46 @@ def build(lib: str, kind: str, xb: np.ndarray, args) -> tuple[object, float, dic
     return index, time.perf_counter() - t0, params
 
 
+def ivf_layers(xb: np.ndarray, xq: np.ndarray, args) -> dict:
+    """Where the GIL-held time of a single-query IVF search sits: 1 vs 2
+    threads calling the public ``search`` (validation + snapshot + kernel),
+    the ``_search`` hook (snapshot + kernel) and the numba kernel alone."""
+    from voisin.kernels import ivf as K
+    from voisin.metric import worst_distance
+    index, _, params = build("voisin", "IVF-Flat", xb, args)
+    voisin.omp_set_num_threads(1)
+    ctx, nprobe = index._context(None)
+    cent, cnorm = index._flat_centroids()
+    vecs = index._vecs(ctx.codes)
+    worst = np.float32(worst_distance(index.metric_type))
+
+    def kernel(ix, q, k):
+        D = np.empty((1, k), np.float32)
+        I = np.empty((1, k), np.int64)
+        K.flat_search_single(q, cent, cnorm, nprobe, vecs, ctx.ids, ctx.offsets, ctx.sizes, ix.metric_type,
+                             ctx.max_codes, ctx.mask, ctx.use_mask, worst, D, I)
+
+    layers = {"search": lambda ix, q, k: ix.search(q, k),
+              "_search": lambda ix, q, k: ix._search(q, k, None, None, None),
+              "kernel": kernel}
+    out = {"params": params, "nb": int(xb.shape[0])}
+    for name, fn in layers.items():
+        fn(index, xq[:1], args.k)
+        r1, r2 = [], []
+        for _ in range(args.reps):
+            r1.append(run_threads("voisin", index, xq, args.k, 1, 1, args.seconds, fn))
+            r2.append(run_threads("voisin", index, xq, args.k, 1, 2, args.seconds, fn))
+        rounds = [b / a for a, b in zip(r1, r2)]
+        out[name] = {"us_per_query_1_thread": round(1e6 / statistics.median(r1), 2),
+                     "qps_1_thread": round(statistics.median(r1), 1),
+                     "qps_2_threads": round(statistics.median(r2), 1),
+                     "speedup_2_vs_1": round(statistics.median(rounds), 3),
+                     "speedup_per_round": [round(r, 3) for r in rounds]}
+        print(f"IVF single query, layer {name:8s}: {out[name]['us_per_query_1_thread']:6.2f} us/query "
+              f"on 1 thread, 2 threads x{out[name]['speedup_2_vs_1']:.2f}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="glove-50-angular")
@@ -134,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--libs", default="voisin,faiss")
     ap.add_argument("--indexes", default="Flat,IVF-Flat,HNSW")
+    ap.add_argument("--layers", action="store_true",
+                    help="instead: 1 vs 2 threads at each layer of the IVF single-query path")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
@@ -147,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     gt = gt_index.search(xq, args.k)[1]   # exact neighbours within the subset
 
     results = []
-    for kind in args.indexes.split(","):
+    layers = ivf_layers(xb, xq, args) if args.layers else None
+    for kind in ([] if args.layers else args.indexes.split(",")):
         for lib in args.libs.split(","):
             index, build_s, params = build(lib, kind, xb, args)
             one_thread_per_call(lib)
@@ -193,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                     "numba": numba.__version__, "voisin": voisin.__version__},
         "results": results,
     }
+    if layers is not None:
+        out["benchmark"] = "concurrency_scaling --layers (IVF single-query path)"
+        out["ivf_single_query_layers"] = layers
+        del out["ground_truth"], out["results"]
     try:
         import faiss
         out["machine"]["faiss"] = faiss.__version__

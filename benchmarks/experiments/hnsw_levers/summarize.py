@@ -2,7 +2,11 @@
 
     python benchmarks/experiments/hnsw_levers/summarize.py glove-50-angular \
         /tmp/hnsw_levers/levers-glove.json /tmp/hnsw_levers/combo-glove.json \
-        /tmp/hnsw_levers/compile.json benchmarks/results/hnsw-levers-glove-50-angular.json
+        /tmp/hnsw_levers/compile.json benchmarks/results/hnsw-levers-glove-50-angular.json \
+        [interleave=/tmp/hnsw_levers/inter-glove.json] [final=/tmp/hnsw_levers/final-glove.json]
+
+``interleave=`` adds a lever-style run (kernel loop vs the reference), ``final=``
+a peer-style run (one Python call per query), each as its own section.
 
 Prints markdown tables (used in docs/hnsw-levers.md). Ratios are only ever
 taken between entries of the same run.
@@ -93,7 +97,7 @@ def combo_table(run) -> tuple[list[dict], str]:
     return rows, "\n".join(lines)
 
 
-def main(dataset, levers_path, combo_path, compile_path, out) -> None:
+def main(dataset, levers_path, combo_path, compile_path, out, extras=()) -> None:
     levers = json.loads(Path(levers_path).read_text())
     combo = json.loads(Path(combo_path).read_text()) if Path(combo_path).exists() else None
     comp = json.loads(Path(compile_path).read_text()) if Path(compile_path).exists() else None
@@ -111,11 +115,18 @@ def main(dataset, levers_path, combo_path, compile_path, out) -> None:
         print(f"## {dataset}: combinations vs peers (single = one Python call per query)\n\n{ctab}\n")
     if comp:
         res["numba_cold_compile"] = comp
+    for extra in extras:
+        kind, path = extra.split("=", 1)
+        run = json.loads(Path(path).read_text())
+        rows, tab = (lever_table(run) if kind == "interleave" else combo_table(run))
+        res[f"summary_{kind}"] = rows
+        res[f"{kind}_run"] = run
+        print(f"## {dataset}: {kind} run\n\n{tab}\n")
     Path(out).write_text(json.dumps(res, indent=1))
     print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) < 6:
         raise SystemExit(__doc__)
-    main(*sys.argv[1:])
+    main(*sys.argv[1:6], extras=sys.argv[6:])

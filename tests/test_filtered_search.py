@@ -449,3 +449,14 @@ def test_id_set_resolution_paths_agree(data):
             results.append(I - offset)
     np.testing.assert_array_equal(results[0], results[2])
     np.testing.assert_array_equal(results[1], results[3])
+
+
+@pytest.mark.parametrize("spec", ["IVF64,Flat", "IVF64,SQ8", "IVF64,PQ8"])
+def test_selector_allowing_everything_is_the_plain_search(codecs, built, data, spec):
+    _, xq = data
+    index = built["IVFFlat"] if spec == "IVF64,Flat" else codecs[spec]
+    for sel in (voisin.IDSelectorAll(), voisin.IDSelectorRange(0, N)):
+        D, I = index.search(xq, K, params=voisin.SearchParametersIVF(nprobe=3, sel=sel))
+        D0, I0 = index.search(xq, K, params=voisin.SearchParametersIVF(nprobe=3))
+        np.testing.assert_array_equal(I, I0)
+        np.testing.assert_allclose(D, D0, rtol=1e-5)

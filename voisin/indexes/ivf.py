@@ -568,6 +568,11 @@ class IndexIVF(Index):
             D.fill(worst_distance(self.metric_type))
             I.fill(-1)
             return D, I
+        if plan.allowed == plan.ntotal:
+            # everything allowed (IDSelectorAll, a range covering all ids): the
+            # plain search, fused paths included
+            return self._search_unfiltered(x, k, nprobe, replace(ctx, mask=_NO_MASK, use_mask=False, plan=None),
+                                           D, I)
         strat = self._filter_strategy(plan, nprobe, k, ctx.max_codes, x)
         if strat.exact:
             return self._search_allowed(x, k, ctx, D, I)

@@ -63,6 +63,12 @@ def lever_table(run) -> tuple[list[dict], str]:
                "kernel_qps_at_0.95": b, "vs_ref_at_0.90": a / r90 if a and r90 else None,
                "vs_ref_at_0.95": b / r95 if b and r95 else None,
                "spread_at_0.95": spread(run, name, "kernel", 0.95)}
+        # implied ratio to hnswlib: (variant / ref, kernel loop) x (ref / hnswlib, per-query
+        # Python), both measured in this run; the variant itself was not timed per query
+        for t in ("0.90", "0.95"):
+            rk, rp = qps(run, REF, "kernel", t), qps(run, REF, "python", t)
+            hp, vk = qps(run, "hnswlib M=16 efC=200", "python", t), qps(run, name, "kernel", t)
+            row[f"implied_vs_hnswlib_at_{t}"] = (vk / rk) * (rp / hp) if rk and rp and hp and vk else None
         rows.append(row)
         ex = {True: "yes", False: "no", None: "-"}[e.get("exact")]
         lines.append(f"| {name} | {ex} | {fmt(a)} | {fmt(row['vs_ref_at_0.90'], r=True)} | {fmt(b)} | "

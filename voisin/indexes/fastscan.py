@@ -66,8 +66,14 @@ class IndexPQFastScan(IndexPQ):
         self.M2 = self.pq.M + (self.pq.M & 1)
         self._packed: tuple | None = None
 
-    def _blocks(self) -> np.ndarray:
-        codes, n = self._codes, self.ntotal
+    def _blocks(self, codes: np.ndarray | None = None, n: int | None = None) -> np.ndarray:
+        """Blocks of the first ``n`` rows of ``codes`` (default: the current storage).
+
+        A search passes the one snapshot it took, so a removal landing mid-search
+        cannot make the count it scans outrun the blocks it packed.
+        """
+        if codes is None or n is None:
+            codes, n = self._snap
         cached = self._packed
         if cached is not None and cached[0] is codes and cached[1] == n:
             return cached[2]
@@ -81,7 +87,7 @@ class IndexPQFastScan(IndexPQ):
         return (self.ntotal + self.bbs - 1) // self.bbs * self.bbs
 
     def _search(self, x, k, params, D, I):
-        n = self.ntotal
+        codes, n = self._snap
         mask, use_mask = self._mask(params, n)
         nq = x.shape[0]
         D = np.empty((nq, k), dtype=np.float32) if D is None else D
@@ -92,11 +98,11 @@ class IndexPQFastScan(IndexPQ):
         if use_mask and filtering.should_gather(allowed, n):
             # a masked scan scores every block: pack and scan only the allowed codes
             ids = np.flatnonzero(mask).astype(np.int64)
-            packed = pack_codes(self._codes[ids], self.pq.M).reshape(-1)
+            packed = pack_codes(codes[ids], self.pq.M).reshape(-1)
             n = ids.size
             mask, use_mask = _NO_MASK, False
         else:
-            packed = self._blocks().reshape(-1)
+            packed = self._blocks(codes, n).reshape(-1)
             ids = np.arange(n, dtype=np.int64)
         worst = worst_distance(self.metric_type)
         if nq == 1 or numba.get_num_threads() == 1:

@@ -350,3 +350,26 @@ def test_list_major_batch_path_equals_per_query_path(metric, monkeypatch):
     flat = voisin.IndexFlat(16, metric)
     flat.add(xb)
     np.testing.assert_array_equal(got[1][1], flat.search(xq, 10)[1])
+
+
+@pytest.mark.parametrize("metric", [voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT])
+def test_ivfflat_batch_pipelines_match_preassigned_search(metric, monkeypatch):
+    # >= 256 queries on several threads take one BLAS+scan pipeline per thread;
+    # the answer must be the one of the coarse assignment + list scan path
+    import voisin.indexes.ivf as ivf_mod
+    rng = np.random.default_rng(5)
+    xb = rng.random((6000, 32), dtype="float32")
+    xq = rng.random((600, 32), dtype="float32")
+    index = voisin.index_factory(32, "IVF32,Flat", metric)
+    index.train(xb)
+    index.add(xb)
+    index.nprobe = 6
+    calls = []
+    real = ivf_mod._flat_gemm_pipelines
+    monkeypatch.setattr(ivf_mod, "_flat_gemm_pipelines", lambda *a: (calls.append(1), real(*a)))
+    D, I = index.search(xq, 10)
+    Dq, Iq = index.quantizer.search(xq, 6)
+    D2, I2 = index.search_preassigned(xq, 10, Iq, Dq)
+    assert calls == ([1] if ivf_mod._pipelines_pay(len(xq)) else [])
+    np.testing.assert_array_equal(I, I2)
+    np.testing.assert_allclose(D, D2, rtol=1e-5, atol=1e-5)

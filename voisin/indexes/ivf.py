@@ -43,13 +43,14 @@ The base class handles training of the quantizer (k-means, FAISS's
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numba
 import numpy as np
 
-from .. import exact, filtering
+from .. import _blas, exact, filtering
 from .._validate import as_matrix, check_int
 from ..clustering import ClusteringParameters, Kmeans, assign_to_centroids
 from ..index import Index
@@ -688,6 +689,61 @@ class IndexIVF(Index):
                 f"ntotal={self.ntotal}, metric={'L2' if self.metric_type == METRIC_L2 else 'IP'})")
 
 
+# Queries per block of a batch pipeline: a (rows x nlist) product block stays
+# in the core's cache and the two pipelines share the work out evenly.
+PIPELINE_BLOCK_QUERIES = 128
+
+
+def _pipelines_pay(nq: int) -> bool:
+    return numba.get_num_threads() > 1 and nq >= 2 * PIPELINE_BLOCK_QUERIES and _blas.available()
+
+
+def _flat_gemm_pipelines(x, ct, cnorm, nprobe, vecs, ctx, metric, D, I) -> None:
+    """IVF-Flat batch search as one pipeline per thread (as in ``voisin.exact``):
+    each takes blocks of queries, computes their coarse products with BLAS on
+    one thread and runs the probe selection and list scan for the block on the
+    same core. BLAS on its own pool followed by one parallel scan hands the
+    cores between two spinning pools, and the product block leaves the cache
+    (glove-50, IVF4096, 2,000 queries: 1.3-1.7x more QPS this way).
+    """
+    nq = x.shape[0]
+    nlist = ct.shape[1]
+    worst = worst_distance(metric)
+    blocks = iter(range(0, nq, PIPELINE_BLOCK_QUERIES))
+    take = threading.Lock()
+    errors: list[BaseException] = []
+
+    def pipeline() -> None:
+        numba.set_num_threads(1)  # thread-local: the parallel kernel runs on this core only
+        try:
+            G = np.empty((PIPELINE_BLOCK_QUERIES, nlist), dtype=np.float32)
+            while not errors:
+                with take:
+                    q0 = next(blocks, None)
+                if q0 is None:
+                    return
+                q1 = min(nq, q0 + PIPELINE_BLOCK_QUERIES)
+                g = G[:q1 - q0]
+                np.matmul(x[q0:q1], ct, out=g)
+                K.flat_search_gemm(x[q0:q1], g, cnorm, nprobe, vecs, ctx.ids, ctx.offsets, ctx.sizes,
+                                   metric, ctx.max_codes, ctx.mask, ctx.use_mask, worst,
+                                   D[q0:q1], I[q0:q1])
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    nthreads = numba.get_num_threads()
+    with _blas.single_threaded():
+        helpers = [threading.Thread(target=pipeline, daemon=True) for _ in range(nthreads - 1)]
+        for t in helpers:
+            t.start()
+        pipeline()
+        numba.set_num_threads(nthreads)
+        for t in helpers:
+            t.join()
+    if errors:
+        raise errors[0]
+
+
 class IndexIVFFlat(IndexIVF):
     """IVF storing the raw float32 vectors: exact distances within the probed lists.
 
@@ -752,6 +808,9 @@ class IndexIVFFlat(IndexIVF):
         list_major = (x.shape[0] >= LIST_MAJOR_MIN_QUERIES and slot_bytes <= LIST_MAJOR_MAX_BYTES
                       and self.d >= LIST_MAJOR_MIN_DIM)
         order = np.random.default_rng(0).permutation(self.nlist).astype(np.int64) if list_major else None
+        if not list_major and _pipelines_pay(x.shape[0]):
+            _flat_gemm_pipelines(x, ct, cnorm, nprobe, vecs, ctx, self.metric_type, D, I)
+            return D, I
         for i0 in range(0, x.shape[0], step):
             i1 = min(x.shape[0], i0 + step)
             g = G[:i1 - i0]

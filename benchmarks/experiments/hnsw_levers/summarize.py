@@ -124,7 +124,7 @@ def main(dataset, levers_path, combo_path, compile_path, out, extras=()) -> None
     for extra in extras:
         kind, path = extra.split("=", 1)
         run = json.loads(Path(path).read_text())
-        rows, tab = (lever_table(run) if kind == "interleave" else combo_table(run))
+        rows, tab = (lever_table(run) if kind.startswith("interleave") else combo_table(run))
         res[f"summary_{kind}"] = rows
         res[f"{kind}_run"] = run
         print(f"## {dataset}: {kind} run\n\n{tab}\n")

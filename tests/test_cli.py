@@ -323,3 +323,29 @@ def test_main_entry_point_runs_info(capsys):
         main(["info", "--json"])
     assert exc.value.code == 0
     assert json.loads(capsys.readouterr().out)["voisin"] == voisin.__version__
+
+
+def test_readme_deletes_snippet_runs(tmp_path, monkeypatch):
+    """The README's "Deletes, updates, filters, threads" example, run after the quick start."""
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.is_file():
+        pytest.skip("README.md not found beside tests/")
+    blocks = [b.split("```", 1)[0] for b in readme.read_text().split("```python\n")[1:]]
+    quick = blocks[0]
+    deletes = next(b for b in blocks if "remove_ids" in b and "compact()" in b)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(quick, str(readme), "exec"), scope)
+    exec(compile(deletes, str(readme), "exec"), scope)
+    index, xb, xq, I, D = scope["index"], scope["xb"], scope["xq"], scope["I"], scope["D"]
+    base = 10**12
+    assert index.ntotal == 10_000 - 3_000 and index.index.ntombstones == 0   # 5 updates replace
+    allowed = np.arange(base + 3_000, base + 10_000, 100)   # the filter minus the deleted ids
+    assert (I >= 0).all() and np.isin(I, allowed).all()
+    # with so few allowed ids the answer is exact: compare with numpy over the allowed vectors
+    vecs = xb[allowed - base].copy()
+    vecs[allowed == base + 5_000] = xb[0] + 0.5        # the update replaced that vector
+    d2 = ((xq[:, None, :] - vecs[None, :, :]) ** 2).sum(-1)
+    np.testing.assert_array_equal(I, allowed[np.argsort(d2, axis=1, kind="stable")[:, :10]])
+    np.testing.assert_allclose(D, np.sort(d2, axis=1)[:, :10], rtol=1e-4)
+    np.testing.assert_allclose(index.reconstruct(base + 5_000), xb[0] + 0.5, rtol=1e-6)

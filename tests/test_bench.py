@@ -189,6 +189,26 @@ def test_unknown_build_parameters_are_errors():
         adapters.make_adapter(parse_spec("faiss:Flat"), 4, 7)
 
 
+def test_k_factor_reaches_the_refine_wrapper_on_both_sides():
+    # faiss's ParameterSpace calls IndexRefine's factor "k_factor_rf"; the
+    # adapter maps the harness's k_factor so both libraries re-rank alike
+    needs("faiss")
+    rng = np.random.default_rng(6)
+    xb = rng.random((3000, 16), dtype=np.float32)
+    for text in ("faiss:IVF16,PQ8x4fs,RFlat", "voisin:IVF16,PQ8x4fs,RFlat"):
+        a = adapters.make_adapter(parse_spec(text), 16, voisin.METRIC_L2)
+        a.build(xb)
+        a.set_query_param("nprobe", 4)
+        a.set_query_param("k_factor", 6)
+        if text.startswith("faiss"):
+            import faiss
+            assert faiss.downcast_index(a.index).k_factor == 6
+            assert faiss.extract_index_ivf(a.index).nprobe == 4
+        else:
+            assert a.index.k_factor == 6 and a.index.base_index.nprobe == 4
+        assert a.search_batch(xb[:5], 3)[:, 0].tolist() == list(range(5))
+
+
 # --------------------------------------------------------------------------- #
 # end to end
 # --------------------------------------------------------------------------- #

@@ -6,7 +6,8 @@
 Runs ``perf stat`` on a child process four times: {voisin reference kernel,
 hnswlib} x {0, R repetitions of the 1,000 queries}; the difference between R and 0
 repetitions is the search alone (loading the data and the index cancels out).
-Reported per query.
+Reported per query. Extra arguments name lever variants to count as well, e.g.
+"split, vectors padded to 64" "SQ8 traversal + exact re-rank (split)".
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ ds = voisin.datasets.load(ds_name).subset(1000, seed=0)
 xb, xq, metric = ds.search_arrays()
 xq = np.ascontiguousarray(xq)
 index = voisin.read_index(str(index_path(ds_name, "voisin")))
-if which == "voisin":
-    v = R.build_variants(index, "ref", lambda m: None)["ref (split, uint32 epoch, pf 4 lines)"]
+if which.startswith("voisin"):
+    name = which.split(":", 1)[1] if ":" in which else "ref (split, uint32 epoch, pf 4 lines)"
+    v = R.build_variants(index, "levers" if ":" in which else "ref", lambda m: None)[name]
     v.kernel(xq[:5], ef)
     for _ in range(reps):
         v.kernel(xq, ef)
@@ -59,7 +61,7 @@ def perf(ds, which, ef, reps):
     return out
 
 
-def main(ds, ef, reps, out_path):
+def main(ds, ef, reps, out_path, *variants):
     ef, reps = int(ef), int(reps)
     res = {"dataset": ds, "ef": ef, "reps": reps, "queries": 1000, "events": EVENTS,
            "note": ("hnswlib timed through knn_query on the 1,000 queries in one call with "
@@ -67,7 +69,7 @@ def main(ds, ef, reps, out_path):
                     "prototype's serial kernel loop (same algorithm as voisin's search). "
                     "Per query = (counters with reps - counters with 0 reps) / (reps * 1000)."),
            "per_query": {}}
-    for which in ("voisin", "hnswlib"):
+    for which in ("voisin", "hnswlib") + tuple(f"voisin:{v}" for v in variants):
         t0 = time.perf_counter()
         base = perf(ds, which, ef, 0)
         full = perf(ds, which, ef, reps)
@@ -78,4 +80,5 @@ def main(ds, ef, reps, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    # extra arguments: names of lever variants (run_levers.build_variants) to count too
+    main(*sys.argv[1:5], *sys.argv[5:])

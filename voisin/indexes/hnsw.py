@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -195,6 +195,57 @@ class _Scratch(threading.local):
 _F32 = np.dtype(np.float32)
 _NO_MASK = np.zeros(1, dtype=np.bool_)
 _NO_LABELS = np.zeros(1, dtype=np.int64)
+_NO_XF = np.zeros((1, 1), dtype=np.float32)
+# SQ8 traversal codes: rows padded to a multiple of this many bytes (the
+# prototype's fastest layout, docs/hnsw-levers.md), padding bytes are 0 and unread
+SQ8_ROW_ALIGN = 32
+# an add whose values leave the trained SQ8 range by more than this share of
+# the range's width re-trains the range (widened by SQ8_RETRAIN_MARGIN of its
+# width each side) and re-encodes every row; smaller excursions are clipped
+SQ8_RETRAIN_SLACK = 1.0 / 32
+SQ8_RETRAIN_MARGIN = 1.0 / 8
+# rows encoded per numpy pass (bounds the float temporaries)
+_SQ8_CHUNK = 65536
+
+
+class _SQ8Codes(NamedTuple):
+    """IndexHNSWFlat's traversal codes, published with the storage they encode.
+
+    ``codes`` (n, round_up(d, 32)) uint8, one row per graph node; ``sqp``
+    (3, d) float32 rows (vmin, scale, scale^2) in :mod:`voisin.kernels.hnsw`'s
+    SQ8 convention, or None while nothing was added (trained on the first add).
+    """
+
+    codes: np.ndarray
+    sqp: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.codes.nbytes + (0 if self.sqp is None else self.sqp.nbytes))
+
+
+def sq8_range_params(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """SQ8 parameters (vmin, scale, scale^2) covering [lo, hi] per dimension:
+    code c stands for ``vmin + scale * (c + 0.5)``, 256 equal cells."""
+    lo = np.asarray(lo, dtype=np.float64)
+    scale = np.maximum(np.asarray(hi, dtype=np.float64) - lo, 0.0) / 256.0
+    return np.ascontiguousarray(np.stack([lo, scale, scale * scale]), dtype=np.float32)
+
+
+def sq8_encode(x: np.ndarray, sqp: np.ndarray, width: int) -> np.ndarray:
+    """Codes (n, width) uint8 of float rows ``x`` under ``sqp``, clipped to its range;
+    columns past d are 0."""
+    n, d = x.shape
+    out = np.zeros((n, width), dtype=np.uint8)
+    vmin = sqp[0]
+    scale = sqp[1]
+    inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0).astype(np.float32)
+    for a in range(0, n, _SQ8_CHUNK):
+        c = (x[a:a + _SQ8_CHUNK] - vmin) * inv
+        np.floor(c, out=c)
+        np.clip(c, 0, 255, out=c)
+        out[a:a + _SQ8_CHUNK, :d] = c
+    return out
 
 
 class IndexHNSW(Index):
@@ -262,8 +313,17 @@ class IndexHNSW(Index):
         """Per-node data kept beside the storage (IndexHNSWSQ's float rows for rerank)."""
         return None
 
-    def _extra_for(self, extra: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+    def _extra_for(self, extra: Any, x: np.ndarray, X: np.ndarray) -> Any:
+        """The extra data after adding float rows ``x`` (``X``: the new storage)."""
         return None
+
+    def _extra_take(self, extra: Any, rows: np.ndarray) -> Any:
+        """The extra data of the kept nodes ``rows`` (compaction)."""
+        return None if extra is None else np.ascontiguousarray(extra[rows])
+
+    def _extra_from_storage(self, X: np.ndarray) -> Any:
+        """The extra data for a storage installed whole (file readers)."""
+        return self._empty_extra()
 
     # --- the published state -------------------------------------------------------
     # A search reads ``self._snap`` once: (storage, graph, labels, slots, live, extra).
@@ -296,7 +356,7 @@ class IndexHNSW(Index):
 
     def _set_state(self, X: np.ndarray, g: tuple) -> None:
         """Install a graph and storage without tombstones (file readers)."""
-        self._publish(X, g, None, self._empty_extra())
+        self._publish(X, g, None, self._extra_from_storage(X))
 
     @property
     def ntombstones(self) -> int:
@@ -364,7 +424,7 @@ class IndexHNSW(Index):
         if self._dead is not None:
             dead = np.concatenate([self._dead, np.zeros(n, dtype=bool)])
         self._publish(X, (nb0, upper, upper_off, levels, state), dead,
-                      self._extra_for(extra_old, x))
+                      self._extra_for(extra_old, x, X))
 
     def _insert(self, x, n0, X, levels, nb0, upper, upper_off, state) -> None:
         h = self.hnsw
@@ -407,18 +467,20 @@ class IndexHNSW(Index):
                 and x.flags.c_contiguous and type(k) is int and k > 0 and self.ntotal > 0):
             ef = self.hnsw.efSearch
             if type(ef) is int and ef > 0:
-                X, g, labels, _, live, _ = self._snap
+                X, g, labels, _, live, extra = self._snap
                 nb0, upper, upper_off, levels, state = g
+                Xs, sq, sqp, Xf, rerank = self._walk_arrays(X, extra)
                 if state[0] >= 0:
                     ef = ef if ef > k else k
                     vis, ep, cd, ci, rd, ri = self._scratch.get(levels.size, ef)
                     D = np.empty((1, k), dtype=_F32)
                     I = np.empty((1, k), dtype=np.int64)
                     tomb = labels is not None
-                    if K.search_serial(x, k, ef, X, nb0, upper, upper_off, int(state[0]),
-                                       int(state[1]), self.metric_type, self._sq, self._sqp, vis,
+                    if K.search_serial(x, k, ef, Xs, nb0, upper, upper_off, int(state[0]),
+                                       int(state[1]), self.metric_type, sq, sqp, vis,
                                        ep, cd, ci, rd, ri, live if tomb else _NO_MASK, tomb,
-                                       labels if tomb else _NO_LABELS, tomb, self._tune, D, I):
+                                       labels if tomb else _NO_LABELS, tomb, self._tune, Xf,
+                                       rerank, D, I):
                         return D, I
                     D = I = None
         return super().search(x, k, params, D=D, I=I)
@@ -426,9 +488,16 @@ class IndexHNSW(Index):
     def _search(self, x, k, params, D, I):
         return self._search_snap(self._snap, x, k, params, D, I, True)
 
+    def _walk_arrays(self, X: np.ndarray, extra: Any):
+        """(traversal storage, sq, sqp, float rows for re-rank, rerank) of one
+        published state: the SQ8 codes when they are published with it."""
+        if type(extra) is _SQ8Codes and extra.sqp is not None:
+            return extra.codes, True, extra.sqp, X, True
+        return X, self._sq, self._sqp, _NO_XF, False
+
     def _search_snap(self, snap, x, k, params, D, I, to_ids: bool):
         """Search one published state; ``to_ids=False`` returns node numbers."""
-        X, g, labels, slots, live, _ = snap
+        X, g, labels, slots, live, extra = snap
         nb0, upper, upper_off, levels, state = g
         n = levels.size
         nlive = n if slots is None else slots.size
@@ -473,15 +542,16 @@ class IndexHNSW(Index):
         entry, max_level = int(state[0]), int(state[1])
         lab = labels if use_labels else _NO_LABELS
         nthreads = numba.get_num_threads()
+        Xs, sq, sqp, Xf, rerank = self._walk_arrays(X, extra)
         if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
             vis, ep, cd, ci, rd, ri = self._scratch.get(n, ef)
-            K.search_serial(x, k, ef, X, nb0, upper, upper_off, entry, max_level, self.metric_type,
-                            self._sq, self._sqp, vis, ep, cd, ci, rd, ri, mask, use_mask,
-                            lab, use_labels, self._tune, D, I)
+            K.search_serial(x, k, ef, Xs, nb0, upper, upper_off, entry, max_level,
+                            self.metric_type, sq, sqp, vis, ep, cd, ci, rd, ri, mask, use_mask,
+                            lab, use_labels, self._tune, Xf, rerank, D, I)
         else:
-            K.search_parallel(x, k, ef, X, nb0, upper, upper_off, entry, max_level,
-                              self.metric_type, self._sq, self._sqp, nthreads, mask, use_mask,
-                              lab, use_labels, self._tune, D, I)
+            K.search_parallel(x, k, ef, Xs, nb0, upper, upper_off, entry, max_level,
+                              self.metric_type, sq, sqp, nthreads, mask, use_mask,
+                              lab, use_labels, self._tune, Xf, rerank, D, I)
         return D, I
 
     def _filter_goes_exact(self, allowed: int, n: int, ef: int) -> bool:
@@ -627,7 +697,7 @@ class IndexHNSW(Index):
         st = np.array([-1, -1], dtype=np.int64) if slots.size == 0 else \
             np.array([newid[state[0]], state[1]], dtype=np.int64)
         X_c = np.ascontiguousarray(X[slots])
-        extra_c = None if extra is None else np.ascontiguousarray(extra[slots])
+        extra_c = self._extra_take(extra, slots)
         return X_c, (nb0_c, up_c, up_off, lv, st), extra_c
 
     def _compacted_copy(self) -> "IndexHNSW":
@@ -660,7 +730,10 @@ class IndexHNSWFlat(IndexHNSW):
 
     Knobs: ``index.hnsw.efConstruction`` (build quality, default 40),
     ``index.hnsw.efSearch`` (search quality, default 16) or per call
-    ``SearchParametersHNSW(efSearch=..., sel=...)``.
+    ``SearchParametersHNSW(efSearch=..., sel=...)``, and ``index.sq8_traversal``
+    (default False): walk the graph on SQ8 codes kept beside the floats and
+    re-rank the efSearch results exactly (faster search, returned distances
+    stay exact, + round_up(d, 32) bytes per vector; see :attr:`sq8_traversal`).
 
     Example:
         >>> import numpy as np, voisin
@@ -678,6 +751,8 @@ class IndexHNSWFlat(IndexHNSW):
         [0, 1]
     """
 
+    _sq8_traversal = False
+
     @property
     def xb(self) -> np.ndarray:
         """The stored vectors (ntotal, d) in id order, read-only (a view, or a
@@ -686,6 +761,108 @@ class IndexHNSWFlat(IndexHNSW):
         v = X[:] if slots is None else X[slots]
         v.flags.writeable = False
         return v
+
+    # --- SQ8 traversal + exact re-rank ---------------------------------------------------
+    @property
+    def sq8_traversal(self) -> bool:
+        """Search walks the graph on SQ8 codes, then re-ranks exactly (default False).
+
+        When True, a uint8 code row (d bytes, padded to a multiple of 32) is
+        kept per vector next to the float rows. The graph is walked with SQ8
+        distances (a quarter of the bytes per distance) and all efSearch
+        results are re-scored from the float vectors before the k best are
+        kept, so the returned distances are exact and recall stays close to
+        the float search at the same efSearch. The build keeps float
+        distances (same graph either way).
+
+        The per-dimension range is trained on the first add (or, when set on
+        a filled index, on the vectors it holds); later adds are clipped to it,
+        unless they leave it by more than 1/32 of its width, which re-trains
+        the range (union, widened by 1/8 each side) and re-encodes every row.
+        Setting it False frees the codes. FAISS's file format has no place for
+        it: ``read_index`` returns it off (set it again, one encode pass).
+        """
+        return self._sq8_traversal
+
+    @sq8_traversal.setter
+    def sq8_traversal(self, on: bool) -> None:
+        if not isinstance(on, (bool, np.bool_)) and not (
+                isinstance(on, (int, np.integer)) and int(on) in (0, 1)):
+            raise TypeError(f"sq8_traversal: expected a bool (or 0/1), got {on!r}")
+        on = bool(on)
+        # allowed on read-only (mmap) indexes too: the codes are derived, the stored floats untouched
+        with self._write_lock:
+            if on == self._sq8_traversal:
+                return
+            self._sq8_traversal = on
+            X, g, _, _, _, _ = self._snap
+            self._publish(X, g, self._dead, self._extra_from_storage(X) if on else None)
+
+    @property
+    def _sq8_width(self) -> int:
+        return -(-self.d // SQ8_ROW_ALIGN) * SQ8_ROW_ALIGN
+
+    def _empty_extra(self) -> Any:
+        if not self._sq8_traversal:
+            return None
+        return _SQ8Codes(np.zeros((0, self._sq8_width), dtype=np.uint8), None)
+
+    def _extra_from_storage(self, X: np.ndarray) -> Any:
+        if not self._sq8_traversal:
+            return None
+        if X.shape[0] == 0:
+            return self._empty_extra()
+        # the range of the live vectors (tombstones are encoded, clipped, but never returned)
+        live = self._snap[4] if self._snap[0] is X else None
+        src = X if live is None or live.size != X.shape[0] or not live.any() else X[live]
+        sqp = sq8_range_params(src.min(axis=0), src.max(axis=0))
+        return _SQ8Codes(sq8_encode(X, sqp, self._sq8_width), sqp)
+
+    def _extra_for(self, extra: Any, x: np.ndarray, X: np.ndarray) -> Any:
+        if extra is None or not self._sq8_traversal:
+            return None
+        n0 = X.shape[0] - x.shape[0]
+        if extra.sqp is None or n0 == 0:
+            sqp = sq8_range_params(x.min(axis=0), x.max(axis=0))
+            codes = np.concatenate([extra.codes, sq8_encode(x, sqp, self._sq8_width)]) \
+                if n0 else sq8_encode(x, sqp, self._sq8_width)
+            return _SQ8Codes(codes, sqp)
+        sqp = extra.sqp
+        lo = sqp[0].astype(np.float64)
+        hi = lo + 256.0 * sqp[1].astype(np.float64)
+        xlo = x.min(axis=0).astype(np.float64)
+        xhi = x.max(axis=0).astype(np.float64)
+        slack = SQ8_RETRAIN_SLACK * (hi - lo)
+        if np.any(xlo < lo - slack) or np.any(xhi > hi + slack):
+            # far outside the range: clipping would flatten the new rows onto
+            # its edge, so widen the range and re-encode everything once
+            nlo, nhi = np.minimum(lo, xlo), np.maximum(hi, xhi)
+            margin = SQ8_RETRAIN_MARGIN * (nhi - nlo)
+            sqp = sq8_range_params(nlo - margin, nhi + margin)
+            return _SQ8Codes(sq8_encode(X, sqp, self._sq8_width), sqp)
+        codes = np.empty((X.shape[0], self._sq8_width), dtype=np.uint8)
+        codes[:n0] = extra.codes[:n0]
+        codes[n0:] = sq8_encode(x, sqp, self._sq8_width)
+        return _SQ8Codes(codes, sqp)
+
+    def _extra_take(self, extra: Any, rows: np.ndarray) -> Any:
+        if extra is None:
+            return None
+        return _SQ8Codes(np.ascontiguousarray(extra.codes[rows]), extra.sqp)
+
+    def __reduce__(self) -> tuple:
+        # pickles carry the FAISS bytes, which have no place for the knob: it
+        # travels beside them and the codes are derived again on load
+        fn, args = super().__reduce__()[:2]
+        if not self._sq8_traversal:
+            return fn, args
+        return _restore_with_sq8, (fn, args)
+
+
+def _restore_with_sq8(fn, args) -> IndexHNSWFlat:
+    index = fn(*args)
+    index.sq8_traversal = True
+    return index
 
 
 class IndexHNSWSQ(IndexHNSW):
@@ -737,7 +914,7 @@ class IndexHNSWSQ(IndexHNSW):
     def _empty_extra(self) -> np.ndarray | None:
         return np.empty((0, self.d), dtype=np.float32) if self.rerank else None
 
-    def _extra_for(self, extra: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+    def _extra_for(self, extra: Any, x: np.ndarray, X: np.ndarray) -> Any:
         return None if extra is None else np.concatenate([extra, x])
 
     @property

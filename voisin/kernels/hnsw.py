@@ -627,9 +627,24 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
 # --- search -------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def exact_cost(q, Xf, j, metric):
+    """Exact float cost between query ``q`` and row ``j`` of ``Xf``."""
+    d = q.shape[0]
+    s = np.float32(0.0)
+    if metric == METRIC_L2:
+        for t in range(d):
+            e = q[t] - Xf[j, t]
+            s += e * e
+        return s
+    for t in range(d):
+        s += q[t] * Xf[j, t]
+    return -s
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                 visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
-                tuning, Drow, Irow):
+                tuning, Xf, rerank, Drow, Irow):
     qc = prep_query(q, metric, sq, sqp, qv)
     cur = entry
     curd = dist_q(qv, X, cur, metric, sq, sqp, qc)
@@ -638,6 +653,19 @@ def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq
     e = _next_epoch(visited, epoch, 0)
     nres = search_layer(qv, qc, X, 0, nb0, upper, upper_off, cur, curd, ef, metric, sq, sqp,
                         visited, e, cd, ci, rd, ri, mask, use_mask, tuning[0], tuning[1])
+    if rerank:
+        # the traversal ran on approximate (SQ8) costs: re-score all its ef
+        # results exactly from the float rows and keep the k best of those
+        m = nres
+        for u in range(m):
+            cd[u] = exact_cost(q, Xf, ri[u], metric)
+            ci[u] = ri[u]
+        nres = 0
+        for u in range(m):
+            if nres < k:
+                nres = _max_push(rd, ri, nres, cd[u], ci[u])
+            elif cd[u] < rd[0]:
+                _max_replace_top(rd, ri, nres, cd[u], ci[u])
     # drop the worst until k remain, then drain in ascending order
     while nres > k:
         nres = _max_pop(rd, ri, nres)
@@ -657,10 +685,13 @@ def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                   visited, epoch, cd, ci, rd, ri, mask, use_mask, labels, use_labels,
-                  tuning, D, I):
+                  tuning, Xf, rerank, D, I):
     """Search each query in turn with caller-owned scratch (reused across calls).
 
     ``tuning`` = [prefetch cache lines, early-abort minimum dimension].
+    With ``rerank``, ``X`` holds SQ8 codes used for the traversal and the ef
+    results are re-scored exactly from the float rows ``Xf`` (same node order)
+    before the k best are kept; otherwise ``Xf`` is unused.
 
     Returns False, without searching, when a query holds NaN or inf: the
     Python fast path skips validation and falls back to it on False.
@@ -674,13 +705,13 @@ def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric,
     for r in range(nq):
         _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                     visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
-                    tuning, D[r], I[r])
+                    tuning, Xf, rerank, D[r], I[r])
     return True
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
-                    nchunk, mask, use_mask, labels, use_labels, tuning, D, I):
+                    nchunk, mask, use_mask, labels, use_labels, tuning, Xf, rerank, D, I):
     """Queries split in ``nchunk`` contiguous slices, one scratch set per slice."""
     nq = xq.shape[0]
     n = X.shape[0]
@@ -696,7 +727,7 @@ def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metri
         for r in range(ch * step, min(nq, (ch + 1) * step)):
             _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq,
                         sqp, visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels,
-                        use_labels, tuning, D[r], I[r])
+                        use_labels, tuning, Xf, rerank, D[r], I[r])
 
 
 # --- locality ------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def test_memory_cost_and_toggle_frees_codes(sift):
     index.sq8_traversal = True
     try:
         width = -(-128 // 32) * 32
-        assert index.nbytes == base + len(xb) * width + 3 * 128 * 4
+        assert index.nbytes == base + len(xb) * width + 3 * width * 4
         _codes_consistent(index)
     finally:
         index.sq8_traversal = False
@@ -200,8 +200,9 @@ def test_enable_on_empty_index_trains_on_first_add_and_clips_later_adds():
     x1 = rng.random((600, 16)).astype(np.float32)
     index.add(x1)
     sqp1 = index._snap[5].sqp
-    np.testing.assert_allclose(sqp1[0], x1.min(0), rtol=1e-6)
-    np.testing.assert_allclose(sqp1[0] + 256 * sqp1[1], x1.max(0), rtol=1e-5)
+    assert sqp1.shape == (3, 32) and not sqp1[:, 16:].any()
+    np.testing.assert_allclose(sqp1[0, :16], x1.min(0), rtol=1e-6)
+    np.testing.assert_allclose(sqp1[0, :16] + 256 * sqp1[1, :16], x1.max(0), rtol=1e-5)
     _codes_consistent(index)
     # slightly outside the range (< 1/32 of its width): clipped, range kept
     x2 = rng.random((300, 16)).astype(np.float32) * 1.01 - 0.005
@@ -212,7 +213,7 @@ def test_enable_on_empty_index_trains_on_first_add_and_clips_later_adds():
     x3 = (rng.random((100, 16)) * 3).astype(np.float32)
     index.add(x3)
     sqp3 = index._snap[5].sqp
-    lo, hi = sqp3[0], sqp3[0] + 256 * sqp3[1]
+    lo, hi = sqp3[0, :16], sqp3[0, :16] + 256 * sqp3[1, :16]
     assert (lo <= np.minimum(x1.min(0), x3.min(0))).all()
     assert (hi >= x3.max(0)).all()
     _codes_consistent(index)
@@ -340,7 +341,7 @@ def test_reset_keeps_the_knob_and_retrains():
     assert index._snap[5].codes.shape == (0, 32)
     x = (rng.random((300, 10)) * 50).astype(np.float32)
     index.add(x)
-    np.testing.assert_allclose(index._snap[5].sqp[0], x.min(0), rtol=1e-6)
+    np.testing.assert_allclose(index._snap[5].sqp[0, :10], x.min(0), rtol=1e-6)
     _codes_consistent(index)
     D, I = index.search(x[:20], 1)
     assert (I[:, 0] == np.arange(20)).all()

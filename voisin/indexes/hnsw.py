@@ -212,8 +212,9 @@ class _SQ8Codes(NamedTuple):
     """IndexHNSWFlat's traversal codes, published with the storage they encode.
 
     ``codes`` (n, round_up(d, 32)) uint8, one row per graph node; ``sqp``
-    (3, d) float32 rows (vmin, scale, scale^2) in :mod:`voisin.kernels.hnsw`'s
-    SQ8 convention, or None while nothing was added (trained on the first add).
+    (3, round_up(d, 32)) float32 rows (vmin, scale, scale^2) in
+    :mod:`voisin.kernels.hnsw`'s SQ8 convention, 0 past column d, or None while
+    nothing was added (trained on the first add).
     """
 
     codes: np.ndarray
@@ -224,12 +225,15 @@ class _SQ8Codes(NamedTuple):
         return int(self.codes.nbytes + (0 if self.sqp is None else self.sqp.nbytes))
 
 
-def sq8_range_params(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """SQ8 parameters (vmin, scale, scale^2) covering [lo, hi] per dimension:
-    code c stands for ``vmin + scale * (c + 0.5)``, 256 equal cells."""
+def sq8_range_params(lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:
+    """SQ8 parameters (3, width): (vmin, scale, scale^2) covering [lo, hi] per
+    dimension (code c stands for ``vmin + scale * (c + 0.5)``, 256 equal cells);
+    the columns past d are 0, so padded code columns add nothing to a distance."""
     lo = np.asarray(lo, dtype=np.float64)
     scale = np.maximum(np.asarray(hi, dtype=np.float64) - lo, 0.0) / 256.0
-    return np.ascontiguousarray(np.stack([lo, scale, scale * scale]), dtype=np.float32)
+    out = np.zeros((3, width), dtype=np.float32)
+    out[:, :lo.size] = np.stack([lo, scale, scale * scale])
+    return out
 
 
 def sq8_encode(x: np.ndarray, sqp: np.ndarray, width: int) -> np.ndarray:
@@ -237,8 +241,8 @@ def sq8_encode(x: np.ndarray, sqp: np.ndarray, width: int) -> np.ndarray:
     columns past d are 0."""
     n, d = x.shape
     out = np.zeros((n, width), dtype=np.uint8)
-    vmin = sqp[0]
-    scale = sqp[1]
+    vmin = sqp[0, :d]
+    scale = sqp[1, :d]
     inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0).astype(np.float32)
     for a in range(0, n, _SQ8_CHUNK):
         c = (x[a:a + _SQ8_CHUNK] - vmin) * inv
@@ -815,7 +819,7 @@ class IndexHNSWFlat(IndexHNSW):
         # the range of the live vectors (tombstones are encoded, clipped, but never returned)
         live = self._snap[4] if self._snap[0] is X else None
         src = X if live is None or live.size != X.shape[0] or not live.any() else X[live]
-        sqp = sq8_range_params(src.min(axis=0), src.max(axis=0))
+        sqp = sq8_range_params(src.min(axis=0), src.max(axis=0), self._sq8_width)
         return _SQ8Codes(sq8_encode(X, sqp, self._sq8_width), sqp)
 
     def _extra_for(self, extra: Any, x: np.ndarray, X: np.ndarray) -> Any:
@@ -823,13 +827,13 @@ class IndexHNSWFlat(IndexHNSW):
             return None
         n0 = X.shape[0] - x.shape[0]
         if extra.sqp is None or n0 == 0:
-            sqp = sq8_range_params(x.min(axis=0), x.max(axis=0))
+            sqp = sq8_range_params(x.min(axis=0), x.max(axis=0), self._sq8_width)
             codes = np.concatenate([extra.codes, sq8_encode(x, sqp, self._sq8_width)]) \
                 if n0 else sq8_encode(x, sqp, self._sq8_width)
             return _SQ8Codes(codes, sqp)
         sqp = extra.sqp
-        lo = sqp[0].astype(np.float64)
-        hi = lo + 256.0 * sqp[1].astype(np.float64)
+        lo = sqp[0, :self.d].astype(np.float64)
+        hi = lo + 256.0 * sqp[1, :self.d].astype(np.float64)
         xlo = x.min(axis=0).astype(np.float64)
         xhi = x.max(axis=0).astype(np.float64)
         slack = SQ8_RETRAIN_SLACK * (hi - lo)
@@ -838,7 +842,7 @@ class IndexHNSWFlat(IndexHNSW):
             # its edge, so widen the range and re-encode everything once
             nlo, nhi = np.minimum(lo, xlo), np.maximum(hi, xhi)
             margin = SQ8_RETRAIN_MARGIN * (nhi - nlo)
-            sqp = sq8_range_params(nlo - margin, nhi + margin)
+            sqp = sq8_range_params(nlo - margin, nhi + margin, self._sq8_width)
             return _SQ8Codes(sq8_encode(X, sqp, self._sq8_width), sqp)
         codes = np.empty((X.shape[0], self._sq8_width), dtype=np.uint8)
         codes[:n0] = extra.codes[:n0]

@@ -66,8 +66,15 @@ def prefetch_row(typingctx, arr, row, byte_offset):
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def prep_query(q, metric, sq, sqp, qv):
-    """Write the query's inner-loop form into ``qv``; returns the IP constant."""
+    """Write the query's inner-loop form into ``qv``; returns the IP constant.
+
+    ``qv`` may be longer than the query (rows of the storage padded for the
+    traversal): the tail is zeroed, and the padded ``sqp`` columns are 0 too,
+    so the padding adds nothing while the distance loop runs whole vectors.
+    """
     d = q.shape[0]
+    for t in range(d, qv.shape[0]):
+        qv[t] = np.float32(0.0)
     if not sq:
         for t in range(d):
             qv[t] = q[t]
@@ -655,8 +662,13 @@ def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq
                         visited, e, cd, ci, rd, ri, mask, use_mask, tuning[0], tuning[1])
     if rerank:
         # the traversal ran on approximate (SQ8) costs: re-score all its ef
-        # results exactly from the float rows and keep the k best of those
+        # results exactly from the float rows and keep the k best of those;
+        # the rows are scattered, so they are all requested before the first is read
         m = nres
+        pf = min(Xf.shape[1] * Xf.itemsize, tuning[0] * 64)
+        for u in range(m):
+            for off in range(0, pf, 64):
+                prefetch_row(Xf, ri[u], off)
         for u in range(m):
             cd[u] = exact_cost(q, Xf, ri[u], metric)
             ci[u] = ri[u]
@@ -701,7 +713,7 @@ def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric,
         for t in range(d):
             if not np.isfinite(xq[r, t]):
                 return False
-    qv = np.empty(d, dtype=np.float32)
+    qv = np.empty(X.shape[1], dtype=np.float32)
     for r in range(nq):
         _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                     visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
@@ -723,7 +735,7 @@ def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metri
         ci = np.empty(n + 1, dtype=np.int32)
         rd = np.empty(ef + 1, dtype=np.float32)
         ri = np.empty(ef + 1, dtype=np.int32)
-        qv = np.empty(xq.shape[1], dtype=np.float32)
+        qv = np.empty(X.shape[1], dtype=np.float32)
         for r in range(ch * step, min(nq, (ch + 1) * step)):
             _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq,
                         sqp, visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels,

@@ -314,7 +314,8 @@ class IndexHNSW(Index):
         return rows.astype(np.float32, copy=True)
 
     def _empty_extra(self) -> np.ndarray | None:
-        """Per-node data kept beside the storage (IndexHNSWSQ's float rows for rerank)."""
+        """Per-node data kept beside the storage, one row per graph node (IndexHNSWSQ's
+        float rows for rerank, IndexHNSWFlat's SQ8 traversal codes), published with it."""
         return None
 
     def _extra_for(self, extra: Any, x: np.ndarray, X: np.ndarray) -> Any:

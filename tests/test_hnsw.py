@@ -447,3 +447,32 @@ def test_level_tables_match_faiss(M):
     np.testing.assert_array_equal(cum, faiss.vector_to_array(ref.cum_nneighbor_per_level))
     ours = IndexHNSWFlat(8, M).hnsw
     assert (ours.efConstruction, ours.efSearch) == (ref.efConstruction, ref.efSearch) == (40, 16)
+
+
+def test_small_index_answers_exactly_even_with_a_node_pruned_out_of_every_list():
+    """14 vectors, M=4: the neighbour heuristic used to leave node 3 in no list,
+    so no search could find it (hypothesis found this seed). Small indexes
+    (ntotal <= efSearch) now scan, and bulk adds give such nodes an in-link."""
+    xs = np.random.default_rng(180).standard_normal((14, 6)).astype(np.float32)
+    index = voisin.IndexHNSWFlat(6, 4)
+    index.add(xs)
+    nb0 = index.hnsw._g[0]
+    assert set(range(14)) - {int(index.hnsw.entry_point)} <= set(nb0[nb0 >= 0].tolist())
+    for ef in (4, 16):
+        index.hnsw.efSearch = ef
+        D, I = index.search(xs, 1)
+        np.testing.assert_array_equal(I[:, 0], np.arange(14))
+        D1 = np.vstack([index.search(xs[i:i + 1], 1)[0] for i in range(14)])  # one-query path
+        np.testing.assert_allclose(D1[:, 0], 0.0, atol=1e-6)
+
+
+def test_bulk_add_leaves_no_level0_node_without_an_in_link():
+    rng = np.random.default_rng(3)
+    xs = rng.standard_normal((3000, 8)).astype(np.float32)
+    index = voisin.IndexHNSWFlat(8, 4)
+    index.add(xs[:2000])
+    index.add(xs[2000:])
+    nb0 = index.hnsw._g[0]
+    indeg = np.bincount(nb0[nb0 >= 0], minlength=3000)
+    orphans = set(np.flatnonzero(indeg == 0).tolist()) - {int(index.hnsw.entry_point)}
+    assert not orphans

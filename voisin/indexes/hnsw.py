@@ -42,6 +42,12 @@ MAX_BATCH = 1024
 FILTER_EXACT_FACTOR = 1.0
 # Below this many queries one thread serves the batch (thread start-up dominates).
 PARALLEL_MIN_QUERIES = 64
+# After an add of at least this share of the graph, level-0 nodes that no list
+# names (the neighbour heuristic can prune a node out of every list, which makes
+# it unreachable) get an in-link. The check reads every list, so it runs only
+# when that costs little next to the insertion itself (not on streams of
+# single-vector adds to a large graph).
+ORPHAN_CHECK_FRACTION = 1 / 64
 # remove_ids compacts the storage once deleted nodes exceed this share of all nodes
 # (the default of IndexHNSW.compact_threshold).
 COMPACT_THRESHOLD = 0.25
@@ -428,6 +434,10 @@ class IndexHNSW(Index):
         dead = None
         if self._dead is not None:
             dead = np.concatenate([self._dead, np.zeros(n, dtype=bool)])
+        if n >= ORPHAN_CHECK_FRACTION * n1:
+            from ..kernels import hnsw_repair as R
+            R.relink_orphans(nb0, dead if dead is not None else np.zeros(n1, dtype=bool),
+                             int(state[0]))
         self._publish(X, (nb0, upper, upper_off, levels, state), dead,
                       self._extra_for(extra_old, x, X))
 
@@ -475,7 +485,7 @@ class IndexHNSW(Index):
                 X, g, labels, _, live, extra = self._snap
                 nb0, upper, upper_off, levels, state = g
                 Xs, sq, sqp, Xf, rerank = self._walk_arrays(X, extra)
-                if state[0] >= 0:
+                if state[0] >= 0 and self.ntotal > max(ef, k):
                     ef = ef if ef > k else k
                     vis, ep, cd, ci, rd, ri = self._scratch.get(levels.size, ef)
                     D = np.empty((1, k), dtype=_F32)
@@ -544,6 +554,13 @@ class IndexHNSW(Index):
                 if plan == "exact":
                     return self._search_exact_subset(x, k, mask, X, D, I,
                                                      labels if use_labels else None)
+        if nlive <= ef:
+            # the walk would score every node anyway; the scan also reaches nodes
+            # the graph cannot (a node pruned out of every list), so small
+            # indexes answer exactly
+            if not use_mask:
+                mask = np.ones(n, dtype=np.bool_)
+            return self._search_exact_subset(x, k, mask, X, D, I, labels if use_labels else None)
         entry, max_level = int(state[0]), int(state[1])
         lab = labels if use_labels else _NO_LABELS
         nthreads = numba.get_num_threads()

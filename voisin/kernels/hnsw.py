@@ -460,6 +460,44 @@ def add_reverse_link(X, src, dst, level, nb0, upper, upper_off, metric, sq, sqp,
         row[t] = sel[t] if t < nsel else -1
 
 
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metric, sq, sqp,
+                        abort_min_dim):
+    """Add every link ``srcs[p] -> keys[p] // nlev`` at level ``keys[p] % nlev``.
+
+    The links are grouped by receiving list with a stable sort and each group is
+    applied by one thread in the given order, so every list has exactly one
+    writer and the result does not depend on the thread count (batched
+    insertion and repair both rely on this).
+    """
+    total = keys.size
+    cap0 = nb0.shape[1]
+    order = np.argsort(keys, kind="mergesort")
+    ngroups = 0
+    for p in range(total):
+        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
+            ngroups += 1
+    gstart = np.empty(ngroups + 1, dtype=np.int64)
+    g = 0
+    for p in range(total):
+        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
+            gstart[g] = p
+            g += 1
+    gstart[ngroups] = total
+    gstep = (ngroups + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
+        tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
+        sel = np.empty(cap0 + 1, dtype=np.int32)
+        for g in range(ch * gstep, min(ngroups, (ch + 1) * gstep)):
+            key = keys[order[gstart[g]]]
+            dst = key // nlev
+            level = key % nlev
+            for p in range(gstart[g], gstart[g + 1]):
+                add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric, sq,
+                                 sqp, tmpd, tmpi, sel, abort_min_dim)
+
+
 # --- insertion ---------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -553,7 +591,6 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
     ``visited`` is (nthreads, n) scratch and ``epochs`` its per-row counters.
     """
     n, d = X.shape
-    cap0 = nb0.shape[1]
     ef = max(efc, 1)
     nb = b1 - b0
     entry = state[0]
@@ -599,31 +636,8 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
                 keys[p] = np.int64(v) * nlev + level
                 srcs[p] = i
                 p += 1
-    order = np.argsort(keys, kind="mergesort")
-    # group boundaries
-    ngroups = 0
-    for p in range(total):
-        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
-            ngroups += 1
-    gstart = np.empty(ngroups + 1, dtype=np.int64)
-    g = 0
-    for p in range(total):
-        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
-            gstart[g] = p
-            g += 1
-    gstart[ngroups] = total
-    gstep = (ngroups + nchunk - 1) // nchunk
-    for ch in prange(nchunk):
-        tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
-        tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
-        sel = np.empty(cap0 + 1, dtype=np.int32)
-        for g in range(ch * gstep, min(ngroups, (ch + 1) * gstep)):
-            key = keys[order[gstart[g]]]
-            dst = key // nlev
-            level = key % nlev
-            for p in range(gstart[g], gstart[g + 1]):
-                add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric, sq,
-                                 sqp, tmpd, tmpi, sel, abort_min_dim)
+    apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metric, sq, sqp,
+                        abort_min_dim)
     # the highest new node (first one on ties) becomes the entry point
     for i in range(b0, b1):
         if levels[i] - 1 > state[1]:

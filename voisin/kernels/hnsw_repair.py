@@ -11,8 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .hnsw import (_next_epoch, _row, add_reverse_link, dist_nodes, dist_q as dist_q_node, greedy_descend, heap_to_sorted, prep_query,
-                   search_layer, select_heuristic)
+from .hnsw import (_next_epoch, _row, apply_reverse_links, dist_nodes, dist_q as dist_q_node,
+                   greedy_descend, heap_to_sorted, prep_query, search_layer, select_heuristic)
 
 
 @njit(cache=True, nogil=True)
@@ -296,7 +296,6 @@ def add_back_links(X, nb0_old, upper_old, nb0, upper, upper_off, nodes, lvls, nl
     one writer and the result does not depend on the thread count. Works in
     place on the unpublished copies ``nb0``/``upper``.
     """
-    cap0 = nb0.shape[1]
     total = 0
     for pas in range(2):
         if pas == 1:
@@ -324,28 +323,6 @@ def add_back_links(X, nb0_old, upper_old, nb0, upper, upper_off, nodes, lvls, nl
                         keys[total] = np.int64(w) * nlev + level
                         srcs[total] = u
                     total += 1
-    order = np.argsort(keys, kind="mergesort")
-    ngroups = 0
-    for p in range(total):
-        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
-            ngroups += 1
-    gstart = np.empty(ngroups + 1, dtype=np.int64)
-    g = 0
-    for p in range(total):
-        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
-            gstart[g] = p
-            g += 1
-    gstart[ngroups] = total
-    gstep = (ngroups + nchunk - 1) // nchunk
-    for ch in prange(nchunk):
-        tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
-        tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
-        sel = np.empty(cap0 + 1, dtype=np.int32)
-        for g in range(ch * gstep, min(ngroups, (ch + 1) * gstep)):
-            key = keys[order[gstart[g]]]
-            dst = key // nlev
-            level = key % nlev
-            for p in range(gstart[g], gstart[g + 1]):
-                add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric,
-                                 sq, sqp, tmpd, tmpi, sel, abort_min_dim)
+    apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metric, sq, sqp,
+                        abort_min_dim)
     return total

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 _lock = threading.Lock()
 _users = 0
@@ -80,3 +80,48 @@ def single_threaded() -> Iterator[None]:
             _users -= 1
             if _users == 0:
                 setter(_saved)
+
+
+def run_pipelines(blocks: Iterable[int], work: Callable[[int, int], None], npipe: int) -> None:
+    """Call ``work(p, block)`` for every block, from ``npipe`` pipelines (threads).
+
+    Pipeline ``p`` takes the next block, runs its BLAS product and the numba
+    kernel that consumes it on its own core, and repeats: BLAS and numba both
+    run single-threaded inside a pipeline (numba's setting is thread-local),
+    so the cores are never handed between two spinning thread pools. The first
+    exception in any pipeline stops the others and is re-raised here. With one
+    pipeline the blocks run in the calling thread, settings untouched.
+    """
+    blocks = iter(blocks)
+    if npipe <= 1:
+        for b in blocks:
+            work(0, b)
+        return
+    import numba  # the callers have loaded it; kept out of this module's import
+
+    take = threading.Lock()
+    errors: list[BaseException] = []
+
+    def pipeline(p: int) -> None:
+        numba.set_num_threads(1)
+        try:
+            while not errors:
+                with take:
+                    b = next(blocks, None)
+                if b is None:
+                    return
+                work(p, b)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    caller_threads = numba.get_num_threads()
+    with single_threaded():
+        helpers = [threading.Thread(target=pipeline, args=(p,), daemon=True) for p in range(1, npipe)]
+        for t in helpers:
+            t.start()
+        pipeline(0)
+        numba.set_num_threads(caller_threads)
+        for t in helpers:
+            t.join()
+    if errors:
+        raise errors[0]

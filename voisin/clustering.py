@@ -23,7 +23,6 @@ is in cache, so an iteration reads the points once.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import warnings
 from typing import Any
@@ -96,39 +95,16 @@ def _assign(x: np.ndarray, centroids: np.ndarray, metric: int, xnorm: np.ndarray
     counts = np.zeros((npipe, k if accumulate else 1), dtype=np.int64)
     wsum = np.zeros((npipe, k if accumulate else 1), dtype=np.float64)
     ct = np.ascontiguousarray(centroids.T)
-    blocks = iter(range(0, n, bs))
-    take = threading.Lock()
-    errors: list[BaseException] = []
+    G = np.empty((npipe, min(bs, n), k), dtype=np.float32)
 
-    def pipeline(p: int) -> None:
-        try:
-            G = np.empty((min(bs, n), k), dtype=np.float32)
-            while not errors:
-                with take:
-                    i0 = next(blocks, None)
-                if i0 is None:
-                    return
-                i1 = min(n, i0 + bs)
-                g = G[:i1 - i0]
-                np.matmul(x[i0:i1], ct, out=g)
-                K.assign_block_accumulate(g, cnorm, xnorm, metric, x, i0, w, use_w, labels, dists,
-                                          accumulate, sums[p], counts[p], wsum[p])
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
+    def work(p: int, i0: int) -> None:
+        i1 = min(n, i0 + bs)
+        g = G[p, :i1 - i0]
+        np.matmul(x[i0:i1], ct, out=g)
+        K.assign_block_accumulate(g, cnorm, xnorm, metric, x, i0, w, use_w, labels, dists,
+                                  accumulate, sums[p], counts[p], wsum[p])
 
-    if npipe == 1:
-        pipeline(0)
-    else:
-        with _blas.single_threaded():
-            helpers = [threading.Thread(target=pipeline, args=(p,), daemon=True)
-                       for p in range(1, npipe)]
-            for t in helpers:
-                t.start()
-            pipeline(0)
-            for t in helpers:
-                t.join()
-    if errors:
-        raise errors[0]
+    _blas.run_pipelines(range(0, n, bs), work, npipe)
     if not accumulate:
         return labels, dists, None
     return labels, dists, (sums.sum(axis=0), counts.sum(axis=0), wsum.sum(axis=0))

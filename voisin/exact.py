@@ -9,7 +9,6 @@ the mask allows few rows we gather them and search that smaller matrix.
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import numba
@@ -123,34 +122,12 @@ def _search_gemm_pipelines(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I):
         _search_gemm(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I)
         return
     step = min(BLOCK_QUERIES, -(-nq // nthreads))
-    chunks = iter(range(0, nq, step))
-    take = threading.Lock()
-    errors: list[BaseException] = []
 
-    def pipeline() -> None:
-        numba.set_num_threads(1)  # thread-local in numba
-        try:
-            while True:
-                with take:
-                    q0 = next(chunks, None)
-                if q0 is None or errors:
-                    return
-                q1 = min(nq, q0 + step)
-                _search_gemm(xq[q0:q1], xb, nb, xnorm, metric, k, mask, use_mask, D[q0:q1], I[q0:q1])
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
+    def work(_: int, q0: int) -> None:
+        q1 = min(nq, q0 + step)
+        _search_gemm(xq[q0:q1], xb, nb, xnorm, metric, k, mask, use_mask, D[q0:q1], I[q0:q1])
 
-    with _blas.single_threaded():
-        helpers = [threading.Thread(target=pipeline, daemon=True) for _ in range(nthreads - 1)]
-        for t in helpers:
-            t.start()
-        caller_threads = numba.get_num_threads()
-        pipeline()
-        numba.set_num_threads(caller_threads)
-        for t in helpers:
-            t.join()
-    if errors:
-        raise errors[0]
+    _blas.run_pipelines(range(0, nq, step), work, nthreads)
 
 
 def _search_gemm(xq, xb, nb, xnorm, metric, k, mask, use_mask, D, I):

@@ -43,7 +43,6 @@ The base class handles training of the quantizer (k-means, FAISS's
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -709,39 +708,16 @@ def _flat_gemm_pipelines(x, ct, cnorm, nprobe, vecs, ctx, metric, D, I) -> None:
     nq = x.shape[0]
     nlist = ct.shape[1]
     worst = worst_distance(metric)
-    blocks = iter(range(0, nq, PIPELINE_BLOCK_QUERIES))
-    take = threading.Lock()
-    errors: list[BaseException] = []
+    G = np.empty((numba.get_num_threads(), PIPELINE_BLOCK_QUERIES, nlist), dtype=np.float32)
 
-    def pipeline() -> None:
-        numba.set_num_threads(1)  # thread-local: the parallel kernel runs on this core only
-        try:
-            G = np.empty((PIPELINE_BLOCK_QUERIES, nlist), dtype=np.float32)
-            while not errors:
-                with take:
-                    q0 = next(blocks, None)
-                if q0 is None:
-                    return
-                q1 = min(nq, q0 + PIPELINE_BLOCK_QUERIES)
-                g = G[:q1 - q0]
-                np.matmul(x[q0:q1], ct, out=g)
-                K.flat_search_gemm(x[q0:q1], g, cnorm, nprobe, vecs, ctx.ids, ctx.offsets, ctx.sizes,
-                                   metric, ctx.max_codes, ctx.mask, ctx.use_mask, worst,
-                                   D[q0:q1], I[q0:q1])
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
+    def work(p: int, q0: int) -> None:
+        q1 = min(nq, q0 + PIPELINE_BLOCK_QUERIES)
+        g = G[p, :q1 - q0]
+        np.matmul(x[q0:q1], ct, out=g)
+        K.flat_search_gemm(x[q0:q1], g, cnorm, nprobe, vecs, ctx.ids, ctx.offsets, ctx.sizes,
+                           metric, ctx.max_codes, ctx.mask, ctx.use_mask, worst, D[q0:q1], I[q0:q1])
 
-    nthreads = numba.get_num_threads()
-    with _blas.single_threaded():
-        helpers = [threading.Thread(target=pipeline, daemon=True) for _ in range(nthreads - 1)]
-        for t in helpers:
-            t.start()
-        pipeline()
-        numba.set_num_threads(nthreads)
-        for t in helpers:
-            t.join()
-    if errors:
-        raise errors[0]
+    _blas.run_pipelines(range(0, nq, PIPELINE_BLOCK_QUERIES), work, numba.get_num_threads())
 
 
 class IndexIVFFlat(IndexIVF):

@@ -78,6 +78,21 @@ class _ReadWriteGate:
                 self._cond.notify_all()
 
 
+class _Gated:
+    """Mixin for an index whose searches and writes pass a ``_gate``
+    (:class:`_ReadWriteGate`): the gate is not state, so a pickle drops it and
+    an unpickled index gets a fresh one."""
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()  # type: ignore[misc]
+        state.pop("_gate", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        self._gate = _ReadWriteGate()
+
+
 def _renumbers_on_removal(index: Index) -> bool:
     """Whether ``index`` numbers its vectors 0..ntotal-1 and shifts the later
     ones down on removal (Flat, PQ, SQ, HNSW: what the id map relies on).
@@ -93,7 +108,7 @@ def _renumbers_on_removal(index: Index) -> bool:
     return getattr(index, "invlists", None) is None
 
 
-class IndexIDMap(Index):
+class IndexIDMap(_Gated, Index):
     """Gives the vectors of ``index`` user-chosen int64 ids.
 
     The wrapped index must be empty and number its vectors by position (Flat,
@@ -121,15 +136,6 @@ class IndexIDMap(Index):
         self.params_type = index.params_type
         self._ids = np.empty(0, dtype=np.int64)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
-        self._gate = _ReadWriteGate()
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state.pop("_gate", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
         self._gate = _ReadWriteGate()
 
     @property

@@ -13,6 +13,7 @@ from ..index import Index
 from ..kernels import pq as K
 from ..metric import METRIC_L2, is_similarity, worst_distance
 from ..selector import IDSelector, SearchParameters
+from .code_storage import PublishedCodes
 
 _NO_MASK = np.zeros(1, dtype=np.bool_)
 
@@ -36,7 +37,7 @@ def finish_costs(hd: np.ndarray, hi: np.ndarray, metric: int, D: np.ndarray | No
     return D, I
 
 
-class IndexPQ(Index):
+class IndexPQ(PublishedCodes, Index):
     """Product-quantized vectors, scanned exhaustively with look-up tables.
 
     ``M`` sub-quantizers of ``nbits`` bits: each vector costs
@@ -55,27 +56,6 @@ class IndexPQ(Index):
         >>> index.code_size
         8
     """
-
-    # The storage is published as one (codes, count) tuple: a search reads both
-    # in one step, so a removal or a growth racing it cannot pair one array
-    # with the count of another (and scan past the end of the old array).
-    _snap: tuple = (np.empty((0, 0), dtype=np.uint8), 0)
-
-    @property  # type: ignore[override]
-    def ntotal(self) -> int:
-        return self._snap[1]
-
-    @ntotal.setter
-    def ntotal(self, n: int) -> None:
-        self._snap = (self._snap[0], int(n))
-
-    @property
-    def _codes(self) -> np.ndarray:
-        return self._snap[0]
-
-    @_codes.setter
-    def _codes(self, codes: np.ndarray) -> None:
-        self._snap = (codes, self._snap[1])
 
     def __init__(self, d: int, M: int = 8, nbits: int = 8, metric: int = METRIC_L2):
         super().__init__(d, metric)

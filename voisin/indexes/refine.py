@@ -12,7 +12,7 @@ from ..kernels import refine as RK
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, worst_distance
 from ..selector import IDSelector, SearchParameters
 from .flat import IndexFlat
-from .idmap import _ReadWriteGate
+from .idmap import _Gated, _ReadWriteGate
 
 # Below this many queries the re-rank runs on the calling thread: a parallel
 # region's start costs more than a few queries' candidates.
@@ -26,7 +26,7 @@ class SearchParametersRefine(SearchParameters):
     base_index_params: SearchParameters | None = None
 
 
-class IndexRefine(Index):
+class IndexRefine(_Gated, Index):
     """Search ``base_index`` for ``k * k_factor`` candidates, then keep the ``k``
     best by the distances of ``refine_index`` (FAISS's ``IndexRefine``).
 
@@ -68,15 +68,6 @@ class IndexRefine(Index):
         # changes one and then the other. Between the two a search would
         # re-rank an id the refine index does not hold yet (or, after a
         # removal, holds for another vector): searches read, writers write.
-        self._gate = _ReadWriteGate()
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state.pop("_gate", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
         self._gate = _ReadWriteGate()
 
     @property
@@ -153,7 +144,7 @@ class IndexRefine(Index):
         cost = np.full((n, kb), np.inf, dtype=np.float64)
         if not valid.any():
             return cost
-        vecs = self.refine_index.reconstruct_batch(cand[valid])
+        vecs = self._candidate_vectors(cand[valid])
         rows = np.repeat(np.arange(n), valid.sum(axis=1))
         if self.metric_type == METRIC_L2:
             diff = vecs - x[rows]
@@ -161,6 +152,9 @@ class IndexRefine(Index):
         else:
             cost[valid] = -np.einsum("ij,ij->i", vecs, x[rows])
         return cost
+
+    def _candidate_vectors(self, ids: np.ndarray) -> np.ndarray:
+        return self.refine_index.reconstruct_batch(ids)
 
     def _range_search(self, x, radius, params):
         """Range search of the base index, distances recomputed by the refine index and re-filtered."""
@@ -243,21 +237,6 @@ class IndexRefineFlat(IndexRefine):
                 RK.rerank_flat_serial(x, xb, nb, cand, self.metric_type, worst, D, I)
         return D, I
 
-    def _refine_distances(self, x: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    def _candidate_vectors(self, ids: np.ndarray) -> np.ndarray:
         # the flat storage is addressed directly: no per-call validation or copy of ids
-        n, kb = cand.shape
-        valid = cand >= 0
-        cost = np.full((n, kb), np.inf, dtype=np.float64)
-        if not valid.any():
-            return cost
-        xb = self.refine_index._xb
-        vecs = xb[cand[valid]]
-        rows = np.repeat(np.arange(n), valid.sum(axis=1))
-        if self.metric_type == METRIC_L2:
-            diff = vecs - x[rows]
-            cost[valid] = np.einsum("ij,ij->i", diff, diff)
-        else:
-            cost[valid] = -np.einsum("ij,ij->i", vecs, x[rows])
-        return cost
-
-
+        return self.refine_index._xb[ids]

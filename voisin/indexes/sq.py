@@ -10,11 +10,12 @@ from ..index import Index
 from ..kernels import sq as K
 from ..metric import METRIC_L2, check_metric, worst_distance
 from ..selector import IDSelector, SearchParameters
+from .code_storage import PublishedCodes
 
 _NO_MASK = np.zeros(1, dtype=np.bool_)
 
 
-class IndexScalarQuantizer(Index):
+class IndexScalarQuantizer(PublishedCodes, Index):
     """Flat index over SQ codes (FAISS's ``IndexScalarQuantizer``): 1 (SQ8),
     0.5 (SQ4) or 2 (fp16/bf16) bytes per component instead of 4.
 
@@ -30,27 +31,6 @@ class IndexScalarQuantizer(Index):
         >>> I.ravel().tolist()
         [0, 1, 2]
     """
-
-    # The storage is published as one (codes, count) tuple: a search reads both
-    # in one step, so a removal or a growth racing it cannot pair one array
-    # with the count of another (and scan past the end of the old array).
-    _snap: tuple = (np.empty((0, 0), dtype=np.uint8), 0)
-
-    @property  # type: ignore[override]
-    def ntotal(self) -> int:
-        return self._snap[1]
-
-    @ntotal.setter
-    def ntotal(self, n: int) -> None:
-        self._snap = (self._snap[0], int(n))
-
-    @property
-    def _codes(self) -> np.ndarray:
-        return self._snap[0]
-
-    @_codes.setter
-    def _codes(self, codes: np.ndarray) -> None:
-        self._snap = (codes, self._snap[1])
 
     def __init__(self, d: int, qtype: int = QT_8bit, metric: int = METRIC_L2):
         super().__init__(d, check_metric(metric))

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from .. import exact
+from .. import _aligned, exact
 from .._validate import as_matrix, check_float, check_int, check_k, check_out
 from ..index import Index
 from ..kernels import hnsw as K
@@ -246,7 +246,7 @@ def sq8_encode(x: np.ndarray, sqp: np.ndarray, width: int) -> np.ndarray:
     """Codes (n, width) uint8 of float rows ``x`` under ``sqp``, clipped to its range;
     columns past d are 0."""
     n, d = x.shape
-    out = np.zeros((n, width), dtype=np.uint8)
+    out = _aligned.zeros((n, width), np.uint8)
     vmin = sqp[0, :d]
     scale = sqp[1, :d]
     inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0).astype(np.float32)
@@ -366,7 +366,12 @@ class IndexHNSW(Index):
         self.ntotal = ntotal
 
     def _set_state(self, X: np.ndarray, g: tuple) -> None:
-        """Install a graph and storage without tombstones (file readers)."""
+        """Install a graph and storage without tombstones (file readers).
+
+        Rows read into fresh memory are moved to cache-line boundaries (see
+        :mod:`voisin._aligned`); mapped files are used where they lie."""
+        X = _aligned.realigned(X)
+        g = (_aligned.realigned(g[0]), _aligned.realigned(g[1])) + tuple(g[2:])
         self._publish(X, g, None, self._extra_from_storage(X))
 
     @property
@@ -420,11 +425,11 @@ class IndexHNSW(Index):
         nup_new = new_lv.astype(np.int64) - 1
         rows0 = up_old.shape[0]
         upper_off = np.concatenate([uoff_old, rows0 + np.cumsum(nup_new) - nup_new])
-        nb0 = np.full((n1, 2 * M), -1, dtype=np.int32)
+        nb0 = _aligned.full((n1, 2 * M), -1, np.int32)
         nb0[:n0] = nb0_old
-        upper = np.full((rows0 + int(nup_new.sum()), M), -1, dtype=np.int32)
+        upper = _aligned.full((rows0 + int(nup_new.sum()), M), -1, np.int32)
         upper[:rows0] = up_old
-        X = np.empty((n1,) + X_old.shape[1:], dtype=X_old.dtype)
+        X = _aligned.empty((n1,) + X_old.shape[1:], X_old.dtype)
         X[:n0] = X_old[:n0]
         X[n0:] = self._encode(x)
         state = state_old.copy()
@@ -647,7 +652,7 @@ class IndexHNSW(Index):
         t1 = time.perf_counter()
         nb0, upper, upper_off, levels, state = g
         nodes, lvls = R.affected_lists(nb0, upper, upper_off, levels, dead)
-        nb0_new, upper_new = nb0.copy(), upper.copy()
+        nb0_new, upper_new = _aligned.copy(nb0), _aligned.copy(upper)
         R.repair_lists(X, nb0, upper, upper_off, levels, dead, self.metric_type, self._sq,
                        self._sqp, self.early_abort_min_dim, nodes, lvls,
                        max(1, numba.get_num_threads()), int(state[0]), int(state[1]),
@@ -712,13 +717,14 @@ class IndexHNSW(Index):
         # upper rows of the kept nodes, in node order: row upper_off[s] + j, j < nup[s]
         keep_up = (np.repeat(upper_off[slots], nup)
                    + np.arange(int(nup.sum()), dtype=np.int64) - np.repeat(up_off, nup))
-        nb0_c = np.empty((slots.size, nb0.shape[1]), dtype=np.int32)
-        up_c = np.empty((keep_up.size, upper.shape[1]), dtype=np.int32)
+        nb0_c = _aligned.empty((slots.size, nb0.shape[1]), np.int32)
+        up_c = _aligned.empty((keep_up.size, upper.shape[1]), np.int32)
         R.remap_rows(nb0, slots, newid, nb0_c)
         R.remap_rows(upper, keep_up, newid, up_c)
         st = np.array([-1, -1], dtype=np.int64) if slots.size == 0 else \
             np.array([newid[state[0]], state[1]], dtype=np.int64)
-        X_c = np.ascontiguousarray(X[slots])
+        X_c = _aligned.empty((slots.size,) + X.shape[1:], X.dtype)
+        np.take(X, slots, axis=0, out=X_c)
         extra_c = self._extra_take(extra, slots)
         return X_c, (nb0_c, up_c, up_off, lv, st), extra_c
 
@@ -846,8 +852,12 @@ class IndexHNSWFlat(IndexHNSW):
         n0 = X.shape[0] - x.shape[0]
         if extra.sqp is None or n0 == 0:
             sqp = sq8_range_params(x.min(axis=0), x.max(axis=0), self._sq8_width)
-            codes = np.concatenate([extra.codes, sq8_encode(x, sqp, self._sq8_width)]) \
-                if n0 else sq8_encode(x, sqp, self._sq8_width)
+            codes = sq8_encode(x, sqp, self._sq8_width)
+            if n0:
+                both = _aligned.empty((X.shape[0], self._sq8_width), np.uint8)
+                both[:n0] = extra.codes
+                both[n0:] = codes
+                codes = both
             return _SQ8Codes(codes, sqp)
         sqp = extra.sqp
         lo = sqp[0, :self.d].astype(np.float64)
@@ -862,7 +872,7 @@ class IndexHNSWFlat(IndexHNSW):
             margin = SQ8_RETRAIN_MARGIN * (nhi - nlo)
             sqp = sq8_range_params(nlo - margin, nhi + margin, self._sq8_width)
             return _SQ8Codes(sq8_encode(X, sqp, self._sq8_width), sqp)
-        codes = np.empty((X.shape[0], self._sq8_width), dtype=np.uint8)
+        codes = _aligned.empty((X.shape[0], self._sq8_width), np.uint8)
         codes[:n0] = extra.codes[:n0]
         codes[n0:] = sq8_encode(x, sqp, self._sq8_width)
         return _SQ8Codes(codes, sqp)
@@ -870,7 +880,9 @@ class IndexHNSWFlat(IndexHNSW):
     def _extra_take(self, extra: Any, rows: np.ndarray) -> Any:
         if extra is None:
             return None
-        return _SQ8Codes(np.ascontiguousarray(extra.codes[rows]), extra.sqp)
+        codes = _aligned.empty((rows.size, extra.codes.shape[1]), np.uint8)
+        np.take(extra.codes, rows, axis=0, out=codes)
+        return _SQ8Codes(codes, extra.sqp)
 
     def __reduce__(self) -> tuple:
         # pickles carry the FAISS bytes, which have no place for the knob: it

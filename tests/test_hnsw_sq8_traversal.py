@@ -59,13 +59,22 @@ def _assert_exact_distances(xb, xq, D, I, metric):
 
 
 def _codes_consistent(index):
-    """The published codes encode the published float rows under the published range."""
+    """The published codes encode the published float rows (or their projection,
+    with traversal_dims) under the published range."""
     X, _, _, _, _, extra = index._snap
     assert extra.codes.shape == (X.shape[0], index._sq8_width)
     assert extra.codes.flags.c_contiguous
+    coded = index.traversal_dims or index.d
+    assert (extra.proj is None) == (index.traversal_dims == 0)
     if X.shape[0]:
-        np.testing.assert_array_equal(extra.codes, H.sq8_encode(X, extra.sqp, index._sq8_width))
-        assert not extra.codes[:, index.d:].any()
+        rows = X if extra.proj is None else X @ extra.proj
+        want = H.sq8_encode(rows, extra.sqp, index._sq8_width)
+        if extra.proj is None:
+            np.testing.assert_array_equal(extra.codes, want)
+        else:  # a matrix product may round the last bit differently in another blocking
+            assert np.abs(extra.codes.astype(int) - want).max() <= 1
+            assert (extra.codes != want).mean() < 1e-3
+        assert not extra.codes[:, coded:].any()
 
 
 # --- recall and exactness on real data -------------------------------------------------
@@ -246,11 +255,12 @@ def test_single_vector_first_add_does_not_break_later_search():
 
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 10 ** 6), st.lists(st.integers(1, 120), min_size=1, max_size=5),
-       st.floats(0.1, 100.0), st.booleans())
-def test_codes_follow_adds_and_removals_property(seed, batches, spread, enable_first):
+       st.floats(0.1, 100.0), st.booleans(), st.sampled_from([0, 1, 3, 7]))
+def test_codes_follow_adds_and_removals_property(seed, batches, spread, enable_first, dims):
     rng = np.random.default_rng(seed)
     d = 7
     index = IndexHNSWFlat(d, 4)
+    index.traversal_dims = dims
     if enable_first:
         index.sq8_traversal = True
     index.compact_threshold = 0.5
@@ -443,3 +453,114 @@ def test_searches_race_toggles_adds_and_removes():
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+# --- traversal_dims: codes of a PCA projection ----------------------------------------------
+
+@pytest.mark.parametrize("dims", [32, 64])
+def test_projected_codes_keep_recall_with_a_larger_ef(sift, dims):
+    """On SIFT (128-d), a walk on 32/64-d projected codes re-ranked exactly gets
+    within reach of the float search: the candidates it misses are found by
+    raising efSearch, which is what the knob trades."""
+    xb, xq, index = sift
+    index.hnsw.efSearch = 64
+    _, I0 = index.search(xq, 10)
+    index.traversal_dims = dims
+    index.sq8_traversal = True
+    try:
+        assert index._snap[5].codes.shape == (xb.shape[0], dims)
+        assert index._snap[5].proj.shape == (128, dims)
+        D1, I1 = index.search(xq, 10, params=SearchParametersHNSW(efSearch=128))
+        # the single-query fast path agrees with the batch path
+        index.hnsw.efSearch = 128
+        Is = np.concatenate([index.search(xq[i:i + 1], 10)[1] for i in range(20)])
+    finally:
+        index.sq8_traversal = False
+        index.traversal_dims = 0
+    r0 = _recall(xb, xq, I0, 10, voisin.METRIC_L2)
+    r1 = _recall(xb, xq, I1, 10, voisin.METRIC_L2)
+    assert r1 >= r0 - 0.02 and r1 >= 0.95, (r0, r1)
+    _assert_exact_distances(xb, xq, D1, I1, voisin.METRIC_L2)
+    np.testing.assert_array_equal(Is, I1[:20])
+
+
+def test_projected_codes_inner_product():
+    rng = np.random.default_rng(6)
+    basis = rng.standard_normal((8, 48))
+    xb = (rng.standard_normal((3000, 8)) @ basis + 0.05 * rng.standard_normal((3000, 48)))
+    xb = (xb / np.linalg.norm(xb, axis=1, keepdims=True)).astype(np.float32)
+    xq = xb[:100] + np.float32(0.01)
+    index = IndexHNSWFlat(48, 12, voisin.METRIC_INNER_PRODUCT)
+    index.traversal_dims = 8
+    index.sq8_traversal = True
+    index.add(xb)
+    index.hnsw.efSearch = 64
+    D, I = index.search(xq, 10)
+    assert _recall(xb, xq, I, 10, voisin.METRIC_INNER_PRODUCT) >= 0.95
+    _assert_exact_distances(xb, xq, D, I, voisin.METRIC_INNER_PRODUCT)
+
+
+def test_traversal_dims_changes_recode_and_survive_pickle_but_not_files(tmp_path):
+    rng = np.random.default_rng(7)
+    xb = rng.standard_normal((1500, 40)).astype(np.float32)
+    index = IndexHNSWFlat(40, 8)
+    index.traversal_dims = 12       # stored while the knob is off: no codes yet
+    assert index._snap[5] is None
+    index.add(xb)
+    index.sq8_traversal = True
+    _codes_consistent(index)
+    assert index._snap[5].codes.shape == (1500, 32)
+    index.traversal_dims = 40       # all dimensions, rotated: still exact results
+    _codes_consistent(index)
+    assert index._snap[5].codes.shape == (1500, 64)
+    index.traversal_dims = 0        # back to codes of the vectors themselves
+    _codes_consistent(index)
+    assert index._snap[5].proj is None
+    index.traversal_dims = 12
+    D1, I1 = index.search(xb[:30], 5)
+    back = pickle.loads(pickle.dumps(index))
+    assert back.traversal_dims == 12 and back.sq8_traversal is True
+    D2, I2 = back.search(xb[:30], 5)
+    np.testing.assert_array_equal(I2, I1)
+    path = str(tmp_path / "h.index")
+    voisin.write_index(index, path)
+    read = voisin.read_index(path)   # FAISS's format has no place for either knob
+    assert read.traversal_dims == 0 and read.sq8_traversal is False
+    np.testing.assert_array_equal(read.search(xb[:30], 5)[1][:, 0], np.arange(30))
+    # removals and compaction keep the projection and re-use it for later adds
+    index.remove_ids(np.arange(0, 1500, 3))
+    _codes_consistent(index)
+    index.compact()
+    proj = index._snap[5].proj
+    index.add(xb[:50])
+    assert index._snap[5].proj is proj
+    _codes_consistent(index)
+    D, I = index.search(xb[1:2], 1)
+    assert D[0, 0] == 0.0
+
+
+def test_traversal_dims_bad_input():
+    index = IndexHNSWFlat(8, 4)
+    for bad in (-1, 9):
+        with pytest.raises(ValueError, match="traversal_dims"):
+            index.traversal_dims = bad
+    for bad in (1.5, "4", None, True):
+        with pytest.raises(TypeError, match="traversal_dims"):
+            index.traversal_dims = bad
+    assert index.traversal_dims == 0
+
+
+@pytest.mark.slow
+def test_projected_codes_reach_recall_on_fashion_mnist():
+    """The use the knob is for: 784-d data walked on 128-d codes."""
+    xb, xq = _load("fashion-mnist-784-euclidean", 100)
+    xb = xb[:20000]
+    index = IndexHNSWFlat(784, 16)
+    index.hnsw.efConstruction = 64
+    index.sq8_traversal = True
+    index.traversal_dims = 128
+    index.add(xb)
+    index.hnsw.efSearch = 48
+    D, I = index.search(xq, 10)
+    assert _recall(xb, xq, I, 10, voisin.METRIC_L2) >= 0.95
+    _assert_exact_distances(xb, xq, D, I, voisin.METRIC_L2)

@@ -663,10 +663,26 @@ def exact_cost(q, Xf, j, metric):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def project_query(q, proj, qp):
+    """``qp = q @ proj`` (proj (d, k) row-major: the inner loop runs along a row)."""
+    for j in range(qp.shape[0]):
+        qp[j] = np.float32(0.0)
+    for t in range(q.shape[0]):
+        a = q[t]
+        for j in range(qp.shape[0]):
+            qp[j] += a * proj[t, j]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                 visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
-                tuning, Xf, rerank, Drow, Irow):
-    qc = prep_query(q, metric, sq, sqp, qv)
+                tuning, Xf, rerank, proj, qp, Drow, Irow):
+    if qp.shape[0] > 0:
+        # traversal codes of a projection (PCA): walk with the projected query
+        project_query(q, proj, qp)
+        qc = prep_query(qp, metric, sq, sqp, qv)
+    else:
+        qc = prep_query(q, metric, sq, sqp, qv)
     cur = entry
     curd = dist_q(qv, X, cur, metric, sq, sqp, qc)
     cur, curd = greedy_descend(qv, qc, X, cur, curd, max_level, 0, upper, upper_off,
@@ -711,13 +727,15 @@ def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                   visited, epoch, cd, ci, rd, ri, mask, use_mask, labels, use_labels,
-                  tuning, Xf, rerank, D, I):
+                  tuning, Xf, rerank, proj, D, I):
     """Search each query in turn with caller-owned scratch (reused across calls).
 
     ``tuning`` = [prefetch cache lines, early-abort minimum dimension].
     With ``rerank``, ``X`` holds SQ8 codes used for the traversal and the ef
     results are re-scored exactly from the float rows ``Xf`` (same node order)
-    before the k best are kept; otherwise ``Xf`` is unused.
+    before the k best are kept; otherwise ``Xf`` is unused. A ``proj`` of
+    shape (d, k') (k' > 0 columns) maps queries to the space the codes were
+    made in (the float rows stay d-dimensional); shape (1, 0) means none.
 
     Returns False, without searching, when a query holds NaN or inf: the
     Python fast path skips validation and falls back to it on False.
@@ -728,16 +746,17 @@ def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric,
             if not np.isfinite(xq[r, t]):
                 return False
     qv = np.empty(X.shape[1], dtype=np.float32)
+    qp = np.empty(proj.shape[1], dtype=np.float32)
     for r in range(nq):
         _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
                     visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
-                    tuning, Xf, rerank, D[r], I[r])
+                    tuning, Xf, rerank, proj, qp, D[r], I[r])
     return True
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
-                    nchunk, mask, use_mask, labels, use_labels, tuning, Xf, rerank, D, I):
+                    nchunk, mask, use_mask, labels, use_labels, tuning, Xf, rerank, proj, D, I):
     """Queries split in ``nchunk`` contiguous slices, one scratch set per slice."""
     nq = xq.shape[0]
     n = X.shape[0]
@@ -750,10 +769,11 @@ def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metri
         rd = np.empty(ef + 1, dtype=np.float32)
         ri = np.empty(ef + 1, dtype=np.int32)
         qv = np.empty(X.shape[1], dtype=np.float32)
+        qp = np.empty(proj.shape[1], dtype=np.float32)
         for r in range(ch * step, min(nq, (ch + 1) * step)):
             _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq,
                         sqp, visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels,
-                        use_labels, tuning, Xf, rerank, D[r], I[r])
+                        use_labels, tuning, Xf, rerank, proj, qp, D[r], I[r])
 
 
 # --- locality ------------------------------------------------------------------------

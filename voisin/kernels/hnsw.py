@@ -24,6 +24,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import FASTMATH
+from .simd import dot_qrow, dot_rows, sqdist_qrow, sqdist_rows
 
 METRIC_IP = 0
 METRIC_L2 = 1
@@ -110,18 +111,12 @@ def dist_q(qv, X, j, metric, sq, sqp, qc):
                 e = qv[t] - np.float32(X[j, t])
                 s += sqp[2, t] * e * e
             return s + qc
-        else:
-            for t in range(d):
-                e = qv[t] - X[j, t]
-                s += e * e
-        return s
+        return sqdist_qrow(qv, X, j)
     if sq:
         for t in range(d):
             s += qv[t] * np.float32(X[j, t])
         return -(s + qc)
-    for t in range(d):
-        s += qv[t] * X[j, t]
-    return -s
+    return -dot_qrow(qv, X, j)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -176,20 +171,15 @@ def dist_nodes(X, i, j, metric, sq, sqp):
             for t in range(d):
                 e = np.float32(X[i, t]) - np.float32(X[j, t])
                 s += sqp[2, t] * e * e
-        else:
-            for t in range(d):
-                e = X[i, t] - X[j, t]
-                s += e * e
-        return s
+            return s
+        return sqdist_rows(X, i, j)
     if sq:
         for t in range(d):
             a = sqp[0, t] + sqp[1, t] * (np.float32(X[i, t]) + np.float32(0.5))
             b = sqp[0, t] + sqp[1, t] * (np.float32(X[j, t]) + np.float32(0.5))
             s += a * b
         return -s
-    for t in range(d):
-        s += X[i, t] * X[j, t]
-    return -s
+    return -dot_rows(X, i, j)
 
 
 # --- heaps over (cost, node) with an explicit size -------------------------------
@@ -650,16 +640,9 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def exact_cost(q, Xf, j, metric):
     """Exact float cost between query ``q`` and row ``j`` of ``Xf``."""
-    d = q.shape[0]
-    s = np.float32(0.0)
     if metric == METRIC_L2:
-        for t in range(d):
-            e = q[t] - Xf[j, t]
-            s += e * e
-        return s
-    for t in range(d):
-        s += q[t] * Xf[j, t]
-    return -s
+        return sqdist_qrow(q, Xf, j)
+    return -dot_qrow(q, Xf, j)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

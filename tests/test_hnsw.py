@@ -146,6 +146,10 @@ def test_parallel_build_is_deterministic_and_good():
     a.hnsw.efSearch = 64
     _, I = a.search(q, 10)
     assert _recall(x, q, I, 10, voisin.METRIC_L2) >= 0.95
+    # batch sizes follow the graph size only: one thread builds the same graph
+    c = _build(x, 1)
+    np.testing.assert_array_equal(a.hnsw.neighbors, c.hnsw.neighbors)
+    assert a.hnsw.entry_point == c.hnsw.entry_point
 
 
 def test_faiss_graph_layout(sift):

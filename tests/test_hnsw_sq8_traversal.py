@@ -564,3 +564,70 @@ def test_projected_codes_reach_recall_on_fashion_mnist():
     D, I = index.search(xq, 10)
     assert _recall(xb, xq, I, 10, voisin.METRIC_L2) >= 0.95
     _assert_exact_distances(xb, xq, D, I, voisin.METRIC_L2)
+
+
+# --- sq8_build: insertion walks SQ8 codes, re-ranks, then prunes on floats -------------------
+
+def _walks(monkeypatch):
+    """Record the dtype of the storage each phase-1 call walks."""
+    from voisin.kernels import hnsw as K
+    seen = []
+    real = K.link_new_nodes
+
+    def spy(xin, i0, lo, hi, X, S, *rest):
+        seen.append(S.dtype)
+        return real(xin, i0, lo, hi, X, S, *rest)
+    monkeypatch.setattr(K, "link_new_nodes", spy)
+    return seen
+
+
+def test_sq8_build_keeps_graph_quality(sift):
+    xb, xq, _ = sift
+    recalls = {}
+    for on in (True, False):
+        index = IndexHNSWFlat(128, 16)
+        index.hnsw.efConstruction = 80
+        index.sq8_build = on
+        index.add(xb)
+        index.hnsw.efSearch = 32
+        _, I = index.search(xq, 10)
+        recalls[on] = _recall(xb, xq, I, 10, voisin.METRIC_L2)
+        # a second build of the same data gives the same graph
+        again = IndexHNSWFlat(128, 16)
+        again.hnsw.efConstruction = 80
+        again.sq8_build = on
+        again.add(xb)
+        np.testing.assert_array_equal(again.hnsw.neighbors, index.hnsw.neighbors)
+    assert recalls[True] >= recalls[False] - 0.01 and recalls[True] >= 0.95, recalls
+
+
+def test_sq8_build_uses_codes_for_bulk_adds_only(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 20)).astype(np.float32)
+    seen = _walks(monkeypatch)
+    index = IndexHNSWFlat(20, 8)
+    index.add(x[:2000])                       # bulk: temporary codes
+    assert seen and all(dt == np.uint8 for dt in seen)
+    assert index._snap[5] is None             # and nothing kept
+    seen.clear()
+    index.add(x[2000:2010])                   # small add to a large graph: the floats
+    assert seen and all(dt == np.float32 for dt in seen)
+    index.sq8_traversal = True                # published codes are used for any add
+    seen.clear()
+    index.add(x[2010:2020])
+    assert seen and all(dt == np.uint8 for dt in seen)
+    index.sq8_build = False
+    seen.clear()
+    index.add(x[2020:])
+    assert seen and all(dt == np.float32 for dt in seen)
+    index.hnsw.efSearch = 64
+    D, I = index.search(x[:50], 1)
+    assert (I[:, 0] == np.arange(50)).all() and (D[:, 0] == 0).all()
+
+
+def test_sq8_build_bad_input():
+    index = IndexHNSWFlat(8, 4)
+    for bad in ("yes", 2, None, 0.5):
+        with pytest.raises(TypeError, match="sq8_build"):
+            index.sq8_build = bad
+    assert index.sq8_build is True

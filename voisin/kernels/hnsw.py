@@ -450,18 +450,11 @@ def add_reverse_link(X, src, dst, level, nb0, upper, upper_off, metric, sq, sqp,
         row[t] = sel[t] if t < nsel else -1
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metric, sq, sqp,
-                        abort_min_dim):
-    """Add every link ``srcs[p] -> keys[p] // nlev`` at level ``keys[p] % nlev``.
-
-    The links are grouped by receiving list with a stable sort and each group is
-    applied by one thread in the given order, so every list has exactly one
-    writer and the result does not depend on the thread count (batched
-    insertion and repair both rely on this).
-    """
+@njit(cache=True, nogil=True)
+def link_groups(keys):
+    """(order, gstart): a stable sort of ``keys`` and the start of each run of
+    equal keys in it (``gstart[-1]`` = len(keys))."""
     total = keys.size
-    cap0 = nb0.shape[1]
     order = np.argsort(keys, kind="mergesort")
     ngroups = 0
     for p in range(total):
@@ -474,38 +467,89 @@ def apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metr
             gstart[g] = p
             g += 1
     gstart[ngroups] = total
-    gstep = (ngroups + nchunk - 1) // nchunk
-    for ch in prange(nchunk):
-        tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
-        tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
-        sel = np.empty(cap0 + 1, dtype=np.int32)
-        for g in range(ch * gstep, min(ngroups, (ch + 1) * gstep)):
-            key = keys[order[gstart[g]]]
-            dst = key // nlev
-            level = key % nlev
-            for p in range(gstart[g], gstart[g + 1]):
-                add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric, sq,
-                                 sqp, tmpd, tmpi, sel, abort_min_dim)
+    return order, gstart
 
-
-# --- insertion ---------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level, efc, M,
-                   metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, mask, abort_min_dim):
+def apply_link_groups(keys, srcs, order, gstart, g0, g1, nlev, X, nb0, upper, upper_off, metric,
+                      sq, sqp, abort_min_dim):
+    """Apply groups g0..g1-1 of :func:`link_groups`: every link ``srcs[p] ->
+    keys[p] // nlev`` at level ``keys[p] % nlev``, in the given order.
+
+    A group is every link one list receives, so threads given disjoint group
+    ranges never write the same list, and the result does not depend on the
+    thread count (batched insertion and repair both rely on this).
+    """
+    cap0 = nb0.shape[1]
+    tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
+    tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
+    sel = np.empty(cap0 + 1, dtype=np.int32)
+    for g in range(g0, g1):
+        key = keys[order[gstart[g]]]
+        dst = key // nlev
+        level = key % nlev
+        for p in range(gstart[g], gstart[g + 1]):
+            add_reverse_link(X, srcs[order[p]], dst, level, nb0, upper, upper_off, metric, sq,
+                             sqp, tmpd, tmpi, sel, abort_min_dim)
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metric, sq, sqp,
+                        abort_min_dim):
+    """All links of ``keys``/``srcs`` (see :func:`apply_link_groups`), the groups
+    split over ``nchunk`` threads (used by repair, inside its parallel kernel)."""
+    order, gstart = link_groups(keys)
+    ngroups = gstart.size - 1
+    gstep = (ngroups + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        apply_link_groups(keys, srcs, order, gstart, ch * gstep, min(ngroups, (ch + 1) * gstep),
+                          nlev, X, nb0, upper, upper_off, metric, sq, sqp, abort_min_dim)
+
+
+# --- insertion ---
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def exact_cost(q, Xf, j, metric):
+    """Exact float cost between query ``q`` and row ``j`` of ``Xf``."""
+    if metric == METRIC_L2:
+        return sqdist_qrow(q, Xf, j)
+    return -dot_qrow(q, Xf, j)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _link_new_node(i, q, qv, qc, X, S, levels, nb0, upper, upper_off, entry, max_level, efc, M,
+                   metric, sq, sqp, ssq, ssqp, rerank, visited, epoch, cd, ci, rd, ri, sd, si,
+                   mask, abort_min_dim):
     """Search the graph for node ``i``'s neighbours and write *its own* lists
-    (never another node's), so several new nodes can do this in parallel."""
+    (never another node's), so several new nodes can do this in parallel.
+
+    The walk runs on ``S`` (``ssq``/``ssqp``; ``qv``/``qc`` prepared for it);
+    with ``rerank``, ``S`` holds SQ8 codes of the float rows ``X`` and each
+    level's efConstruction results are re-scored exactly from ``X`` (query
+    ``q``) before the neighbour heuristic, which always compares rows of ``X``.
+    """
     top = levels[i] - 1
     cur = entry
-    curd = dist_q(qv, X, cur, metric, sq, sqp, qc)
+    curd = dist_q(qv, S, cur, metric, ssq, ssqp, qc)
     if max_level > top:
-        cur, curd = greedy_descend(qv, qc, X, cur, curd, max_level, top, upper, upper_off,
-                                   metric, sq, sqp)
+        cur, curd = greedy_descend(qv, qc, S, cur, curd, max_level, top, upper, upper_off,
+                                   metric, ssq, ssqp)
+    pf = min(X.shape[1] * X.itemsize, PREFETCH_LINES * 64)
     for level in range(min(top, max_level), -1, -1):
         e = _next_epoch(visited, epoch, 0)
-        nres = search_layer(qv, qc, X, level, nb0, upper, upper_off, cur, curd, efc, metric, sq,
-                            sqp, visited, e, cd, ci, rd, ri, mask, False, PREFETCH_LINES,
+        nres = search_layer(qv, qc, S, level, nb0, upper, upper_off, cur, curd, efc, metric, ssq,
+                            ssqp, visited, e, cd, ci, rd, ri, mask, False, PREFETCH_LINES,
                             abort_min_dim)
+        if rerank:
+            for u in range(nres):
+                for off in range(0, pf, 64):
+                    prefetch_row(X, ri[u], off)
+            for u in range(nres):
+                cd[u] = exact_cost(q, X, ri[u], metric)
+                ci[u] = ri[u]
+            m = 0
+            for u in range(nres):
+                m = _max_push(rd, ri, m, cd[u], ci[u])
         m = heap_to_sorted(rd, ri, nres, sd, si)
         row = _row(level, i, nb0, upper, upper_off)
         nsel = select_heuristic(X, sd, si, m, M, metric, sq, sqp, row, abort_min_dim)
@@ -513,97 +557,43 @@ def _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level
             row[t] = -1
         # the closest node found is the entry of the next level down
         cur = si[0]
-        curd = sd[0]
+        curd = dist_q(qv, S, cur, metric, ssq, ssqp, qc) if rerank else sd[0]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def insert_serial(xin, i0, X, levels, nb0, upper, upper_off, state, efc, M, metric, sq, sqp,
-                  abort_min_dim):
-    """Classic one-at-a-time HNSW insertion of nodes i0 .. i0+len(xin)-1.
+def link_new_nodes(xin, i0, lo, hi, X, S, levels, nb0, upper, upper_off, entry, max_level, efc,
+                   M, metric, sq, sqp, ssq, ssqp, rerank, abort_min_dim, visited, epoch):
+    """Phase 1 of a batched insertion, for new nodes lo..hi-1 (rows lo-i0.. of xin).
 
-    ``state`` = [entry_point, max_level], updated in place. ``xin`` holds the
-    float vectors being inserted (the query form of each new node).
+    Each new node searches the graph as it was before the batch and writes
+    only its own neighbour lists: old lists are not touched and new nodes are
+    not reachable yet, so threads given disjoint ranges share nothing they
+    write. ``visited``/``epoch`` are this thread's visited epochs. The walk
+    runs on ``S`` (see :func:`_link_new_node`): ``X`` itself, or SQ8 codes of
+    it with ``rerank``.
     """
     n = X.shape[0]
-    d = X.shape[1]
-    cap0 = nb0.shape[1]
     ef = max(efc, 1)
-    visited = np.zeros(n, dtype=np.uint32)
-    epoch = np.zeros(1, dtype=np.int64)
     cd = np.empty(n + 1, dtype=np.float32)
     ci = np.empty(n + 1, dtype=np.int32)
     rd = np.empty(ef + 1, dtype=np.float32)
     ri = np.empty(ef + 1, dtype=np.int32)
     sd = np.empty(ef + 1, dtype=np.float32)
     si = np.empty(ef + 1, dtype=np.int32)
-    tmpd = np.empty(2 * (cap0 + 1), dtype=np.float32)
-    tmpi = np.empty(2 * (cap0 + 1), dtype=np.int32)
-    sel = np.empty(cap0 + 1, dtype=np.int32)
-    qv = np.empty(d, dtype=np.float32)
+    qv = np.empty(S.shape[1], dtype=np.float32)
     nomask = np.zeros(1, dtype=np.bool_)
-    for r in range(xin.shape[0]):
-        i = i0 + r
-        top = levels[i] - 1
-        if state[0] < 0:
-            state[0] = i
-            state[1] = top
-            continue
-        qc = prep_query(xin[r], metric, sq, sqp, qv)
-        _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, state[0], state[1], ef, M,
-                       metric, sq, sqp, visited, epoch, cd, ci, rd, ri, sd, si, nomask,
-                       abort_min_dim)
-        for level in range(min(top, state[1]), -1, -1):
-            row = _row(level, i, nb0, upper, upper_off)
-            for t in range(row.shape[0]):
-                v = row[t]
-                if v < 0:
-                    break
-                add_reverse_link(X, i, v, level, nb0, upper, upper_off, metric, sq, sqp,
-                                 tmpd, tmpi, sel, abort_min_dim)
-        if top > state[1]:
-            state[0] = i
-            state[1] = top
+    for i in range(lo, hi):
+        q = xin[i - i0]
+        qc = prep_query(q, metric, ssq, ssqp, qv)
+        _link_new_node(i, q, qv, qc, X, S, levels, nb0, upper, upper_off, entry, max_level, ef,
+                       M, metric, sq, sqp, ssq, ssqp, rerank, visited, epoch, cd, ci, rd, ri, sd,
+                       si, nomask, abort_min_dim)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, M, metric, sq,
-                 sqp, abort_min_dim, visited, epochs):
-    """Insert nodes b0..b1-1 (rows b0-i0.. of xin) as one batch, in two phases.
-
-    Phase 1 (parallel over new nodes): each new node searches the graph as it
-    was before the batch and writes only its own neighbour lists. Old nodes'
-    lists are not touched and new nodes are not reachable yet, so threads
-    share nothing they write.
-    Phase 2 (parallel over (old node, level) pairs): the reverse links are
-    grouped by the node that receives them; each group is applied by one
-    thread, in new-node order, so every list has exactly one writer.
-    The result does not depend on the number of threads or on scheduling.
-    ``visited`` is (nthreads, n) scratch and ``epochs`` its per-row counters.
-    """
-    n, d = X.shape
-    ef = max(efc, 1)
-    nb = b1 - b0
-    entry = state[0]
-    max_level = state[1]
-    nchunk = visited.shape[0]
-    step = (nb + nchunk - 1) // nchunk
-    for ch in prange(nchunk):
-        cd = np.empty(n + 1, dtype=np.float32)
-        ci = np.empty(n + 1, dtype=np.int32)
-        rd = np.empty(ef + 1, dtype=np.float32)
-        ri = np.empty(ef + 1, dtype=np.int32)
-        sd = np.empty(ef + 1, dtype=np.float32)
-        si = np.empty(ef + 1, dtype=np.int32)
-        qv = np.empty(d, dtype=np.float32)
-        nomask = np.zeros(1, dtype=np.bool_)
-        vis = visited[ch]
-        ep = epochs[ch:ch + 1]
-        for i in range(b0 + ch * step, min(b1, b0 + (ch + 1) * step)):
-            qc = prep_query(xin[i - i0], metric, sq, sqp, qv)
-            _link_new_node(i, qv, qc, X, levels, nb0, upper, upper_off, entry, max_level, ef, M,
-                           metric, sq, sqp, vis, ep, cd, ci, rd, ri, sd, si, nomask,
-                           abort_min_dim)
-    # phase 2: gather (dst, level, src) triples, group by (dst, level)
+@njit(cache=True, nogil=True)
+def reverse_link_keys(b0, b1, levels, nb0, upper, upper_off, max_level):
+    """Phase 2's work list: for every link new node i (b0 <= i < b1) made to
+    node v at a level, key v * (max_level + 1) + level and source i."""
     nlev = max_level + 1
     total = 0
     for i in range(b0, b1):
@@ -626,24 +616,10 @@ def insert_batch(xin, i0, b0, b1, X, levels, nb0, upper, upper_off, state, efc, 
                 keys[p] = np.int64(v) * nlev + level
                 srcs[p] = i
                 p += 1
-    apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metric, sq, sqp,
-                        abort_min_dim)
-    # the highest new node (first one on ties) becomes the entry point
-    for i in range(b0, b1):
-        if levels[i] - 1 > state[1]:
-            state[0] = i
-            state[1] = levels[i] - 1
+    return keys, srcs
 
 
 # --- search -------------------------------------------------------------------------
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def exact_cost(q, Xf, j, metric):
-    """Exact float cost between query ``q`` and row ``j`` of ``Xf``."""
-    if metric == METRIC_L2:
-        return sqdist_qrow(q, Xf, j)
-    return -dot_qrow(q, Xf, j)
-
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def project_query(q, proj, qp):
@@ -735,28 +711,6 @@ def search_serial(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric,
                     visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels, use_labels,
                     tuning, Xf, rerank, proj, qp, D[r], I[r])
     return True
-
-
-@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def search_parallel(xq, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq, sqp,
-                    nchunk, mask, use_mask, labels, use_labels, tuning, Xf, rerank, proj, D, I):
-    """Queries split in ``nchunk`` contiguous slices, one scratch set per slice."""
-    nq = xq.shape[0]
-    n = X.shape[0]
-    step = (nq + nchunk - 1) // nchunk
-    for ch in prange(nchunk):
-        visited = np.zeros(n, dtype=np.uint32)
-        epoch = np.zeros(1, dtype=np.int64)
-        cd = np.empty(n + 1, dtype=np.float32)
-        ci = np.empty(n + 1, dtype=np.int32)
-        rd = np.empty(ef + 1, dtype=np.float32)
-        ri = np.empty(ef + 1, dtype=np.int32)
-        qv = np.empty(X.shape[1], dtype=np.float32)
-        qp = np.empty(proj.shape[1], dtype=np.float32)
-        for r in range(ch * step, min(nq, (ch + 1) * step)):
-            _search_one(xq[r], k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq,
-                        sqp, visited, epoch, cd, ci, rd, ri, qv, mask, use_mask, labels,
-                        use_labels, tuning, Xf, rerank, proj, qp, D[r], I[r])
 
 
 # --- locality ------------------------------------------------------------------------

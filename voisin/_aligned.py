@@ -5,7 +5,7 @@ page boundary with glibc. A 64-byte row (HNSW's SQ8 traversal codes on 50-d
 data, a 2M = 32 neighbour list) then straddles two cache lines, so every random
 row read costs two misses and a one-line prefetch covers only part of it.
 Aligning the SQ8 codes alone made single-query HNSW search on glove-50
-1.16-1.23x faster (docs/hnsw-levers.md, "Alignment").
+1.16-1.44x faster (docs/hnsw-levers.md, "Alignment").
 """
 
 from __future__ import annotations

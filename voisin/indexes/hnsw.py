@@ -915,7 +915,7 @@ class IndexHNSWFlat(IndexHNSW):
         variance sits in few directions, a walk on k-dimensional codes costs
         a fraction of a full one and the exact re-rank of the efSearch results
         restores the order: on fashion-mnist (784-d), k = 128 reaches recall
-        0.95 at about 1.6x the QPS of plain SQ8 traversal, though at a larger
+        0.95 at about 1.4x the QPS of plain SQ8 traversal, though at a larger
         efSearch (docs/hnsw.md). Memory: round_up(k, 32) bytes per vector
         instead of round_up(d, 32), plus the (d, k) projection.
 

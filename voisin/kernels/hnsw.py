@@ -506,7 +506,7 @@ def apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metr
                           nlev, X, nb0, upper, upper_off, metric, sq, sqp, abort_min_dim)
 
 
-# --- insertion ---
+# --- insertion ---------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def exact_cost(q, Xf, j, metric):

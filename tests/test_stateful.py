@@ -82,8 +82,10 @@ class Family:
 
     def __init__(self, name: str, kind: str, make, *, metric: int = voisin.METRIC_L2,
                  complete: bool = True, ivf: bool = False, fastscan: bool = False,
-                 hnsw: bool = False):
+                 hnsw: bool = False, setup=None):
         self.name, self.kind, self.make, self.metric = name, kind, make, metric
+        # knobs FAISS's bytes do not carry, set again on every fresh or loaded copy
+        self.setup = setup or (lambda index: index)
         self.complete = complete      # exhaustive: min(k, allowed) results, exact k smallest
         self.ivf = ivf                # full-probe search is exhaustive
         self.fastscan = fastscan      # distances within the LUT quantization bound
@@ -97,7 +99,7 @@ class Family:
         return voisin.serialize_index(index).tobytes()
 
     def fresh(self) -> voisin.Index:
-        return voisin.deserialize_index(np.frombuffer(self.template, dtype=np.uint8))
+        return self.setup(voisin.deserialize_index(np.frombuffer(self.template, dtype=np.uint8)))
 
     # -- the codec, computed independently of the index's add path ---------
     def decode(self, index, x: np.ndarray) -> np.ndarray:
@@ -110,6 +112,8 @@ class Family:
             return inner.decode_vectors(inner.encode_vectors(x, lists), lists)
         if isinstance(inner, (voisin.IndexPQ, voisin.IndexScalarQuantizer)):
             return inner.sa_decode(inner.sa_encode(x))
+        if isinstance(inner, voisin.IndexHNSWSQ):
+            return inner.sq.decode(inner.sq.encode(x))
         return x.copy()  # Flat, HNSWFlat, RefineFlat (re-ranks on raw vectors)
 
     def query_space(self, index, q: np.ndarray) -> np.ndarray:
@@ -145,6 +149,12 @@ class Family:
         span = lut.max(-1) - lut.min(-1)                     # (nq, L, M)
         inv_a = np.maximum(span.max(-1) / 255.0, span.sum(-1) / (65535 - M2))
         return (0.5 * M * inv_a + 1e-5 * lut.max(-1).sum(-1)).max(-1) * 1.01
+
+
+def _projected_walk(index):
+    index.traversal_dims = 4
+    index.sq8_traversal = True
+    return index
 
 
 def _ivf(cls, **kw):
@@ -188,6 +198,14 @@ FAMILIES = {
                        complete=False, hnsw=True),
     "IDMap2HNSW": Family("IDMap2HNSW", "idmap", lambda: voisin.IndexIDMap2(voisin.IndexHNSWFlat(D_DIM, 8)),
                          complete=False, hnsw=True),
+    "HNSWSQ8": Family("HNSWSQ8", "sequential",
+                      lambda: voisin.IndexHNSWSQ(D_DIM, voisin.ScalarQuantizer.QT_8bit, 8),
+                      complete=False, hnsw=True),
+    # traversal on SQ8 codes of a 4-d projection, exact re-rank (knobs kept by pickle,
+    # set again after a FAISS-bytes round trip)
+    "HNSWFlatProjectedWalk": Family("HNSWFlatProjectedWalk", "sequential",
+                                    lambda: voisin.IndexHNSWFlat(D_DIM, 8), complete=False,
+                                    hnsw=True, setup=_projected_walk),
 }
 
 
@@ -401,12 +419,15 @@ class IndexMachine(RuleBasedStateMachine):
         loaded = voisin.deserialize_index(blob)
         assert type(loaded) is type(self.index)
         self._same_contents(loaded)
-        self.index = loaded  # later rules keep working on the loaded copy
+        self.index = self.family.setup(loaded)  # later rules keep working on the loaded copy
 
     @rule()
     def pickle_roundtrip(self):
         loaded = pickle.loads(pickle.dumps(self.index))
         self._same_contents(loaded)
+        if isinstance(self.index, voisin.IndexHNSWFlat):  # pickles carry the walk knobs
+            assert loaded.sq8_traversal == self.index.sq8_traversal
+            assert loaded.traversal_dims == self.index.traversal_dims
         self.index = loaded
 
     def _same_contents(self, other) -> None:

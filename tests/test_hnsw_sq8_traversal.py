@@ -631,3 +631,30 @@ def test_sq8_build_bad_input():
         with pytest.raises(TypeError, match="sq8_build"):
             index.sq8_build = bad
     assert index.sq8_build is True
+
+
+@pytest.mark.parametrize("wrap", ["IDMap2", "Refine", "PreTransform"])
+def test_wrapper_pickles_carry_the_inner_knobs(wrap):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1500, 16)).astype(np.float32)
+    inner = IndexHNSWFlat(16, 8)
+    inner.traversal_dims = 6
+    inner.sq8_traversal = True
+    inner.sq8_build = False
+    if wrap == "IDMap2":
+        index = voisin.IndexIDMap2(inner)
+        index.add_with_ids(x, np.arange(1500) * 7)
+    elif wrap == "Refine":
+        index = voisin.IndexRefineFlat(inner)
+        index.add(x)
+    else:
+        index = voisin.IndexPreTransform(voisin.RandomRotationMatrix(16, 16), inner)
+        index.train(x)
+        index.add(x)
+    back = pickle.loads(pickle.dumps(index))
+    got = back.base_index if wrap == "Refine" else back.index
+    assert (got.traversal_dims, got.sq8_traversal, got.sq8_build) == (6, True, False)
+    D1, I1 = index.search(x[:20], 5)
+    D2, I2 = back.search(x[:20], 5)
+    np.testing.assert_array_equal(I2, I1)
+    np.testing.assert_allclose(D2, D1, rtol=1e-6)

@@ -1044,16 +1044,22 @@ class IndexHNSWFlat(IndexHNSW):
         np.take(extra.codes, rows, axis=0, out=codes)
         return _SQ8Codes(codes, extra.sqp, extra.proj)
 
-    def __reduce__(self) -> tuple:
-        # pickles carry the FAISS bytes, which have no place for the knobs: they
-        # travel beside them and the codes are derived again on load
-        fn, args = super().__reduce__()[:2]
-        if not self._sq8_traversal and not self._traversal_dims:
-            return fn, args
-        return _restore_with_sq8, (fn, args, self._sq8_traversal, self._traversal_dims)
+    def _pickle_knobs(self) -> list:
+        """Settings FAISS's bytes have no place for, carried beside them by pickles
+        (also when this index sits inside a wrapper); the codes are derived
+        again on load. Projection first, so the codes are made once."""
+        out = []
+        if self._traversal_dims:
+            out.append(("traversal_dims", self._traversal_dims))
+        if self._sq8_traversal:
+            out.append(("sq8_traversal", True))
+        if not self._sq8_build:
+            out.append(("sq8_build", False))
+        return out
 
 
 def _restore_with_sq8(fn, args, on: bool = True, dims: int = 0) -> IndexHNSWFlat:
+    """Loads pickles written before the knobs travelled with every index."""
     index = fn(*args)
     index.traversal_dims = dims
     index.sq8_traversal = on

@@ -5,8 +5,9 @@ time (8 lanes x 4 interleaved accumulators) and leaves the rest to a scalar
 loop. For d = 50 that is 32 vector + 18 scalar steps: a 50-d distance cost
 11 ns where a 64-d one cost 7 (micro-benchmark, this machine). Written here as
 32-float steps (four 8-lane accumulators), then whole 8-float steps, then one
-masked 8-lane step for the last 1-7 floats, the remainder never dominates. ``<8 x float>`` is portable LLVM: a target without
-AVX splits it into two SSE halves.
+masked 8-lane step for the last 1-7 floats, the remainder never dominates.
+``<8 x float>`` is portable LLVM: a target without AVX splits it into two SSE
+halves (and emulates the masked load).
 
 The kernels take raw pointers so one loop serves a query vector against a
 stored row and a stored row against another without building array views
@@ -21,7 +22,7 @@ from numba.extending import intrinsic, overload
 
 from . import FASTMATH
 
-# reassociation lets the two accumulators and the final horizontal sum be
+# reassociation lets the four accumulators and the final horizontal sum be
 # reordered; contract fuses multiply-add; no nnan/ninf (callers compare costs
 # with +inf sentinels)
 _FLAGS = ("reassoc", "contract", "nsz", "arcp")
@@ -31,7 +32,8 @@ _F32P = types.CPointer(types.float32)
 @intrinsic
 def row_ptr(typingctx, arr, row):
     """Pointer to ``arr[row, 0]`` of a C-contiguous 2-D float32 array (no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32):
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32
+            and arr.layout == "C"):
         return None
 
     def codegen(context, builder, sig, args):
@@ -45,7 +47,8 @@ def row_ptr(typingctx, arr, row):
 @intrinsic
 def vec_ptr(typingctx, arr):
     """Pointer to ``arr[0]`` of a contiguous 1-D float32 array."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.float32):
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.float32
+            and arr.layout == "C"):
         return None
 
     def codegen(context, builder, sig, args):

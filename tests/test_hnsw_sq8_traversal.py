@@ -21,16 +21,7 @@ import voisin
 from voisin.indexes import hnsw as H
 from voisin.indexes.hnsw import IndexHNSWFlat, SearchParametersHNSW
 
-from test_hnsw import _brute, _load, _recall
-
-
-@pytest.fixture(scope="module")
-def sift():
-    xb, xq = _load("siftsmall-128-euclidean", 100)
-    index = IndexHNSWFlat(128, 16)
-    index.hnsw.efConstruction = 80
-    index.add(xb)
-    return xb, xq, index
+from test_hnsw import _brute, _load, _recall, sift  # noqa: F401 (sift: module fixture)
 
 
 @pytest.fixture

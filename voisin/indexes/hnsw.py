@@ -968,6 +968,13 @@ class IndexHNSWFlat(IndexHNSW):
     def _traversal_rows(self, x: np.ndarray, proj: np.ndarray | None) -> np.ndarray:
         return x if proj is None else x @ proj
 
+    def _codes_trained_on(self, train: np.ndarray, X: np.ndarray) -> _SQ8Codes:
+        """Codes of every row of ``X``, projection and range trained on ``train``."""
+        proj = self._train_projection(train)
+        t = self._traversal_rows(train, proj)
+        sqp = sq8_range_params(t.min(axis=0), t.max(axis=0), self._sq8_width)
+        return _SQ8Codes(sq8_encode(self._traversal_rows(X, proj), sqp, self._sq8_width), sqp, proj)
+
     def _extra_from_storage(self, X: np.ndarray) -> Any:
         if not self._sq8_traversal:
             return None
@@ -976,11 +983,7 @@ class IndexHNSWFlat(IndexHNSW):
         # trained on the live vectors (tombstones are encoded, clipped, but never returned)
         live = self._snap[4] if self._snap[0] is X else None
         src = X if live is None or live.size != X.shape[0] or not live.any() else X[live]
-        proj = self._train_projection(src)
-        srcp = self._traversal_rows(src, proj)
-        sqp = sq8_range_params(srcp.min(axis=0), srcp.max(axis=0), self._sq8_width)
-        codes = sq8_encode(self._traversal_rows(X, proj), sqp, self._sq8_width)
-        return _SQ8Codes(codes, sqp, proj)
+        return self._codes_trained_on(src, X)
 
     def _extra_for(self, extra: Any, x: np.ndarray, X: np.ndarray) -> Any:
         if extra is None or not self._sq8_traversal:
@@ -988,16 +991,7 @@ class IndexHNSWFlat(IndexHNSW):
         n0 = X.shape[0] - x.shape[0]
         if extra.sqp is None or n0 == 0:
             # first vectors: train on them (an index emptied by remove_ids re-trains too)
-            proj = self._train_projection(x)
-            xp = self._traversal_rows(x, proj)
-            sqp = sq8_range_params(xp.min(axis=0), xp.max(axis=0), self._sq8_width)
-            codes = sq8_encode(xp, sqp, self._sq8_width)
-            if n0:
-                both = _aligned.empty((X.shape[0], self._sq8_width), np.uint8)
-                both[:n0] = sq8_encode(self._traversal_rows(X[:n0], proj), sqp, self._sq8_width)
-                both[n0:] = codes
-                codes = both
-            return _SQ8Codes(codes, sqp, proj)
+            return self._codes_trained_on(x, X)
         sqp, proj = extra.sqp, extra.proj
         xp = self._traversal_rows(x, proj)
         width = xp.shape[1]

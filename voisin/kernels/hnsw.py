@@ -517,6 +517,29 @@ def exact_cost(q, Xf, j, metric):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def rescore_exact(q, Xf, metric, prefetch_lines, rd, ri, nres, keep, cd, ci):
+    """Re-score the ``nres`` results of a walk on approximate (SQ8) costs, held
+    in the max-heap ``rd``/``ri``, exactly from the float rows ``Xf``; keep the
+    ``keep`` best in that heap and return its size. ``cd``/``ci`` are scratch.
+    The rows are scattered, so they are all requested before the first is read.
+    """
+    pf = min(Xf.shape[1] * Xf.itemsize, prefetch_lines * 64)
+    for u in range(nres):
+        for off in range(0, pf, 64):
+            prefetch_row(Xf, ri[u], off)
+    for u in range(nres):
+        cd[u] = exact_cost(q, Xf, ri[u], metric)
+        ci[u] = ri[u]
+    m = 0
+    for u in range(nres):
+        if m < keep:
+            m = _max_push(rd, ri, m, cd[u], ci[u])
+        elif cd[u] < rd[0]:
+            _max_replace_top(rd, ri, m, cd[u], ci[u])
+    return m
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _link_new_node(i, q, qv, qc, X, S, levels, nb0, upper, upper_off, entry, max_level, efc, M,
                    metric, sq, sqp, ssq, ssqp, rerank, visited, epoch, cd, ci, rd, ri, sd, si,
                    mask, abort_min_dim):
@@ -534,22 +557,13 @@ def _link_new_node(i, q, qv, qc, X, S, levels, nb0, upper, upper_off, entry, max
     if max_level > top:
         cur, curd = greedy_descend(qv, qc, S, cur, curd, max_level, top, upper, upper_off,
                                    metric, ssq, ssqp)
-    pf = min(X.shape[1] * X.itemsize, PREFETCH_LINES * 64)
     for level in range(min(top, max_level), -1, -1):
         e = _next_epoch(visited, epoch, 0)
         nres = search_layer(qv, qc, S, level, nb0, upper, upper_off, cur, curd, efc, metric, ssq,
                             ssqp, visited, e, cd, ci, rd, ri, mask, False, PREFETCH_LINES,
                             abort_min_dim)
         if rerank:
-            for u in range(nres):
-                for off in range(0, pf, 64):
-                    prefetch_row(X, ri[u], off)
-            for u in range(nres):
-                cd[u] = exact_cost(q, X, ri[u], metric)
-                ci[u] = ri[u]
-            m = 0
-            for u in range(nres):
-                m = _max_push(rd, ri, m, cd[u], ci[u])
+            nres = rescore_exact(q, X, metric, PREFETCH_LINES, rd, ri, nres, nres, cd, ci)
         m = heap_to_sorted(rd, ri, nres, sd, si)
         row = _row(level, i, nb0, upper, upper_off)
         nsel = select_heuristic(X, sd, si, m, M, metric, sq, sqp, row, abort_min_dim)
@@ -650,23 +664,8 @@ def _search_one(q, k, ef, X, nb0, upper, upper_off, entry, max_level, metric, sq
     nres = search_layer(qv, qc, X, 0, nb0, upper, upper_off, cur, curd, ef, metric, sq, sqp,
                         visited, e, cd, ci, rd, ri, mask, use_mask, tuning[0], tuning[1])
     if rerank:
-        # the traversal ran on approximate (SQ8) costs: re-score all its ef
-        # results exactly from the float rows and keep the k best of those;
-        # the rows are scattered, so they are all requested before the first is read
-        m = nres
-        pf = min(Xf.shape[1] * Xf.itemsize, tuning[0] * 64)
-        for u in range(m):
-            for off in range(0, pf, 64):
-                prefetch_row(Xf, ri[u], off)
-        for u in range(m):
-            cd[u] = exact_cost(q, Xf, ri[u], metric)
-            ci[u] = ri[u]
-        nres = 0
-        for u in range(m):
-            if nres < k:
-                nres = _max_push(rd, ri, nres, cd[u], ci[u])
-            elif cd[u] < rd[0]:
-                _max_replace_top(rd, ri, nres, cd[u], ci[u])
+        # the traversal ran on SQ8 costs: the k best of its ef results, scored exactly
+        nres = rescore_exact(q, Xf, metric, tuning[0], rd, ri, nres, k, cd, ci)
     # drop the worst until k remain, then drain in ascending order
     while nres > k:
         nres = _max_pop(rd, ri, nres)

@@ -234,3 +234,29 @@ def test_killed_replicas_lose_no_acknowledged_vector(tmp_path):
         assert len(stats) == 4 and len({(s["shard"], s["replica"]) for s in stats}) == 4
         assert outcomes["full"] > 0, outcomes
         del xb_probe
+
+
+def test_a_lost_shard_is_reported_and_its_acknowledged_writes_survive(tmp_path):
+    rng = np.random.default_rng(5)
+    xb = rng.standard_normal((400, D), dtype=np.float32)
+    ids = np.arange(400, dtype=np.int64)
+    path = str(tmp_path / "lost")
+    ix = vd.ShardedIndex("Flat", d=D, shards=2, path=path, max_restarts=0, **{**ACTOR, "timeout": 5.0})
+    try:
+        ix.add(xb[:200], ids[:200])
+        ray.kill(ix.replica_handle(1, 0), no_restart=True)  # shard 1 is gone for good
+        ix.add(xb[200:], ids[200:])  # still acknowledged: logged for both shards
+        with pytest.raises(vd.ShardUnavailableError, match=r"shard\(s\) \[1\]") as err:
+            ix.search(xb[:3], 5)
+        assert err.value.shards == [1]
+        res = ix.search(xb[:20], 5, allow_partial=True)
+        assert res.missing_shards == [1]
+        on0 = vd.hash_shards(ids, 2) == 0
+        ref = voisin.IndexIDMap(voisin.IndexFlatL2(D))
+        ref.add_with_ids(xb[on0], ids[on0])
+        np.testing.assert_array_equal(res[1], ref.search(xb[:20], 5)[1])
+    finally:
+        ix.close()
+    with vd.ShardedIndex.load(path, **ACTOR) as back:  # new actors rebuild shard 1 from its log
+        assert back.ntotal == 400
+        np.testing.assert_array_equal(back.search(xb, 1)[1][:, 0], ids)

@@ -94,15 +94,24 @@ def scatter(replicas: Replicas, calls: Sequence[tuple[Hashable, int, Callable[[A
                 replicas.mark_ok(shard, r)
             except Exception as exc:  # noqa: BLE001 - sorted into actor faults and index errors
                 if not is_actor_failure(exc):
-                    for other in inflight:
-                        ray.cancel(other)
+                    _cancel(ray, inflight)
                     raise unwrap(exc) from None
                 replicas.mark_failed(shard, r)
                 submit(key, shard, make, todo)
-    for ref, (_, shard, *_rest) in inflight.items():
+    for _, shard, *_rest in inflight.values():
         missing.add(shard)
-        ray.cancel(ref)
+    _cancel(ray, inflight)
     return results, missing
+
+
+def _cancel(ray, refs) -> None:
+    """Drop calls whose answer is no longer wanted (best effort: one that already
+    runs finishes, and its result is ignored)."""
+    for ref in refs:
+        try:
+            ray.cancel(ref)
+        except Exception:  # noqa: BLE001 - cancelling is an optimisation only
+            pass
 
 
 def wait_all(refs: Sequence[Any], timeout: float) -> list:

@@ -377,7 +377,10 @@ class ShardedIndex:
     def _checkpoint_due(self, shards: Iterable[int]) -> None:
         due = [s for s in shards if self._since_ckpt[s] >= self.checkpoint_every]
         if due:
-            self._checkpoint(self.path, due)
+            try:
+                self._checkpoint(self.path, due)
+            except ShardUnavailableError:
+                pass  # the write is logged and acknowledged; the next write tries again
 
     def _checkpoint(self, dest: str, shards: list[int]) -> None:
         committed = list(self._committed)

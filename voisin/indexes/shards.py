@@ -161,7 +161,10 @@ class IndexShards(ThreadedIndex):
                 shard.add(x[i0:i1])
             else:
                 shard.add_with_ids(x[i0:i1], ids[i0:i1])
-        self._run(add)
+        # a search must not see a later shard filled before an earlier one's
+        # size (its id offset) is final
+        with self._gate.exclusive():
+            self._run(add)
 
     # --- search ---------------------------------------------------------------------
     def _search(self, x, k, params, D, I):
@@ -349,7 +352,8 @@ class IndexShardsIVF(IndexShards):
                 np.arange(shard.ntotal, shard.ntotal + i1 - i0, dtype=np.int64)
             with shard._write_lock:
                 shard.add_preassigned(x[i0:i1], own, list_nos[i0:i1])
-        self._run(add)
+        with self._gate.exclusive():
+            self._run(add)
 
     def _coarse_for(self, x, params):
         if params is not None and params.sel is not None:

@@ -106,9 +106,6 @@ class ThreadedIndex(Index):
             raise IndexError(f"i: expected an integer in [0, {len(self._subs)}), got {i!r}")
         return self._subs[int(i)]
 
-    def __len__(self) -> int:
-        return self.ntotal
-
     # --- membership -------------------------------------------------------------
     def _add_member(self, index: Any) -> None:
         name = self._member

@@ -32,6 +32,8 @@ from .knobs import check_knobs
 from .replica import ShardReplica, find_ivf, make_shard_index
 
 PLACEMENTS = ("hash", "ivf")
+#: seconds the actors of a new or loaded index get to start
+STARTUP_TIMEOUT = 180.0
 
 
 def hash_shards(ids: np.ndarray, nshard: int) -> np.ndarray:
@@ -148,7 +150,15 @@ class ShardedIndex:
         self._since_ckpt = [0] * self.nshard
         self._lock = threading.RLock()
         self._replicas = Replicas(self._start_actors())
-        wait_all([a.stats.remote() for row in self._replicas.actors for a in row], self.timeout)
+        # a worker process imports numpy, numba and voisin before it answers:
+        # on a loaded machine that takes far longer than one search may
+        up = wait_all([a.stats.remote() for row in self._replicas.actors for a in row],
+                      max(self.timeout, STARTUP_TIMEOUT))
+        down = [s for s in range(self.nshard)
+                if all(r is None for r in up[s * self.nreplica:(s + 1) * self.nreplica])]
+        if down:
+            self.close()
+            raise ShardUnavailableError(down, f"ShardedIndex start-up ({STARTUP_TIMEOUT:.0f} s)")
 
     def _start_actors(self) -> list[list[Any]]:
         ray = import_ray()

@@ -40,7 +40,7 @@ def _map_query(q, A, b, out):
         out[j] = dot_qrow(q, A, j) + b[j]
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _search_one(space, graph, entry, max_level, qw, qe, k, ef, metric, walk, qv, qm, filt,
                 exact, Drow, Irow):
     mask, use_mask, labels, use_labels = filt
@@ -74,7 +74,7 @@ def _search_one(space, graph, entry, max_level, qw, qe, k, ef, metric, walk, qv,
         Drow[t] = c if metric == METRIC_L2 else -c
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _search_block(space, xw, xe, k, ef, graph_t, entry, max_level, metric, scratch_t, filter_t,
                   exact_t, D, I):
     # a query holding NaN or inf is refused before anything is written: the
@@ -116,7 +116,7 @@ def search_sq8(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch
 
 # --- range search -------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _range_one(space, graph, entry, max_level, q, bound, ef0, metric, walk_t, qv, mask, use_mask,
                out_c, out_v):
     """Nodes within cost ``bound`` of query ``q``; returns how many were written to
@@ -156,7 +156,7 @@ def _range_one(space, graph, entry, max_level, q, bound, ef0, metric, walk_t, qv
     return m
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _range_block(space, xq, bound, ef0, graph_t, entry, max_level, metric, scratch_t, filter_t):
     graph = Graph(graph_t[0], graph_t[1], graph_t[2], graph_t[3])
     mask, use_mask, labels, use_labels = filter_t

@@ -130,3 +130,42 @@ def test_bad_arguments():
     with pytest.raises(FactoryError, match="empty"):
         voisin.index_factory(D, "")
     assert issubclass(FactoryError, ValueError)
+
+
+def test_ivf_list_count_suffixes_and_hnsw_coarse_quantizer_match_faiss():
+    faiss = pytest.importorskip("faiss")
+    for desc in ("IVF3k,Flat", "IVF1M,SQ8", "IVF64_HNSW16,Flat", "IVF2k_HNSW8,PQ4"):
+        for metric in (voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT):
+            ours = voisin.index_factory(16, desc, metric)
+            theirs = faiss.index_factory(16, desc, metric)
+            assert ours.nlist == theirs.nlist, desc
+            q = faiss.downcast_index(theirs.quantizer)
+            assert type(ours.quantizer).__name__ == type(q).__name__, desc
+            assert ours.quantizer.metric_type == q.metric_type
+            if hasattr(q, "hnsw"):
+                assert ours.quantizer.hnsw.M == q.hnsw.nb_neighbors(1)
+    for bad in ("IVF64_HNSW1,Flat", "IVF64_HNSW,Flat", "IVF3g,Flat", "IVF64_HNSW16"):
+        with pytest.raises(voisin.FactoryError):
+            voisin.index_factory(16, bad)
+
+
+def test_ivf_with_hnsw_quantizer_searches_and_round_trips_with_faiss():
+    faiss = pytest.importorskip("faiss")
+    rng = np.random.default_rng(0)
+    xb = rng.random((6000, 16), dtype=np.float32)
+    xq = rng.random((40, 16), dtype=np.float32)
+    index = voisin.index_factory(16, "IVF128_HNSW16,Flat")
+    index.train(xb)
+    index.add(xb)
+    assert index.quantizer.ntotal == 128
+    index.nprobe = 128  # every list: exact
+    D, I = index.search(xq, 5)
+    exact = voisin.IndexFlatL2(16)
+    exact.add(xb)
+    De, _ = exact.search(xq, 5)
+    np.testing.assert_allclose(D, De, rtol=1e-5, atol=1e-5)
+    f = faiss.deserialize_index(voisin.serialize_index(index))
+    assert isinstance(faiss.downcast_index(f.quantizer), faiss.IndexHNSWFlat)
+    index.nprobe = f.nprobe = 8
+    faiss.downcast_index(f.quantizer).hnsw.efSearch = index.quantizer.hnsw.efSearch = 64
+    assert (f.search(xq, 5)[1] == index.search(xq, 5)[1]).mean() >= 0.99

@@ -488,3 +488,96 @@ def test_bulk_add_leaves_no_level0_node_without_an_in_link():
     indeg = np.bincount(nb0[nb0 >= 0], minlength=3000)
     orphans = set(np.flatnonzero(indeg == 0).tolist()) - {int(index.hnsw.entry_point)}
     assert not orphans
+
+
+# --- range search ---------------------------------------------------------------------
+
+def _range_recall(truth, got, nq):
+    """Share of the true (query, id) pairs within the radius that were returned, and
+    whether every returned pair is a true one."""
+    def pairs(lims, I):
+        lims = lims.astype(np.int64)
+        return set(zip(np.repeat(np.arange(nq), np.diff(lims)).tolist(), I.tolist()))
+    t, g = pairs(truth[0], truth[2]), pairs(got[0], got[2])
+    return (len(t & g) / max(len(t), 1)), g <= t
+
+
+@pytest.mark.parametrize("cls", ["flat", "sq8"])
+def test_range_search_covers_the_ball(sift, cls):
+    xb, xq, index = sift
+    if cls == "sq8":
+        index = IndexHNSWSQ(128, 0, 16)
+        index.hnsw.efConstruction = 80
+        index.train(xb)
+        index.add(xb)
+        store = index.sq.decode(index.sq.encode(xb))
+    else:
+        store = xb
+    exact = voisin.IndexFlatL2(128)
+    exact.add(store)
+    # radii around the 10th and the 200th neighbour: a few to hundreds of results
+    Dk, _ = exact.search(xq, 200)
+    for radius in (float(np.median(Dk[:, 9])), float(np.median(Dk[:, 199]))):
+        truth = exact.range_search(xq, radius)
+        got = index.range_search(xq, radius, params=SearchParametersHNSW(efSearch=32))
+        recall, sound = _range_recall(truth, got, len(xq))
+        assert sound, "a returned id lies outside the radius"
+        assert recall >= 0.95, (cls, radius, recall)
+        lims = got[0].astype(np.int64)
+        for i in range(len(xq)):  # distances ascending, and the true distances
+            d = got[1][lims[i]:lims[i + 1]]
+            assert (np.diff(d) >= 0).all() and (d < radius).all()
+        ids = got[2][lims[0]:lims[1]]
+        want = ((store[ids] - xq[0]) ** 2).sum(-1)
+        np.testing.assert_allclose(got[1][lims[0]:lims[1]], want, rtol=1e-4, atol=1e-2)
+    # against faiss's HNSW range search on its own graph, at the same efSearch
+    faiss = pytest.importorskip("faiss")
+    if cls == "flat":
+        f = faiss.IndexHNSWFlat(128, 16)
+        f.hnsw.efConstruction = 80
+        f.add(xb)
+        f.hnsw.efSearch = 32
+        radius = float(np.median(Dk[:, 199]))
+        fl, fd, fi = f.range_search(xq, radius)
+        frecall, _ = _range_recall(exact.range_search(xq, radius), (fl, fd, fi), len(xq))
+        recall, _ = _range_recall(exact.range_search(xq, radius),
+                                  index.range_search(xq, radius, SearchParametersHNSW(efSearch=32)),
+                                  len(xq))
+        assert recall >= frecall - 0.01, (recall, frecall)
+
+
+def test_range_search_inner_product_filters_tombstones_and_small_indexes():
+    rng = np.random.default_rng(8)
+    xb = rng.standard_normal((3000, 12)).astype(np.float32)
+    voisin.normalize_L2(xb)
+    xq = xb[:20] + 0.05 * rng.standard_normal((20, 12)).astype(np.float32)
+    index = IndexHNSWFlat(12, 12, voisin.METRIC_INNER_PRODUCT)
+    index.add(xb)
+    exact = voisin.IndexFlatIP(12)
+    exact.add(xb)
+    radius = 0.8  # inner product: score > radius
+    recall, sound = _range_recall(exact.range_search(xq, radius), index.range_search(xq, radius),
+                                  len(xq))
+    assert sound and recall >= 0.95
+    lims, D, I = index.range_search(xq, radius)
+    assert (D > radius).all()
+    # a filter: only allowed ids, exact scan when selective
+    sel = voisin.IDSelectorRange(0, 300)
+    truth = exact.range_search(xq, radius, params=voisin.SearchParameters(sel=sel))
+    got = index.range_search(xq, radius, params=SearchParametersHNSW(sel=sel))
+    assert _range_recall(truth, got, len(xq)) == (1.0, True)
+    # tombstones: ids shift as in search
+    index.compact_threshold = 1.0
+    index.remove_ids(np.arange(0, 3000, 2))
+    exact.remove_ids(np.arange(0, 3000, 2))
+    recall, sound = _range_recall(exact.range_search(xq, radius), index.range_search(xq, radius),
+                                  len(xq))
+    assert sound and recall >= 0.95
+    # a small index answers exactly; an empty one with empty lists
+    small = IndexHNSWFlat(12, 8, voisin.METRIC_INNER_PRODUCT)
+    small.add(xb[:10])
+    tiny = voisin.IndexFlatIP(12)
+    tiny.add(xb[:10])
+    assert _range_recall(tiny.range_search(xq, 0.0), small.range_search(xq, 0.0), 20) == (1.0, True)
+    lims, D, I = IndexHNSWFlat(12, 8).range_search(xq, 1.0)
+    assert lims.tolist() == [0] * 21 and D.size == I.size == 0

@@ -8,7 +8,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | core
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm
     core        := Flat
-                 | IVF{n} , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
+                 | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | HNSW{M}[,Flat | _SQ8]
 
@@ -193,18 +193,23 @@ class _Parser:
             self._no_more(toks, 1)
             from .indexes.flat import IndexFlat
             return IndexFlat(d, self.metric)
-        m = re.fullmatch(r"IVF(\d+)", text)
+        m = re.fullmatch(r"IVF(\d+)([kM]?)(?:_HNSW(\d+))?", text)
         if m:
-            nlist = int(m.group(1))
+            # FAISS's suffixes: 3k = 3 * 1024 lists, 1M = 1024 * 1024
+            nlist = int(m.group(1)) * {"": 1, "k": 1 << 10, "M": 1 << 20}[m.group(2)]
             if nlist <= 0:
                 raise self.fail(tok, "IVF needs nlist >= 1")
             if len(toks) < 2:
-                raise self.fail(tok, f"IVF{nlist} needs a codec after it, e.g. 'IVF{nlist},Flat' or "
-                                f"'IVF{nlist},SQ8'")
+                raise self.fail(tok, f"{text} needs a codec after it, e.g. '{text},Flat' or "
+                                f"'{text},SQ8'")
+            hnsw_m = int(m.group(3)) if m.group(3) else None
+            if hnsw_m is not None and hnsw_m < 2:
+                raise self.fail(tok, "the HNSW coarse quantizer needs M >= 2")
             self._no_more(toks, 2)
-            return self.ivf(d, nlist, tok, toks[1])
+            return self.ivf(d, nlist, tok, toks[1], hnsw_m)
         if text.startswith("IVF"):
-            raise self.fail(tok, "malformed IVF token; expected IVF{nlist}, e.g. IVF1024")
+            raise self.fail(tok, "malformed IVF token; expected IVF{nlist}[k|M][_HNSW{M}], e.g. "
+                            "IVF1024, IVF64k or IVF65536_HNSW32")
         sq = self._sq_type(tok)
         if sq is not None:
             self._no_more(toks, 1)
@@ -255,9 +260,15 @@ class _Parser:
             raise self.fail(tok, f"PQ bits per code must be in [1, 16], got {nbits}")
         return M, nbits, fast
 
-    def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok) -> Index:
-        from .indexes.flat import IndexFlat
-        quantizer = IndexFlat(d, self.metric)
+    def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None) -> Index:
+        if hnsw_m is None:
+            from .indexes.flat import IndexFlat
+            quantizer = IndexFlat(d, self.metric)
+        else:
+            # the standard coarse quantizer for a large nlist: an HNSW graph over the
+            # centroids (its efSearch: ParameterSpace's quantizer_efSearch)
+            from .indexes.hnsw import IndexHNSWFlat
+            quantizer = IndexHNSWFlat(d, hnsw_m, self.metric)
         if codec.text == "Flat":
             from .indexes.ivf import IndexIVFFlat
             return IndexIVFFlat(quantizer, d, nlist, self.metric)
@@ -302,7 +313,7 @@ def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
     """Build an index from a FAISS description string such as ``"IVF1024,SQ8"``.
 
     Supported: ``Flat``, ``IDMap,<x>``, ``IDMap2,<x>``, ``PCA{n}[W][R],<x>``,
-    ``OPQ{m}[_{d}],<x>``, ``L2norm,<x>``, ``IVF{n},Flat|SQ8|SQ4|SQfp16|PQ{m}[x{b}]|PQ{m}x4fs``,
+    ``OPQ{m}[_{d}],<x>``, ``L2norm,<x>``, ``IVF{n}[k|M][_HNSW{M}],Flat|SQ8|SQ4|SQfp16|PQ{m}[x{b}]|PQ{m}x4fs``,
     ``PQ{m}[x{b}]``, ``SQ8|SQ4|SQfp16``, ``<x>,RFlat``, ``<x>,Refine(<y>)``,
     ``HNSW{M}[,Flat|_SQ8]``. Raises :class:`FactoryError` (a ValueError)
     pointing at the offending token.

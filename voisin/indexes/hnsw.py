@@ -54,6 +54,18 @@ _NO_MAP = (np.zeros((0, 1), dtype=np.float32), np.zeros(0, dtype=np.float32))
 _NO_EXACT = (_NO_ROWS, False, 0) + _NO_MAP
 
 
+def _concat_ranges(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join the (lims, D, I) of consecutive query blocks."""
+    if len(parts) == 1:
+        return parts[0]
+    lims, base = [np.zeros(1, dtype=np.int64)], 0
+    for lm, _, _ in parts:
+        lims.append(lm[1:] + base)
+        base += int(lm[-1])
+    return (np.concatenate(lims), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
 class SearchParametersHNSW(SearchParameters):
     """Per-call HNSW knobs: ``efSearch`` and an id selector ``sel``.
 
@@ -118,8 +130,9 @@ class IndexHNSW(Index):
         """The space (namedtuple) of storage ``X`` for the graph kernels."""
         raise NotImplementedError
 
-    #: the search entry point of the storage's space (kernels.hnsw_search)
+    #: the search and range-search entry points of the storage's space (kernels.hnsw_search)
     _search_kernel = None
+    _range_kernel = None
 
     def _build_walk(self, X: np.ndarray, n0: int) -> tuple:
         """The space an insertion of rows n0.. of ``X`` walks (default: the storage's)."""
@@ -382,6 +395,66 @@ class IndexHNSW(Index):
             raise ValueError("x: contains NaN or inf")
         return D, I
 
+    def _range_search(self, x, radius, params):
+        """Every stored vector within ``radius``: the walk widens (ef doubles) while
+        its whole result list lies inside the ball, so the ball is covered rather
+        than cut at efSearch (kernels.hnsw_search._range_one). Approximate as the
+        walk is; exact on small indexes and selective filters (an exact scan)."""
+        X, g, labels, slots, live = self._snap
+        levels, state = g[3], g[4]
+        n = levels.size
+        nlive = n if slots is None else slots.size
+        ef = self.hnsw.efSearch
+        sel = None
+        if params is not None:
+            _check_walk_params(params)
+            sel = params.sel
+            if getattr(params, "efSearch", None) is not None:
+                ef = params.efSearch
+        ef = check_int(ef, "efSearch", lo=1)
+        tomb = labels is not None
+        mask, use_mask = (live, True) if tomb else (_NO_MASK, False)
+        if nlive == 0 or state[0] < 0:
+            return (np.zeros(x.shape[0] + 1, np.int64), np.zeros(0, np.float32),
+                    np.zeros(0, np.int64))
+        if sel is not None:
+            ext = np.ascontiguousarray(sel.mask_sequential(nlive), dtype=np.bool_)
+            allowed = int(np.count_nonzero(ext))
+            if allowed < nlive:
+                mask = np.zeros(n, dtype=np.bool_) if tomb else ext
+                if tomb:
+                    mask[slots] = ext
+                use_mask = True
+                if allowed == 0 or filtering.hnsw_plan(allowed, nlive, ef, self.hnsw.M)[0] == "exact":
+                    return self._range_exact_subset(x, radius, mask, X, labels)
+        if nlive <= ef:
+            return self._range_exact_subset(x, radius, mask if use_mask else np.ones(n, np.bool_),
+                                            X, labels)
+        bound = np.float32(radius if self.metric_type == METRIC_L2 else -radius)
+        filt = (mask, use_mask, labels if tomb else _NO_LABELS, tomb)
+        graph_t, entry, max_level = g[:4], int(state[0]), int(state[1])
+        walk_t, metric, nq = self._walk_fields(X), self.metric_type, x.shape[0]
+        parts: dict[int, tuple] = {}
+
+        def run(lo: int, hi: int) -> None:
+            parts[lo] = self._range_kernel(x[lo:hi], bound, ef, walk_t, graph_t, entry, max_level,
+                                           metric, self._scratch.get(n, ef), filt)
+
+        block = max(PARALLEL_MIN_QUERIES // 4, -(-nq // (8 * numba.get_num_threads())))
+        if nq < PARALLEL_MIN_QUERIES or numba.get_num_threads() == 1:
+            run(0, nq)
+        else:
+            run_pipelines(range(0, nq, block), lambda p, lo: run(lo, min(nq, lo + block)),
+                          numba.get_num_threads())
+        return _concat_ranges([parts[lo] for lo in sorted(parts)])
+
+    def _range_exact_subset(self, x, radius, mask, X, labels):
+        rows = np.flatnonzero(mask)
+        ids = rows if labels is None else labels[rows]
+        lims, D, I = exact.range_search(x, self._decode(X[rows]), rows.size, self.metric_type,
+                                        radius)
+        return lims, D, ids[I] if I.size else I
+
     def filter_plan(self, allowed: int, ef: int, n: int | None = None) -> tuple[str, int]:
         """How a search filtered down to ``allowed`` of ``n`` ids (default: ntotal)
         runs at efSearch ``ef``: ``("exact", ef)`` (scan of the allowed vectors)
@@ -471,6 +544,7 @@ class IndexHNSWFlat(IndexHNSW):
     """
 
     _search_kernel = staticmethod(KS.search_flat)
+    _range_kernel = staticmethod(KS.range_flat)
 
     def _empty_storage(self) -> np.ndarray:
         return np.empty((0, self.d), dtype=np.float32)

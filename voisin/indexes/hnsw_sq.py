@@ -66,6 +66,7 @@ class IndexHNSWSQ(IndexHNSW):
     """
 
     _search_kernel = staticmethod(KS.search_sq8)
+    _range_kernel = staticmethod(KS.range_sq8)
 
     def __init__(self, d: int, qtype: int = 0, M: int = 32, metric: int = METRIC_L2, *,
                  seed: int = 12345, **gone: Any):

@@ -294,7 +294,7 @@ def apply_reverse_links(space, graph, keys, srcs, nlev, nchunk, metric):
 
 # --- insertion -----------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _link_new_node(i, qw, qe, qv, qc, walk_space, node_space, rescore_exact, graph, entry,
                    max_level, efc, M, metric, walk, sd, si, nomask):
     """Search the graph for node ``i``'s neighbours and write *its own* lists

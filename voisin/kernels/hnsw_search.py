@@ -40,7 +40,7 @@ def _map_query(q, A, b, out):
         out[j] = dot_qrow(q, A, j) + b[j]
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _search_one(space, graph, entry, max_level, qw, qe, k, ef, metric, walk, qv, qm, filt,
                 exact, Drow, Irow):
     mask, use_mask, labels, use_labels = filt
@@ -74,7 +74,7 @@ def _search_one(space, graph, entry, max_level, qw, qe, k, ef, metric, walk, qv,
         Drow[t] = c if metric == METRIC_L2 else -c
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _search_block(space, xw, xe, k, ef, graph_t, entry, max_level, metric, scratch_t, filter_t,
                   exact_t, D, I):
     # a query holding NaN or inf is refused before anything is written: the
@@ -112,3 +112,98 @@ def search_sq8(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch
     """Search the queries of ``xw`` (walk space) / ``xe`` (exact space) over SQ8 codes."""
     return _search_block(SQ8Space(walk_t[0], walk_t[1]), xw, xe, k, ef, graph_t, entry,
                          max_level, metric, scratch_t, filter_t, exact_t, D, I)
+
+
+# --- range search -------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def _range_one(space, graph, entry, max_level, q, bound, ef0, metric, walk_t, qv, mask, use_mask,
+               out_c, out_v):
+    """Nodes within cost ``bound`` of query ``q``; returns how many were written to
+    ``out_c``/``out_v`` (grown by the caller to the returned size when too small: the
+    return value is then larger than their length and nothing is written).
+
+    The walk runs at ef = ef0 and doubles ef while every one of its ef results lies
+    inside the ball (the walk's boundary did not reach the ball's): then the ball
+    holds more nodes than the result list could show. It stops once the ef-th
+    result lies outside, or ef covers the graph.
+    """
+    n = graph.levels.size
+    qc = prepare_query(space, q, metric, qv)
+    ef = min(max(ef0, 1), n)
+    while True:
+        walk = Walk(walk_t[0], walk_t[1], walk_t[2], walk_t[3],
+                    np.empty(ef + 1, dtype=np.float32), np.empty(ef + 1, dtype=np.int32))
+        cur, curd = greedy_descend(space, qv, qc, graph, entry,
+                                   query_cost(space, qv, qc, entry, metric), max_level, 0, metric)
+        next_epoch(walk)
+        nres = search_layer(space, qv, qc, graph, 0, cur, curd, ef, metric, walk, mask, use_mask)
+        inside = 0
+        for t in range(nres):
+            if walk.rd[t] < bound:
+                inside += 1
+        if inside < nres or nres < ef or ef >= n:
+            break
+        ef = min(2 * ef, n)
+    if inside > out_c.shape[0]:
+        return inside
+    m = 0
+    for t in range(nres):
+        if walk.rd[t] < bound:
+            out_c[m] = walk.rd[t]
+            out_v[m] = walk.ri[t]
+            m += 1
+    return m
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def _range_block(space, xq, bound, ef0, graph_t, entry, max_level, metric, scratch_t, filter_t):
+    graph = Graph(graph_t[0], graph_t[1], graph_t[2], graph_t[3])
+    mask, use_mask, labels, use_labels = filter_t
+    nq = xq.shape[0]
+    qv = np.empty(query_width(space), dtype=np.float32)
+    lims = np.zeros(nq + 1, dtype=np.int64)
+    cap = max(16, nq * ef0)
+    Dall = np.empty(cap, dtype=np.float32)
+    Iall = np.empty(cap, dtype=np.int64)
+    buf_c = np.empty(ef0 + 1, dtype=np.float32)
+    buf_v = np.empty(ef0 + 1, dtype=np.int32)
+    for r in range(nq):
+        m = _range_one(space, graph, entry, max_level, xq[r], bound, ef0, metric, scratch_t, qv,
+                       mask, use_mask, buf_c, buf_v)
+        if m > buf_c.shape[0]:
+            buf_c = np.empty(m, dtype=np.float32)
+            buf_v = np.empty(m, dtype=np.int32)
+            m = _range_one(space, graph, entry, max_level, xq[r], bound, ef0, metric, scratch_t,
+                           qv, mask, use_mask, buf_c, buf_v)
+        start = lims[r]
+        if start + m > cap:
+            cap = max(2 * cap, start + m)
+            D2 = np.empty(cap, dtype=np.float32)
+            I2 = np.empty(cap, dtype=np.int64)
+            D2[:start] = Dall[:start]
+            I2[:start] = Iall[:start]
+            Dall, Iall = D2, I2
+        # ascending cost, as the other indexes return them
+        order = np.argsort(buf_c[:m], kind="mergesort")
+        for t in range(m):
+            c = buf_c[order[t]]
+            v = buf_v[order[t]]
+            Dall[start + t] = c if metric == METRIC_L2 else -c
+            Iall[start + t] = labels[v] if use_labels else v
+        lims[r + 1] = start + m
+    return lims, Dall[:lims[nq]].copy(), Iall[:lims[nq]].copy()
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def range_flat(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t):
+    """Range search over float rows: ``(lims, D, I)`` of the nodes with cost < ``bound``."""
+    return _range_block(FlatSpace(walk_t[0]), xq, bound, ef0, graph_t, entry, max_level, metric,
+                        scratch_t, filter_t)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def range_sq8(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t):
+    """Range search over SQ8 codes: ``(lims, D, I)`` of the nodes with cost < ``bound``."""
+    return _range_block(SQ8Space(walk_t[0], walk_t[1]), xq, bound, ef0, graph_t, entry,
+                        max_level, metric, scratch_t, filter_t)

@@ -148,6 +148,9 @@ class ClusteringParameters:
 
     _FIELDS = ("niter", "nredo", "verbose", "spherical", "int_centroids", "update_index",
                "min_points_per_centroid", "max_points_per_centroid", "seed")
+    # FAISS fields that only voisin.Clustering reads (Kmeans does not take them)
+    _CLUSTERING_FIELDS = ("frozen_centroids", "decode_block_size", "check_input_data_for_NaNs",
+                          "use_faster_subsampling")
 
     def __init__(self, **kwargs: Any):
         self.niter = 25
@@ -159,9 +162,13 @@ class ClusteringParameters:
         self.min_points_per_centroid = 39
         self.max_points_per_centroid = 256
         self.seed = 1234
+        self.frozen_centroids = False
+        self.decode_block_size = 32768
+        self.check_input_data_for_NaNs = True
+        self.use_faster_subsampling = False
         for key, value in kwargs.items():
-            if key not in self._FIELDS:
-                raise TypeError(f"ClusteringParameters: unknown parameter {key!r}")
+            if key not in self._FIELDS and key not in self._CLUSTERING_FIELDS:
+                raise TypeError(f"{type(self).__name__}: unknown parameter {key!r}")
             setattr(self, key, value)
 
     def as_kwargs(self) -> dict:

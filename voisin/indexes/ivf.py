@@ -510,6 +510,25 @@ class IndexIVF(Index):
         I = np.empty((x.shape[0], k), dtype=np.int64)
         return self._search_preassigned(x, k, assign, centroid_dis, ctx, D, I)
 
+    def range_search_preassigned(self, x: Any, radius: float, assign: Any, centroid_dis: Any = None,
+                                 params: SearchParameters | None = None
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Range search in the given lists (``assign``: (n, nprobe)); returns ``(lims, D, I)``."""
+        from .._validate import check_float
+        x = as_matrix(x, self.d, "x")
+        radius = check_float(radius, "radius")
+        assign = np.ascontiguousarray(assign, dtype=np.int64)
+        if assign.ndim != 2 or assign.shape[0] != x.shape[0]:
+            raise ValueError(f"assign: expected shape ({x.shape[0]}, nprobe), got {assign.shape}")
+        if assign.size and assign.max() >= self.nlist:
+            raise ValueError(f"assign: list numbers must be < nlist={self.nlist}")
+        if centroid_dis is None:
+            centroid_dis = np.zeros(assign.shape, dtype=np.float32)
+        centroid_dis = np.ascontiguousarray(centroid_dis, dtype=np.float32)
+        ctx, _ = self._context(self._check_params(params))
+        lims, D, I = self._range_preassigned(x, radius, assign, centroid_dis, ctx)
+        return lims.astype(np.uint64, copy=False), D, I
+
     def _search_single(self, x, k, nprobe, ctx, D, I):
         return None
 

@@ -137,7 +137,8 @@ def as_codes(x: Any, name: str = "x", code_size: int | None = None) -> np.ndarra
         arr = arr.reshape(1, -1)
     if arr.ndim != 2 or arr.shape[1] == 0:
         want = f"(n, {code_size})" if code_size is not None else "(n, code_size)"
-        raise ValueError(f"{name}: expected a 2-D uint8 array of shape {want}, got {_describe(arr)}")
+        raise ValueError(f"{name}: expected a 2-D uint8 array of shape {want}, "
+                         f"got {_describe(arr)}")
     if code_size is not None and arr.shape[1] != code_size:
         raise ValueError(f"{name}: expected codes of {code_size} bytes, got shape {arr.shape}")
     return np.ascontiguousarray(arr)

@@ -291,7 +291,7 @@ class Clustering1D(Clustering):
         >>> import numpy as np, voisin
         >>> x = np.array([[0.0], [0.1], [5.0], [5.2]], dtype="float32")
         >>> c = voisin.Clustering1D(2); c.train_exact(x)
-        >>> np.round(voisin.vector_to_array(c.centroids), 2).tolist()
+        >>> [round(float(v), 2) for v in voisin.vector_to_array(c.centroids)]
         [0.05, 5.1]
     """
 

@@ -119,7 +119,7 @@ def _same_chain(a: Index, b: Index) -> bool:
         transform_bytes(s) == transform_bytes(t) for s, t in zip(a.chain, b.chain))
 
 
-def _check_mergeable(ivf0: Any, ivf1: Any) -> None:
+def check_compatible_for_merge(ivf0: Any, ivf1: Any) -> None:
     """FAISS's ``check_compatible_for_merge``, plus the codec, which FAISS leaves to the caller."""
     if type(ivf0) is not type(ivf1):
         raise TypeError(f"index1: can only merge indexes of the same type, got "
@@ -144,6 +144,18 @@ def _check_mergeable(ivf0: Any, ivf1: Any) -> None:
                              "would decode to other vectors)")
 
 
+def mergeable_ivf(index: Any, name: str) -> Any:
+    """The IVF index that a merge fills: ``index`` itself or the one inside an
+    IndexPreTransform (an id map or a refine index would need their own parts merged)."""
+    from .indexes.ivf import IndexIVF
+    from .indexes.pretransform import IndexPreTransform
+    inner = index.index if isinstance(index, IndexPreTransform) else index
+    if not isinstance(inner, IndexIVF):
+        raise TypeError(f"{name}: expected an IVF index or an IndexPreTransform around one, "
+                        f"got {type(index).__name__}")
+    return inner
+
+
 def merge_into(index0: Any, index1: Any, shift_ids: bool) -> None:
     """Move every vector of ``index1`` into ``index0`` (FAISS's ``merge_into``).
 
@@ -152,21 +164,12 @@ def merge_into(index0: Any, index1: Any, shift_ids: bool) -> None:
     of ``index1`` are shifted by ``index0.ntotal``, as for sequentially built
     shards. ``index1`` is empty afterwards.
     """
-    from .indexes.ivf import IndexIVF
-    from .indexes.pretransform import IndexPreTransform
     _check_index(index0, "index0")
     _check_index(index1, "index1")
     if index0 is index1:
         raise ValueError("index1: cannot merge an index into itself")
-    ivfs = []
-    for name, ix in (("index0", index0), ("index1", index1)):
-        inner = ix.index if isinstance(ix, IndexPreTransform) else ix
-        if not isinstance(inner, IndexIVF):
-            raise TypeError(f"{name}: expected an IVF index or an IndexPreTransform around one, "
-                            f"got {type(ix).__name__}")
-        ivfs.append(inner)
-    ivf0, ivf1 = ivfs
-    _check_mergeable(ivf0, ivf1)
+    ivf0, ivf1 = mergeable_ivf(index0, "index0"), mergeable_ivf(index1, "index1")
+    check_compatible_for_merge(ivf0, ivf1)
     if not _same_chain(index0, index1):
         raise ValueError("index1: its pre-transform differs from index0's")
     for ix in (index0, index1, ivf0, ivf1):

@@ -51,7 +51,7 @@ class SearchParametersPQ(SearchParameters):
     Example:
         >>> import numpy as np, voisin
         >>> xb = np.random.default_rng(0).random((2000, 16), dtype="float32")
-        >>> index = voisin.IndexPQ(16, 4, 8); index.train(xb); index.add(xb)
+        >>> index = voisin.IndexPQ(16, 4, 4); index.train(xb); index.add(xb)
         >>> p = voisin.SearchParametersPQ(search_type=0, sel=voisin.IDSelectorRange(0, 100))
         >>> bool((index.search(xb[:3], 5, params=p)[1] < 100).all())
         True

@@ -11,7 +11,7 @@ trailer unless ``checksum=False``; FAISS's readers stop before the trailer.
 
 Example:
     >>> import numpy as np, os, tempfile, voisin
-    >>> pq = voisin.ProductQuantizer(8, 2, 4); pq.train(np.random.rand(500, 8))
+    >>> pq = voisin.ProductQuantizer(8, 2, 4); pq.train(np.random.rand(1000, 8))
     >>> path = os.path.join(tempfile.mkdtemp(), "pq.bin")
     >>> voisin.write_ProductQuantizer(pq, path)
     >>> voisin.read_ProductQuantizer(path).M

@@ -54,6 +54,17 @@ def faiss_single_thread():
     faiss.omp_set_num_threads(n)
 
 
+def faiss_twins(key: str, xb: np.ndarray, add: bool = True):
+    """The same trained (and filled) index in faiss and, read from its bytes, in
+    voisin: both libraries then search identical structures."""
+    faiss = pytest.importorskip("faiss")
+    f = faiss.index_factory(xb.shape[1], key)
+    f.train(xb)
+    if add:
+        f.add(xb)
+    return f, voisin.deserialize_index(faiss.serialize_index(f))
+
+
 def datasets_dir() -> Path | None:
     """The shared ann-benchmarks datasets, or None when this checkout has none.
 

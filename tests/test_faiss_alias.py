@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import voisin
+from test_faiss_tutorial import SETUP  # FAISS's tutorial data, as the tutorials build it
 
 real_faiss = pytest.importorskip("faiss")
 pytestmark = pytest.mark.usefixtures("faiss_single_thread")
@@ -85,18 +86,8 @@ def test_shim_package_makes_import_faiss_load_voisin():
 # and idioms from FAISS's python tests, unchanged but for smaller sizes
 # --------------------------------------------------------------------------
 
-TUTORIAL_8 = """
+TUTORIAL_8 = SETUP + """
 import faiss
-import numpy as np
-
-d = 64                           # dimension
-nb = 10000                       # database size
-nq = 200                         # nb of queries
-np.random.seed(1234)             # make reproducible
-xb = np.random.random((nb, d)).astype("float32")
-xb[:, 0] += np.arange(nb) / 1000.0
-xq = np.random.random((nq, d)).astype("float32")
-xq[:, 0] += np.arange(nq) / 1000.0
 
 m = 8
 k = 4

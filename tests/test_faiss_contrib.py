@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import voisin
-from conftest import assert_same_results, dataset_path, tolerance
+from conftest import assert_same_results, dataset_path, faiss_twins, tolerance
 from voisin.contrib import (big_batch_search, datasets, evaluation, exhaustive_search,
                             inspect_tools, ivf_tools, ondisk, vecs_io)
 
@@ -29,14 +29,6 @@ from faiss.contrib import vecs_io as f_vecs_io  # noqa: E402
 @pytest.fixture(scope="module")
 def ds():
     return datasets.SyntheticDataset(24, 2000, 4000, 60)
-
-
-def _twins(key, xb, add=True):
-    f = faiss.index_factory(xb.shape[1], key)
-    f.train(xb)
-    if add:
-        f.add(xb)
-    return f, voisin.deserialize_index(faiss.serialize_index(f))
 
 
 # --------------------------------------------------------------------------
@@ -243,7 +235,7 @@ def test_range_search_max_results_and_thresholds_equal_faiss(ds):
 
 def test_inspect_tools_equal_faiss(ds):
     xb = ds.get_database()
-    f, v = _twins("IVF8,Flat", xb)
+    f, v = faiss_twins("IVF8,Flat", xb)
     np.testing.assert_array_equal(inspect_tools.get_invlist_sizes(v.invlists),
                                   f_inspect.get_invlist_sizes(f.invlists))
     for l in range(8):
@@ -251,11 +243,11 @@ def test_inspect_tools_equal_faiss(ds):
         fids, fcodes = f_inspect.get_invlist(f.invlists, l)
         np.testing.assert_array_equal(ids, fids)
         np.testing.assert_array_equal(codes, fcodes)
-    fpq, vpq = _twins("PQ4x4", xb)
+    fpq, vpq = faiss_twins("PQ4x4", xb)
     np.testing.assert_array_equal(inspect_tools.get_pq_centroids(vpq.pq),
                                   f_inspect.get_pq_centroids(fpq.pq))
     np.testing.assert_array_equal(inspect_tools.get_flat_codes(vpq), f_inspect.get_flat_codes(fpq))
-    fflat, vflat = _twins("Flat", xb[:100])
+    fflat, vflat = faiss_twins("Flat", xb[:100])
     np.testing.assert_array_equal(inspect_tools.get_flat_data(vflat), f_inspect.get_flat_data(fflat))
     np.testing.assert_array_equal(inspect_tools.get_flat_codes(vflat), f_inspect.get_flat_codes(fflat))
     fpca = faiss.PCAMatrix(24, 8)
@@ -279,7 +271,7 @@ def test_inspect_tools_equal_faiss(ds):
 
 def test_ivf_tools_equal_faiss(ds):
     xq, xb = ds.get_queries(), ds.get_database()
-    f, v = _twins("IVF16,Flat", xb, add=False)
+    f, v = faiss_twins("IVF16,Flat", xb, add=False)
     assign = np.random.RandomState(0).randint(0, 16, size=xb.shape[0])
     f_ivf_tools.add_preassigned(f, xb, assign)
     ivf_tools.add_preassigned(v, xb, assign)
@@ -312,7 +304,7 @@ def test_ivf_tools_equal_faiss(ds):
 
 def test_search_preassigned_through_a_pretransform(ds):
     xq, xb = ds.get_queries(), ds.get_database()
-    f, v = _twins("PCA16,IVF8,Flat", xb)
+    f, v = faiss_twins("PCA16,IVF8,Flat", xb)
     fivf = faiss.extract_index_ivf(f)
     _, lists = fivf.quantizer.search(f.chain.at(0).apply(xq), 2)
     fivf.nprobe = voisin.extract_index_ivf(v).nprobe = 2
@@ -329,7 +321,7 @@ def test_search_preassigned_through_a_pretransform(ds):
 @pytest.mark.parametrize("method", ["knn_function", "pairwise_distances", "index"])
 def test_big_batch_search_equals_search(ds, key, method):
     xq, xb = ds.get_queries(), ds.get_database()
-    f, v = _twins(key, xb)
+    f, v = faiss_twins(key, xb)
     v.nprobe = f.nprobe = 4
     D, I = big_batch_search.big_batch_search(v, xq, 10, method=method)
     Ds, Is = v.search(xq, 10)
@@ -342,7 +334,7 @@ def test_big_batch_search_equals_search(ds, key, method):
 
 def test_big_batch_search_threads_and_checkpoint(ds, tmp_path):
     xq, xb = ds.get_queries(), ds.get_database()
-    _, v = _twins("IVF16,Flat", xb)
+    _, v = faiss_twins("IVF16,Flat", xb)
     v.nprobe = 5
     ref = big_batch_search.big_batch_search(v, xq, 8)
     for threaded in (1, 2):
@@ -364,7 +356,7 @@ def test_big_batch_search_threads_and_checkpoint(ds, tmp_path):
 
 def test_merge_ondisk_equals_faiss(ds, tmp_path):
     xq, xb = ds.get_queries(), ds.get_database()
-    f_trained, v_trained = _twins("IVF16,Flat", xb, add=False)
+    f_trained, v_trained = faiss_twins("IVF16,Flat", xb, add=False)
     trained_bytes = faiss.serialize_index(f_trained)
     names_f, names_v = [], []
     for i in range(3):

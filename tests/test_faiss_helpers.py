@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import voisin
-from conftest import assert_same_results, tolerance
+from conftest import assert_same_results, faiss_twins, tolerance
 
 faiss = pytest.importorskip("faiss")
 pytestmark = pytest.mark.usefixtures("faiss_single_thread")
@@ -162,20 +162,11 @@ def data():
     return rs.rand(4000, 16).astype(np.float32), rs.rand(30, 16).astype(np.float32)
 
 
-def _twins(key, xb, add=True):
-    """The same trained (and filled) index in faiss and, read from its bytes, in voisin."""
-    f = faiss.index_factory(xb.shape[1], key)
-    f.train(xb)
-    if add:
-        f.add(xb)
-    return f, voisin.deserialize_index(faiss.serialize_index(f))
-
-
 @pytest.mark.parametrize("key", ["Flat", "IVF16,Flat", "PCA16,IVF16,SQ8", "IVF16,PQ4x4", "HNSW8",
                                  "PQ4x4", "IVF8,Flat,RFlat"])
 def test_search_and_reconstruct_matches_faiss(key, data):
     xb, xq = data
-    f, v = _twins(key, xb)
+    f, v = faiss_twins(key, xb)
     if voisin.try_extract_index_ivf(v) is not None:
         faiss.extract_index_ivf(f).nprobe = 4
         voisin.extract_index_ivf(v).nprobe = 4
@@ -259,7 +250,7 @@ def test_downcast_and_extract(data):
 
 def test_merge_into_matches_faiss(data):
     xb, xq = data
-    f0, v0 = _twins("IVF16,Flat", xb, add=False)
+    f0, v0 = faiss_twins("IVF16,Flat", xb, add=False)
     f1, v1 = faiss.clone_index(f0), voisin.clone_index(v0)
     ids = np.arange(4000)
     f0.add_with_ids(xb[:2500], ids[:2500])
@@ -301,7 +292,7 @@ def test_merge_into_refuses_mismatches(data):
 
 def test_index_refine_search_parameters_is_voisins(data):
     xb, xq = data
-    f, v = _twins("PQ4x4,RFlat", xb)
+    f, v = faiss_twins("PQ4x4,RFlat", xb)
     p = voisin.IndexRefineSearchParameters(k_factor=4)
     assert isinstance(p, voisin.SearchParametersRefine)
     D, I = v.search(xq, 5, params=p)
@@ -311,7 +302,7 @@ def test_index_refine_search_parameters_is_voisins(data):
 
 def test_search_parameters_pq(data):
     xb, xq = data
-    f, v = _twins("PQ4x4", xb)
+    f, v = faiss_twins("PQ4x4", xb)
     D, I = v.search(xq, 5, params=voisin.SearchParametersPQ(search_type=0, polysemous_ht=10))
     Df, If = f.search(xq, 5, params=faiss.SearchParametersPQ(search_type=0, polysemous_ht=10))
     assert_same_results(D, I, Df, If, 1e-3)

@@ -114,6 +114,16 @@ def check_float(v: Any, name: str) -> float:
     return v
 
 
+def as_weights(weights: Any, n: int, name: str = "weights") -> np.ndarray:
+    """Per-vector weights: n finite, non-negative float32 values."""
+    w = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} weights (one per vector), got {w.shape[0]}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{name}: expected finite non-negative weights")
+    return w
+
+
 def check_buffer(x: Any, dtype: Any, n: int, name: str = "x") -> np.ndarray:
     """A caller's array that a FAISS-style ``fn(x, n, ...)`` fills in place
     (where FAISS takes ``swig_ptr(x)``): the first ``n`` elements as a flat view."""

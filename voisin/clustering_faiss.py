@@ -40,8 +40,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._validate import as_matrix, check_dimension, check_int
-from .clustering import ClusteringParameters
+from ._validate import as_matrix, as_weights, check_dimension, check_int
+from .clustering import ClusteringParameters, split_empty_clusters
 from .index import Index
 from .metric import is_similarity
 from .rng import permutation
@@ -86,31 +86,17 @@ def _update(x: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, cent:
     return hassign
 
 
-def _split_clusters(cent: np.ndarray, hassign: np.ndarray, k_frozen: int,
-                    rng: np.random.Generator) -> int:
-    """Re-seed each empty cluster by splitting a large one (FAISS's
-    ``split_clusters``: donor chosen with probability ~ size - 1, both copies
-    perturbed by +-1/1024 in alternating coordinates). Frozen centroids are
-    neither re-seeded nor used as donors."""
-    k, d = cent.shape
-    eps = np.float32(1.0 / 1024.0)
-    sign = np.where(np.arange(d) % 2 == 0, 1.0, -1.0).astype(np.float32)
-    nsplit = 0
-    for ci in range(k_frozen, k):
-        if hassign[ci] != 0:
-            continue
-        p = np.maximum(hassign - 1.0, 0.0)
-        p[:k_frozen] = 0.0
-        total = p.sum()
-        if total <= 0:
-            break
-        cj = int(rng.choice(k, p=p / total))
-        cent[ci] = cent[cj] * (1 + eps * sign)
-        cent[cj] = cent[cj] * (1 - eps * sign)
-        hassign[ci] = hassign[cj] / 2
-        hassign[cj] -= hassign[ci]
-        nsplit += 1
-    return nsplit
+def _setup(clus: Any, d: int, k: int, cp: ClusteringParameters | None) -> None:
+    """What FAISS's clustering constructors take: d, k and the parameters of ``cp``."""
+    if cp is not None:
+        if not isinstance(cp, ClusteringParameters):
+            raise TypeError(f"cp: expected ClusteringParameters, got {type(cp).__name__}")
+        for key in cp._FIELDS + cp._CLUSTERING_FIELDS:
+            setattr(clus, key, getattr(cp, key))
+    clus.d = check_dimension(d)
+    clus.k = check_int(k, "k", lo=1)
+    clus.centroids = Float32Vector()
+    clus.iteration_stats = ObjectVector()
 
 
 class Clustering(ClusteringParameters):
@@ -125,15 +111,7 @@ class Clustering(ClusteringParameters):
 
     def __init__(self, d: int, k: int, cp: ClusteringParameters | None = None):
         super().__init__()
-        if cp is not None:
-            if not isinstance(cp, ClusteringParameters):
-                raise TypeError(f"cp: expected ClusteringParameters, got {type(cp).__name__}")
-            for key in cp._FIELDS + cp._CLUSTERING_FIELDS:
-                setattr(self, key, getattr(cp, key))
-        self.d = check_dimension(d)
-        self.k = check_int(k, "k", lo=1)
-        self.centroids = Float32Vector()
-        self.iteration_stats: ObjectVector = ObjectVector()
+        _setup(self, d, k, cp)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(d={self.d}, k={self.k}, niter={self.niter})"
@@ -207,11 +185,7 @@ class Clustering(ClusteringParameters):
         index = self._check_index(index)
         n, k, d = data.shape[0], self.k, self.d
         if weights is not None:
-            weights = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
-            if weights.shape[0] != n:
-                raise ValueError(f"weights: expected {n} weights (one per vector), got {weights.shape[0]}")
-            if not np.isfinite(weights).all() or (weights < 0).any():
-                raise ValueError("weights: expected finite non-negative weights")
+            weights = as_weights(weights, n)
         if n < k:
             raise ValueError(f"x: number of training points ({n}) should be at least as large as "
                              f"the number of clusters ({k})")
@@ -254,7 +228,7 @@ class Clustering(ClusteringParameters):
                                        "unassigned (no nearest centroid found)")
                 obj = float(np.sum(dis, dtype=np.float64))
                 hassign = _update(x, labels, weights, cent, k_frozen)
-                nsplit = _split_clusters(cent, hassign, k_frozen, rng)
+                nsplit = split_empty_clusters(cent, hassign, n, rng, k_frozen)
                 counts = np.bincount(labels, minlength=k)
                 self.iteration_stats.append(ClusteringIterationStats(
                     obj, time.perf_counter() - t0, t_search, _imbalance(counts, n), nsplit))
@@ -366,15 +340,7 @@ class ProgressiveDimClustering(ProgressiveDimClusteringParameters):
 
     def __init__(self, d: int, k: int, cp: ClusteringParameters | None = None):
         super().__init__()
-        if cp is not None:
-            if not isinstance(cp, ClusteringParameters):
-                raise TypeError(f"cp: expected ClusteringParameters, got {type(cp).__name__}")
-            for key in cp._FIELDS + cp._CLUSTERING_FIELDS:
-                setattr(self, key, getattr(cp, key))
-        self.d = check_dimension(d)
-        self.k = check_int(k, "k", lo=1)
-        self.centroids = Float32Vector()
-        self.iteration_stats: ObjectVector = ObjectVector()
+        _setup(self, d, k, cp)
 
     def train(self, *args: Any) -> None:
         """``train(n, x, factory)`` as FAISS (x from ``swig_ptr``), or ``train(x, factory=None)``."""

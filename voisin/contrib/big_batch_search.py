@@ -209,7 +209,7 @@ def big_batch_search(index: Any, xq: Any, k: int, method: str = "knn_function",
     ``threaded=0`` runs buckets in turn; ``threaded=1`` prepares the next
     bucket while the current one is compared; ``threaded>=2`` prepares
     ``prefetch_threads`` buckets ahead and compares with ``computation_threads``
-    threads (the knn function then gets a ``thread_id``). ``q_assign`` replaces
+    threads (a custom knn function then gets a ``thread_id``). ``q_assign`` replaces
     the coarse assignment; ``checkpoint`` names a file written every
     ``checkpoint_freq`` seconds and read back to resume; ``start_list`` /
     ``end_list`` restrict the run to some lists; ``crash_at`` raises after that
@@ -275,7 +275,9 @@ def big_batch_search(index: Any, xq: Any, k: int, method: str = "knn_function",
                 bucket = prepared[n].result()
                 if n + ahead < len(todo):
                     prepared.append(prep.submit(bbs.prepare_bucket, todo[n + ahead]))
-                tid = n % workers if computation_threads > 1 else None
+                # FAISS hands a custom knn function the worker number; voisin's
+                # own knn has no use for it (and FAISS's would reject it)
+                tid = n % workers if computation_threads > 1 and knn is not _knn else None
                 running.append((l, pool.submit(compute, bucket, tid)))
                 while len(running) > workers or (running and running[0][1].done()):
                     done_l, fut = running.pop(0)

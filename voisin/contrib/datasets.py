@@ -195,48 +195,40 @@ class _FileDataset(Dataset):
         return gt
 
 
-class DatasetSIFT1M(_FileDataset):
+class _Texmex1M(_FileDataset):
+    """A TEXMEX 1M set: ``<prefix>_{base,learn,query}.fvecs`` and
+    ``<prefix>_groundtruth.ivecs`` in ``<subdir>/``."""
+
+    prefix = ""
+    dim = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.d, self.nt, self.nb, self.nq = self.dim, 100000, 1000000, 10000
+
+    def get_queries(self) -> np.ndarray:
+        return fvecs_read(self._path(f"{self.prefix}_query.fvecs"))
+
+    def get_train(self, maxtrain: int | None = None) -> np.ndarray:
+        return self._first(fvecs_read(self._path(f"{self.prefix}_learn.fvecs")), maxtrain)
+
+    def get_database(self) -> np.ndarray:
+        return fvecs_read(self._path(f"{self.prefix}_base.fvecs"))
+
+    def get_groundtruth(self, k: int | None = None) -> np.ndarray:
+        return self._gt(f"{self.prefix}_groundtruth.ivecs", k)
+
+
+class DatasetSIFT1M(_Texmex1M):
     """TEXMEX ANN_SIFT1M (``sift1M/sift_{base,learn,query}.fvecs``)."""
 
-    subdir = "sift1M"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.d, self.nt, self.nb, self.nq = 128, 100000, 1000000, 10000
-
-    def get_queries(self) -> np.ndarray:
-        return fvecs_read(self._path("sift_query.fvecs"))
-
-    def get_train(self, maxtrain: int | None = None) -> np.ndarray:
-        return self._first(fvecs_read(self._path("sift_learn.fvecs")), maxtrain)
-
-    def get_database(self) -> np.ndarray:
-        return fvecs_read(self._path("sift_base.fvecs"))
-
-    def get_groundtruth(self, k: int | None = None) -> np.ndarray:
-        return self._gt("sift_groundtruth.ivecs", k)
+    subdir, prefix, dim = "sift1M", "sift", 128
 
 
-class DatasetGIST1M(_FileDataset):
+class DatasetGIST1M(_Texmex1M):
     """TEXMEX ANN_GIST1M (``gist1M/gist_*.fvecs``)."""
 
-    subdir = "gist1M"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.d, self.nt, self.nb, self.nq = 960, 100000, 1000000, 10000
-
-    def get_queries(self) -> np.ndarray:
-        return fvecs_read(self._path("gist_query.fvecs"))
-
-    def get_train(self, maxtrain: int | None = None) -> np.ndarray:
-        return self._first(fvecs_read(self._path("gist_learn.fvecs")), maxtrain)
-
-    def get_database(self) -> np.ndarray:
-        return fvecs_read(self._path("gist_base.fvecs"))
-
-    def get_groundtruth(self, k: int | None = None) -> np.ndarray:
-        return self._gt("gist_groundtruth.ivecs", k)
+    subdir, prefix, dim = "gist1M", "gist", 960
 
 
 class DatasetBigANN(_FileDataset):

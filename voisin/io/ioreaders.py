@@ -195,7 +195,7 @@ class BufferedIOReader(IOReader):
         self.reader._consume(n)
 
 
-class BufferedIOWriter(IOWriter):
+class BufferedIOWriter(PyCallbackIOWriter):
     """Passes writes to another writer in pieces of at most ``bsz`` bytes."""
 
     name = "<BufferedIOWriter>"
@@ -203,14 +203,9 @@ class BufferedIOWriter(IOWriter):
     def __init__(self, writer: Any, bsz: int = _DEFAULT_BS):
         if not hasattr(writer, "write"):
             raise TypeError(f"writer: expected an IOWriter, got {type(writer).__name__}")
+        super().__init__(writer.write, check_int(bsz, "bsz", lo=1))
         self.writer = writer
-        self.bsz = check_int(bsz, "bsz", lo=1)
-
-    def write(self, data: Any) -> int:
-        mv = memoryview(data).cast("B")
-        for i in range(0, len(mv), self.bsz):
-            self.writer.write(mv[i:i + self.bsz])
-        return len(mv)
+        self.bsz = self.bs
 
 
 class FileIOWriter(IOWriter):

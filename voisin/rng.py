@@ -5,10 +5,10 @@
 FAISS draws from ``std::mt19937``. A generator seeded with ``seed`` gives two
 31-bit integers a0, b0; the output is cut into 1024 blocks (one block below
 1024 values) and block j is drawn from a generator seeded with
-``a0 + j * b0`` truncated to 32 bits. numpy's legacy ``RandomState(seed)``
-seeds the same Mersenne Twister the same way, and ``randint(0, 2**32,
-dtype=uint32)`` returns its raw 32-bit words, so every value here is the one
-faiss returns for the same seed (tests compare them bit for bit).
+``a0 + j * b0`` truncated to 32 bits. kernels/mt19937.py runs the same
+twister and the same per-block recipes, so every value here is the one faiss
+returns for the same seed (tests compare them bit for bit). Blocks are
+independent: large outputs are drawn on all cores, as FAISS does.
 ``rand_smooth_vectors`` goes through a matrix product, so it agrees with
 FAISS's up to float32 rounding.
 
@@ -21,14 +21,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
 
+from . import _blas
 from ._validate import check_buffer, check_int
 
-_U32 = 1 << 32
-_MASK31 = np.uint64(0x7FFFFFFF)
+# Values per call below which the blocks are drawn on the calling thread.
+_PARALLEL_MIN_VALUES = 1 << 16
 
 
 def _shape(n) -> tuple[tuple[int, ...], int]:
@@ -38,94 +39,74 @@ def _shape(n) -> tuple[tuple[int, ...], int]:
     return dims, int(np.prod(dims, dtype=np.int64))
 
 
+def _state() -> np.ndarray:
+    return np.empty(625, dtype=np.uint32)
+
+
 def _words(seed: int, n: int) -> np.ndarray:
     """The first ``n`` raw outputs of ``std::mt19937((unsigned) seed)``, as uint64."""
-    state = np.random.RandomState(seed % _U32)
-    return state.randint(0, _U32, size=n, dtype=np.uint32).astype(np.uint64)
+    from .kernels.mt19937 import fill_words
+    out = np.empty(n, dtype=np.uint32)
+    fill_words(out, seed % (1 << 32), _state())
+    return out.astype(np.uint64)
 
 
-def _blocks(n: int, seed: int) -> Iterator[tuple[int, int, np.random.RandomState]]:
-    """(start, end, generator) of each block FAISS splits ``n`` outputs into.
-
-    One generator is re-seeded per block (100x cheaper than a new
-    RandomState): each block must be drawn before the next is yielded.
-    """
+def _draw_blocks(out: np.ndarray, seed: int, kernel: Callable, *extra: int) -> None:
+    """Run ``kernel(out, a0, b0, nblock, jlo, jhi, state, *extra)`` over FAISS's blocks."""
+    n = out.shape[0]
     nblock = 1 if n < 1024 else 1024
-    a0, b0 = (_words(seed, 2) & _MASK31).tolist()
-    state = np.random.RandomState()
-    for j in range(nblock):
-        state.seed((a0 + j * b0) % _U32)
-        yield j * n // nblock, (j + 1) * n // nblock, state
+    a0, b0 = (_words(seed, 2) & np.uint64(0x7FFFFFFF)).tolist()
+    npipe = 1
+    if n >= _PARALLEL_MIN_VALUES:
+        import numba
+        npipe = numba.get_num_threads()
+    step = -(-nblock // npipe)
+    states = [_state() for _ in range(npipe)]
 
+    def work(p: int, jlo: int) -> None:
+        kernel(out, a0, b0, nblock, jlo, min(nblock, jlo + step), states[p], *extra)
 
-def _raw(state: np.random.RandomState, n: int) -> np.ndarray:
-    return state.randint(0, _U32, size=n, dtype=np.uint32).astype(np.uint64)
-
-
-def _int64_words(state: np.random.RandomState, n: int) -> np.ndarray:
-    """``RandomGenerator::rand_int64``: two 31-bit draws, low one first."""
-    w = _raw(state, 2 * n) & _MASK31
-    return (w[0::2] | (w[1::2] << np.uint64(31))).astype(np.int64)
+    _blas.run_pipelines(range(0, nblock, step), work, npipe)
 
 
 def float_rand(x: np.ndarray, n: int, seed: int) -> None:
     """Fill ``x[:n]`` (float32) with uniform values in [0, 1] (FAISS's ``float_rand``)."""
+    from .kernels.mt19937 import float_rand_blocks
     out = check_buffer(x, np.float32, check_int(n, "n", lo=0), "x")
-    seed = check_int(seed, "seed")
-    for i0, i1, state in _blocks(out.size, seed):
-        # mt() / float(mt.max()): the word rounded to float32, then a float32 division
-        out[i0:i1] = _raw(state, i1 - i0).astype(np.float32) / np.float32(_U32 - 1)
+    _draw_blocks(out, check_int(seed, "seed"), float_rand_blocks)
 
 
 def float_randn(x: np.ndarray, n: int, seed: int) -> None:
     """Fill ``x[:n]`` (float32) with standard normal values (Marsaglia's polar
     method on FAISS's streams, as ``float_randn``)."""
+    from .kernels.mt19937 import float_randn_blocks
     out = check_buffer(x, np.float32, check_int(n, "n", lo=0), "x")
-    seed = check_int(seed, "seed")
-    for i0, i1, state in _blocks(out.size, seed):
-        need = (i1 - i0 + 1) // 2  # each accepted pair gives two values
-        if need == 0:
-            continue
-        pairs: list[np.ndarray] = []
-        got = 0
-        while got < need:
-            # the acceptance rate is pi/4: draw a few more pairs than needed
-            m = int((need - got) * 1.35) + 16
-            u = 2.0 * (_raw(state, 2 * m).astype(np.float64) / float(_U32 - 1)) - 1.0
-            a, b = u[0::2], u[1::2]
-            s = a * a + b * b
-            keep = s < 1.0
-            pairs.append(np.stack([a[keep], b[keep], s[keep]], axis=1))
-            got += int(keep.sum())
-        ab = np.concatenate(pairs)[:need]
-        f = np.sqrt(-2.0 * np.log(ab[:, 2]) / ab[:, 2])
-        vals = (ab[:, :2] * f[:, None]).reshape(-1)
-        out[i0:i1] = vals[:i1 - i0]
+    _draw_blocks(out, check_int(seed, "seed"), float_randn_blocks)
 
 
 def int64_rand(x: np.ndarray, n: int, seed: int) -> None:
     """Fill ``x[:n]`` (int64) with non-negative 62-bit integers (FAISS's ``int64_rand``)."""
+    from .kernels.mt19937 import int64_rand_blocks
     out = check_buffer(x, np.int64, check_int(n, "n", lo=0), "x")
-    seed = check_int(seed, "seed")
-    for i0, i1, state in _blocks(out.size, seed):
-        out[i0:i1] = _int64_words(state, i1 - i0)
+    _draw_blocks(out, check_int(seed, "seed"), int64_rand_blocks, 0)
 
 
 def int64_rand_max(x: np.ndarray, n: int, max: int, seed: int) -> None:
     """Fill ``x[:n]`` (int64) with integers in [0, max) (FAISS's ``int64_rand_max``)."""
+    from .kernels.mt19937 import int64_rand_blocks
     out = check_buffer(x, np.int64, check_int(n, "n", lo=0), "x")
     vmax = check_int(max, "max", lo=1)
-    seed = check_int(seed, "seed")
-    for i0, i1, state in _blocks(out.size, seed):
-        out[i0:i1] = _int64_words(state, i1 - i0) % vmax
+    _draw_blocks(out, check_int(seed, "seed"), int64_rand_blocks, vmax)
 
 
 def byte_rand(x: np.ndarray, n: int, seed: int) -> None:
-    """Fill ``x[:n]`` (uint8) with random bytes (FAISS's ``byte_rand``)."""
+    """Fill ``x[:n]`` (uint8) with random bytes (FAISS's ``byte_rand``: the low
+    byte of each ``rand_int64``)."""
+    from .kernels.mt19937 import int64_rand_blocks
     out = check_buffer(x, np.uint8, check_int(n, "n", lo=0), "x")
-    seed = check_int(seed, "seed")
-    for i0, i1, state in _blocks(out.size, seed):
-        out[i0:i1] = (_int64_words(state, i1 - i0) & 0xFF).astype(np.uint8)
+    wide = np.empty(out.size, dtype=np.int64)
+    _draw_blocks(wide, check_int(seed, "seed"), int64_rand_blocks, 0)
+    out[:] = (wide & 0xFF).astype(np.uint8)
 
 
 def rand_perm(perm: np.ndarray, n: int, seed: int) -> None:

@@ -43,6 +43,28 @@ def _restore_threads():
     voisin.omp_set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def faiss_single_thread():
+    """faiss-cpu on one thread for a module: its OpenMP threads spin on a busy
+    machine (a 0.6 s PQ training took 30 s on two shared cores)."""
+    faiss = pytest.importorskip("faiss")
+    n = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(n)
+
+
+def faiss_twins(key: str, xb: np.ndarray, add: bool = True):
+    """The same trained (and filled) index in faiss and, read from its bytes, in
+    voisin: both libraries then search identical structures."""
+    faiss = pytest.importorskip("faiss")
+    f = faiss.index_factory(xb.shape[1], key)
+    f.train(xb)
+    if add:
+        f.add(xb)
+    return f, voisin.deserialize_index(faiss.serialize_index(f))
+
+
 def datasets_dir() -> Path | None:
     """The shared ann-benchmarks datasets, or None when this checkout has none.
 

@@ -139,6 +139,46 @@ def check_float(v: Any, name: str) -> float:
     return v
 
 
+def as_weights(weights: Any, n: int, name: str = "weights") -> np.ndarray:
+    """Per-vector weights: n finite, non-negative float32 values."""
+    w = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} weights (one per vector), got {w.shape[0]}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{name}: expected finite non-negative weights")
+    return w
+
+
+def check_buffer(x: Any, dtype: Any, n: int, name: str = "x") -> np.ndarray:
+    """A caller's array that a FAISS-style ``fn(x, n, ...)`` fills in place
+    (where FAISS takes ``swig_ptr(x)``): the first ``n`` elements as a flat view."""
+    dt = np.dtype(dtype)
+    if not isinstance(x, np.ndarray) or x.dtype != dt or not x.flags.c_contiguous \
+            or not x.flags.writeable:
+        raise TypeError(f"{name}: expected a writeable C-contiguous {dt.name} numpy array, "
+                        f"got {_describe(x)}")
+    if n > x.size:
+        raise ValueError(f"{name}: expected at least n={n} elements, got {x.size}")
+    return x.reshape(-1)[:n]
+
+
+def as_codes(x: Any, name: str = "x", code_size: int | None = None) -> np.ndarray:
+    """Binary codes: a C-contiguous uint8 (n, code_size) array, never converted
+    from another dtype (a float array of 0/1 is almost always a mistake)."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"{name}: expected uint8 codes, got {_describe(arr)}")
+    if arr.ndim == 1 and code_size is not None and arr.shape[0] == code_size:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        want = f"(n, {code_size})" if code_size is not None else "(n, code_size)"
+        raise ValueError(f"{name}: expected a 2-D uint8 array of shape {want}, "
+                         f"got {_describe(arr)}")
+    if code_size is not None and arr.shape[1] != code_size:
+        raise ValueError(f"{name}: expected codes of {code_size} bytes, got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
 def as_ids(ids: Any, n: int | None = None, name: str = "ids", *, allow_minus_one: bool = False) -> np.ndarray:
     """Return ``ids`` as a C-contiguous int64 vector of length ``n``.
 

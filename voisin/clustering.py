@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from . import _blas
-from ._validate import as_matrix, check_dimension, check_int
+from ._validate import as_matrix, as_weights, check_dimension, check_int
 from .kernels import kmeans as K
 from .kernels.flat import row_norms_sqr
 from .metric import METRIC_INNER_PRODUCT, METRIC_L2
@@ -110,10 +110,14 @@ def _assign(x: np.ndarray, centroids: np.ndarray, metric: int, xnorm: np.ndarray
     return labels, dists, (sums.sum(axis=0), counts.sum(axis=0), wsum.sum(axis=0))
 
 
-def _split_empty_clusters(centroids: np.ndarray, counts: np.ndarray, n: int,
-                          rng: np.random.Generator) -> int:
-    """Re-seed empty clusters by splitting big ones (FAISS's ``split_clusters``)."""
-    empty = np.flatnonzero(counts == 0)
+def split_empty_clusters(centroids: np.ndarray, counts: np.ndarray, n: int,
+                         rng: np.random.Generator, k_frozen: int = 0) -> int:
+    """Re-seed empty clusters by splitting big ones (FAISS's ``split_clusters``).
+
+    ``counts`` are the cluster sizes (or weights); the first ``k_frozen``
+    centroids are fixed: neither re-seeded nor split.
+    """
+    empty = np.flatnonzero(counts[k_frozen:] == 0) + k_frozen
     if empty.size == 0:
         return 0
     eps = 1.0 / 1024.0
@@ -125,6 +129,7 @@ def _split_empty_clusters(centroids: np.ndarray, counts: np.ndarray, n: int,
         # a cluster is picked with probability proportional to (size - 1),
         # the same law FAISS's rejection loop samples from
         p = np.maximum(hassign - 1.0, 0.0)
+        p[:k_frozen] = 0.0
         total = p.sum()
         if total <= 0:
             break
@@ -134,6 +139,9 @@ def _split_empty_clusters(centroids: np.ndarray, counts: np.ndarray, n: int,
         hassign[ci] = np.floor(hassign[cj] / 2)
         hassign[cj] -= hassign[ci]
     return int(empty.size)
+
+
+_split_empty_clusters = split_empty_clusters  # its former name (tests import it)
 
 
 class ClusteringParameters:
@@ -148,6 +156,9 @@ class ClusteringParameters:
 
     _FIELDS = ("niter", "nredo", "verbose", "spherical", "int_centroids", "update_index",
                "min_points_per_centroid", "max_points_per_centroid", "seed")
+    # FAISS fields that only voisin.Clustering reads (Kmeans does not take them)
+    _CLUSTERING_FIELDS = ("frozen_centroids", "decode_block_size", "check_input_data_for_NaNs",
+                          "use_faster_subsampling")
 
     def __init__(self, **kwargs: Any):
         self.niter = 25
@@ -159,9 +170,13 @@ class ClusteringParameters:
         self.min_points_per_centroid = 39
         self.max_points_per_centroid = 256
         self.seed = 1234
+        self.frozen_centroids = False
+        self.decode_block_size = 32768
+        self.check_input_data_for_NaNs = True
+        self.use_faster_subsampling = False
         for key, value in kwargs.items():
-            if key not in self._FIELDS:
-                raise TypeError(f"ClusteringParameters: unknown parameter {key!r}")
+            if key not in self._FIELDS and key not in self._CLUSTERING_FIELDS:
+                raise TypeError(f"{type(self).__name__}: unknown parameter {key!r}")
             setattr(self, key, value)
 
     def as_kwargs(self) -> dict:
@@ -248,11 +263,7 @@ class Kmeans:
         n = x.shape[0]
         k = self.k
         if weights is not None:
-            weights = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
-            if weights.shape[0] != n:
-                raise ValueError(f"weights: expected {n} weights (one per vector), got {weights.shape[0]}")
-            if not np.isfinite(weights).all() or (weights < 0).any():
-                raise ValueError("weights: expected finite non-negative weights")
+            weights = as_weights(weights, n)
         if init_centroids is not None:
             init_centroids = as_matrix(init_centroids, self.d, "init_centroids")
             if init_centroids.shape[0] != k:
@@ -302,7 +313,7 @@ class Kmeans:
                 new = cent.copy()
                 filled = wsums > 0
                 new[filled] = sums[filled] / wsums[filled, None]
-                nsplit = _split_empty_clusters(new, counts, n, rng)
+                nsplit = split_empty_clusters(new, counts, n, rng)
                 if self.spherical:
                     K.normalize_rows(new)
                 if self.int_centroids:

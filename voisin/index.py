@@ -174,6 +174,30 @@ class Index:
         lims, D, I = self._range_search(x, radius, params)
         return lims.astype(np.uint64, copy=False), D, I
 
+    def search_and_reconstruct(self, x: Any, k: int, params: SearchParameters | None = None, *,
+                               D: np.ndarray | None = None, I: np.ndarray | None = None,
+                               R: np.ndarray | None = None
+                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``search`` plus the stored (decoded) vector of each result.
+
+        Returns ``(D, I, R)`` with ``R`` of shape (n, k, d); a missing result
+        (id -1) gets a vector of NaN, as FAISS (which fills it with 0xff
+        bytes). Works on every index that can ``reconstruct``. A vector
+        removed between the search and the reconstruction raises ValueError.
+        """
+        x = as_matrix(x, self.d, "x")
+        k = check_k(k)
+        if R is not None:
+            check_out(R, (x.shape[0], k, self.d), np.float32, "R")
+        D, I = self.search(x, k, params, D=D, I=I)
+        if R is None:
+            R = np.empty((x.shape[0], k, self.d), dtype=np.float32)
+        R.fill(np.nan)
+        found = I >= 0
+        if found.any():
+            R[found] = self._reconstruct_keys(np.ascontiguousarray(I[found]))
+        return D, I, R
+
     def assign(self, x: Any, k: int = 1) -> np.ndarray:
         """Ids of the ``k`` nearest stored vectors (FAISS's ``assign``)."""
         return self.search(x, k)[1]

@@ -50,3 +50,7 @@ def is_similarity(metric: int) -> bool:
 def worst_distance(metric: int) -> float:
     """The distance FAISS reports for a missing result under ``metric``."""
     return -FLOAT32_MAX if is_similarity(metric) else FLOAT32_MAX
+
+
+#: FAISS's name for :func:`is_similarity` (``faiss.is_similarity_metric``)
+is_similarity_metric = is_similarity

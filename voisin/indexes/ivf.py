@@ -493,6 +493,28 @@ class IndexIVF(Index):
     def search_preassigned(self, x: Any, k: int, assign: Any, centroid_dis: Any = None,
                            params: SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Search with the probed lists given (``assign``: (n, nprobe) list numbers)."""
+        x, assign, centroid_dis = self._preassigned_args(x, assign, centroid_dis)
+        from .._validate import check_k
+        k = check_k(k)
+        params = self._check_params(params)
+        ctx, _ = self._context(params)
+        D = np.empty((x.shape[0], k), dtype=np.float32)
+        I = np.empty((x.shape[0], k), dtype=np.int64)
+        return self._search_preassigned(x, k, assign, centroid_dis, ctx, D, I)
+
+    def range_search_preassigned(self, x: Any, radius: float, assign: Any, centroid_dis: Any = None,
+                                 params: SearchParameters | None = None
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Range search in the given lists (``assign``: (n, nprobe)); returns ``(lims, D, I)``."""
+        from .._validate import check_float
+        x, assign, centroid_dis = self._preassigned_args(x, assign, centroid_dis)
+        radius = check_float(radius, "radius")
+        ctx, _ = self._context(self._check_params(params))
+        lims, D, I = self._range_preassigned(x, radius, assign, centroid_dis, ctx)
+        return lims.astype(np.uint64, copy=False), D, I
+
+    def _preassigned_args(self, x: Any, assign: Any, centroid_dis: Any
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = as_matrix(x, self.d, "x")
         assign = np.ascontiguousarray(assign, dtype=np.int64)
         if assign.ndim != 2 or assign.shape[0] != x.shape[0]:
@@ -501,14 +523,7 @@ class IndexIVF(Index):
             raise ValueError(f"assign: list numbers must be < nlist={self.nlist}")
         if centroid_dis is None:
             centroid_dis = np.zeros(assign.shape, dtype=np.float32)
-        centroid_dis = np.ascontiguousarray(centroid_dis, dtype=np.float32)
-        from .._validate import check_k
-        k = check_k(k)
-        params = self._check_params(params)
-        ctx, _ = self._context(params)
-        D = np.empty((x.shape[0], k), dtype=np.float32)
-        I = np.empty((x.shape[0], k), dtype=np.int64)
-        return self._search_preassigned(x, k, assign, centroid_dis, ctx, D, I)
+        return x, assign, np.ascontiguousarray(centroid_dis, dtype=np.float32)
 
     def _search_single(self, x, k, nprobe, ctx, D, I):
         return None

@@ -12,6 +12,7 @@ from ..codecs.pq import ProductQuantizer
 from ..index import Index
 from ..kernels import pq as K
 from ..metric import METRIC_L2, is_similarity, worst_distance
+from ..search_params import SearchParametersPQ
 from ..selector import IDSelector, SearchParameters
 from .code_storage import PublishedCodes
 
@@ -56,6 +57,9 @@ class IndexPQ(PublishedCodes, Index):
         >>> index.code_size
         8
     """
+
+    #: FAISS's IndexPQ takes SearchParametersPQ (search_type, polysemous_ht, sel)
+    params_type = SearchParametersPQ
 
     def __init__(self, d: int, M: int = 8, nbits: int = 8, metric: int = METRIC_L2):
         super().__init__(d, metric)

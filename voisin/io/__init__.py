@@ -6,11 +6,22 @@
 4
 """
 
-from .faiss_format import (IO_FLAG_MMAP, IO_FLAG_MMAP_IFC, IO_FLAG_READ_ONLY, deserialize_index,
-                           read_index, register_reader, register_writer, serialize_index,
-                           supported_tags, write_index)
+from .codec_io import (read_InvertedLists, read_ProductQuantizer, read_ScalarQuantizer,
+                       read_VectorTransform, write_InvertedLists, write_ProductQuantizer,
+                       write_ScalarQuantizer, write_VectorTransform)
+from .faiss_format import (IO_FLAG_MMAP, IO_FLAG_MMAP_IFC, IO_FLAG_READ_ONLY, IO_FLAG_SKIP_STORAGE,
+                           deserialize_index, read_index, register_reader, register_writer,
+                           serialize_index, supported_tags, write_index)
+from .ioreaders import (BufferedIOReader, BufferedIOWriter, FileIOReader, FileIOWriter, IOReader,
+                        IOWriter, PyCallbackIOReader, PyCallbackIOWriter, VectorIOReader,
+                        VectorIOWriter)
 from .stream import IndexFileError
 
 __all__ = ["write_index", "read_index", "serialize_index", "deserialize_index", "IO_FLAG_MMAP",
-           "IO_FLAG_MMAP_IFC", "IO_FLAG_READ_ONLY", "IndexFileError", "register_reader",
-           "register_writer", "supported_tags"]
+           "IO_FLAG_MMAP_IFC", "IO_FLAG_READ_ONLY", "IO_FLAG_SKIP_STORAGE", "IndexFileError",
+           "register_reader", "register_writer", "supported_tags",
+           "IOReader", "IOWriter", "VectorIOReader", "VectorIOWriter", "PyCallbackIOReader",
+           "PyCallbackIOWriter", "BufferedIOReader", "BufferedIOWriter", "FileIOReader",
+           "FileIOWriter", "write_ProductQuantizer", "read_ProductQuantizer",
+           "write_ScalarQuantizer", "read_ScalarQuantizer", "write_VectorTransform",
+           "read_VectorTransform", "write_InvertedLists", "read_InvertedLists"]

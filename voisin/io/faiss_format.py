@@ -24,6 +24,7 @@ from .atomic import atomic_write
 from .stream import IndexFileError, Reader, Writer, tag_text
 
 # FAISS's values, so code written for faiss passes the same flags.
+IO_FLAG_SKIP_STORAGE = 1
 IO_FLAG_READ_ONLY = 2
 IO_FLAG_MMAP = 0x646F0008
 IO_FLAG_MMAP_IFC = 1 << 9
@@ -176,7 +177,9 @@ def read_object(r: Reader, ctx: ReadContext, what: str = "index", allow_null: bo
     if tag == b"null":
         if allow_null:
             return None
-        raise r.fail(f"{what}: found an empty ('null') index where one is required", at)
+        raise r.fail(f"{what}: found an empty ('null') index where one is required (FAISS "
+                     "writes one in place of a graph's storage with IO_FLAG_SKIP_STORAGE; "
+                     "voisin cannot open a graph without its vectors)", at)
     fn = _READERS.get(tag)
     if fn is None:
         raise r.fail(_unknown_tag_message(tag, what), at)
@@ -222,8 +225,55 @@ def write_object(w: Writer, index: Any) -> None:
 LAYOUTS = ("faiss", "voisin")
 
 
+def _check_flags(io_flags: Any) -> int:
+    if isinstance(io_flags, bool) or not isinstance(io_flags, (int, np.integer)):
+        raise TypeError(f"io_flags: expected an int (e.g. IO_FLAG_MMAP), got {io_flags!r}")
+    return int(io_flags)
+
+
+def emit(w: Writer, f: Any) -> None:
+    """Send the pieces of ``w`` to a path (atomically) or to anything with ``write``."""
+    def dump(out: BinaryIO) -> None:
+        for chunk in w.chunks:
+            out.write(chunk)
+
+    if hasattr(f, "write"):
+        dump(f)
+    elif isinstance(f, (str, os.PathLike)):
+        atomic_write(f, dump)
+    else:
+        raise TypeError(f"f: expected a path or a binary file object, got {type(f).__name__}")
+
+
+def add_trailer(w: Writer) -> None:
+    """Append voisin's checksum trailer over everything written so far."""
+    crc = 0
+    for chunk in w.chunks:
+        crc = _checksum.crc32(chunk, crc=crc)
+    w._put(_checksum.make_trailer(w.nbytes, crc))
+
+
+def parse_prefix(buf: Any, source: str, io_flags: int, verify: bool,
+                 read: Callable[[Reader, ReadContext], Any] = read_object) -> tuple[Any, int]:
+    """The object at the start of ``buf`` and the bytes it took, its checksum
+    trailer included when one follows it: a stream may hold more after it."""
+    _load_formats()
+    r = Reader(buf, source=source)
+    obj = read(r, ReadContext(io_flags & ~_MMAP_BITS))
+    end = r.pos
+    mv = memoryview(buf).cast("B")
+    if len(mv) - end >= _checksum.TRAILER_SIZE:
+        trailer = _checksum.find_trailer(mv[:end + _checksum.TRAILER_SIZE], source)
+        if trailer is not None:
+            if verify:
+                _checksum.verify(mv, trailer, source)
+            end += _checksum.TRAILER_SIZE
+    return obj, end
+
+
 @contextmanager
-def _serialize(index: Any, with_checksum: bool, layout: str = "faiss") -> Iterator[Writer]:
+def _serialize(index: Any, with_checksum: bool, layout: str = "faiss",
+               io_flags: int = 0) -> Iterator[Writer]:
     """The index's pieces, valid only inside the ``with`` block.
 
     The chunks are views of the index's live arrays (no copy), and writers
@@ -236,18 +286,16 @@ def _serialize(index: Any, with_checksum: bool, layout: str = "faiss") -> Iterat
         raise TypeError(f"index: expected a voisin Index, got {type(index).__name__}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected 'faiss' or 'voisin', got {layout!r}")
-    w = Writer(layout)
+    w = Writer(layout, _check_flags(io_flags))
     with index._write_lock:
         write_object(w, index)
         if with_checksum:
-            crc = 0
-            for chunk in w.chunks:
-                crc = _checksum.crc32(chunk, crc=crc)
-            w._put(_checksum.make_trailer(w.nbytes, crc))
+            add_trailer(w)
         yield w
 
 
-def serialize_index(index: Any, *, checksum: bool = True, layout: str = "faiss") -> np.ndarray:
+def serialize_index(index: Any, io_flags: int = 0, *, checksum: bool = True,
+                    layout: str = "faiss") -> np.ndarray:
     """The bytes of ``write_index(index, ...)`` as a uint8 numpy array (as FAISS).
 
     ``checksum=False`` leaves out voisin's integrity trailer, giving exactly the
@@ -260,13 +308,18 @@ def serialize_index(index: Any, *, checksum: bool = True, layout: str = "faiss")
         >>> voisin.deserialize_index(buf).ntotal
         4
     """
-    with _serialize(index, checksum, layout) as w:
+    with _serialize(index, checksum, layout, io_flags) as w:
         return np.frombuffer(w.getvalue(), dtype=np.uint8).copy()
 
 
-def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool = True,
-                layout: str = "faiss") -> None:
-    """Write ``index`` to a path (atomically) or to an open binary file.
+def write_index(index: Any, f: str | os.PathLike | BinaryIO, io_flags: int = 0, *,
+                checksum: bool = True, layout: str = "faiss") -> None:
+    """Write ``index`` to a path (atomically), an open binary file or an
+    IOWriter (``VectorIOWriter``, ``PyCallbackIOWriter``...).
+
+    ``io_flags=IO_FLAG_SKIP_STORAGE`` writes a graph index (HNSW) without its
+    vectors, as FAISS does (an empty ``null`` storage); voisin cannot open
+    such a file, FAISS can.
 
     For a path the bytes go to a temporary file in the same directory, which
     is fsynced and renamed over ``f``: readers see the old file or the new
@@ -288,16 +341,8 @@ def write_index(index: Any, f: str | os.PathLike | BinaryIO, *, checksum: bool =
     """
     if not hasattr(f, "write") and not isinstance(f, (str, os.PathLike)):
         raise TypeError(f"f: expected a path or a binary file object, got {type(f).__name__}")
-    with _serialize(index, checksum, layout) as w:
-
-        def dump(out: BinaryIO) -> None:
-            for chunk in w.chunks:
-                out.write(chunk)
-
-        if hasattr(f, "write"):
-            dump(f)  # type: ignore[arg-type]
-        else:
-            atomic_write(f, dump)
+    with _serialize(index, checksum, layout, io_flags) as w:
+        emit(w, f)
 
 
 def _parse(buf: Any, source: str, io_flags: int, verify: bool) -> Any:
@@ -344,13 +389,19 @@ def read_index(f: str | os.PathLike | BinaryIO, io_flags: int = 0, *, mmap: bool
         >>> voisin.read_index(path, voisin.IO_FLAG_MMAP).search(np.eye(3)[:1], 1)[1].tolist()
         [[0]]
     """
-    if isinstance(io_flags, bool) or not isinstance(io_flags, (int, np.integer)):
-        raise TypeError(f"io_flags: expected an int (e.g. IO_FLAG_MMAP), got {io_flags!r}")
-    io_flags = int(io_flags)
+    io_flags = _check_flags(io_flags)
     if mmap:
         io_flags |= IO_FLAG_MMAP
     mapped = bool(io_flags & _MMAP_BITS)
     verify = (not mapped) if verify_checksum is None else bool(verify_checksum)
+    from .ioreaders import IOReader
+    if isinstance(f, IOReader):
+        # a stream may hold several objects: read one, leave the rest
+        index = f.read_object(lambda buf, source: parse_prefix(
+            buf, source, io_flags, verify_checksum is None or bool(verify_checksum)))
+        if io_flags & IO_FLAG_READ_ONLY:
+            _freeze(index)
+        return index
     if hasattr(f, "read"):
         data = f.read()  # type: ignore[union-attr]
         if not isinstance(data, (bytes, bytearray)):

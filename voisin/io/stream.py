@@ -157,11 +157,13 @@ class Reader:
 class Writer:
     """Collects the pieces of a serialized index without copying large arrays."""
 
-    def __init__(self, layout: str = "faiss") -> None:
+    def __init__(self, layout: str = "faiss", io_flags: int = 0) -> None:
         self.chunks: list[Any] = []
         self.nbytes = 0
         #: "faiss" (FAISS's bytes) or "voisin" (mappable voisin layouts where they differ)
         self.layout = layout
+        #: FAISS's write flags (IO_FLAG_SKIP_STORAGE: graph indexes leave out their vectors)
+        self.io_flags = io_flags
 
     def _put(self, b: Any) -> None:
         self.chunks.append(b)

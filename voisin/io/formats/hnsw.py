@@ -19,7 +19,8 @@ import numpy as np
 
 from ...indexes.flat import IndexFlat
 from ...indexes.hnsw import IndexHNSW, IndexHNSWFlat, IndexHNSWSQ
-from ..faiss_format import read_header, register_reader, register_writer, write_header
+from ..faiss_format import (IO_FLAG_SKIP_STORAGE, read_header, register_reader, register_writer,
+                            write_header)
 from .flat import flat_tag
 from .sqcodec import read_sq, write_sq
 
@@ -49,6 +50,9 @@ def write_hnsw_flat(w, index: IndexHNSWFlat) -> None:
     w.tag(b"IHNf")
     write_header(w, index)
     write_graph(w, index)
+    if w.io_flags & IO_FLAG_SKIP_STORAGE:
+        w.tag(b"null")  # FAISS's graph-only file
+        return
     # voisin's HNSW holds its vectors directly; FAISS nests an IndexFlat
     w.tag(flat_tag(index.metric_type))
     write_header(w, index)
@@ -250,6 +254,9 @@ def write_hnsw_sq(w, index: IndexHNSWSQ) -> None:
     w.tag(b"IHNs")
     write_header(w, index)
     write_graph(w, index)
+    if w.io_flags & IO_FLAG_SKIP_STORAGE:
+        w.tag(b"null")  # FAISS's graph-only file
+        return
     w.tag(b"IxSQ")
     write_header(w, index)
     write_sq(w, index.sq)

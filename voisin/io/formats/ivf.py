@@ -121,7 +121,7 @@ def write_slab(w, index: IndexIVF) -> None:
     w.array(ids, np.int64)
 
 
-def read_slab(r, nlist: int, code_size: int, ntotal: int, what: str) -> InvertedLists:
+def read_slab(r, nlist: int, code_size: int, ntotal: int | None, what: str) -> InvertedLists:
     r.int_in("u64", nlist, nlist, f"{what} inverted lists nlist")
     r.int_in("u64", code_size, code_size, f"{what} inverted lists code_size")
     at = r.pos
@@ -129,7 +129,7 @@ def read_slab(r, nlist: int, code_size: int, ntotal: int, what: str) -> Inverted
     if sizes.size and (sizes.min() < 0 or sizes.max() > r.remaining):
         raise r.fail(f"{what}: list sizes must lie in [0, {r.remaining}]", at)
     total = int(sizes.sum())
-    if total != ntotal:
+    if ntotal is not None and total != ntotal:
         raise r.fail(f"{what}: the lists hold {total} entries for ntotal={ntotal}", at)
     r.skip_pad(f"{what} codes")
     codes = r.array(np.uint8, total * code_size, f"{what} codes").reshape(total, code_size)
@@ -166,8 +166,9 @@ def write_invlists(w, index: IndexIVF) -> None:
         w.array(il.get_ids(l), np.int64)
 
 
-def read_invlists(r, nlist: int, code_size: int, ntotal: int, what: str) -> InvertedLists:
-    """FAISS's ``ilar`` lists, gathered into voisin's slab."""
+def read_invlists(r, nlist: int, code_size: int, ntotal: int | None, what: str) -> InvertedLists:
+    """FAISS's ``ilar`` lists, gathered into voisin's slab (``ntotal=None``:
+    any number of entries, for lists read on their own)."""
     at = r.pos
     tag = r.tag(f"{what} inverted lists tag")
     if tag == b"VSlb":
@@ -205,7 +206,7 @@ def read_invlists(r, nlist: int, code_size: int, ntotal: int, what: str) -> Inve
     if total * entry > r.remaining:
         raise r.fail(f"{what}: lists need {total * entry} bytes but only {r.remaining} remain",
                      kind_at)
-    if total != ntotal:
+    if ntotal is not None and total != ntotal:
         raise r.fail(f"{what}: the lists hold {total} entries for ntotal={ntotal}", kind_at)
     il = InvertedLists(nlist, code_size)
     codes = np.empty((total, code_size), dtype=np.uint8)

@@ -1,0 +1,73 @@
+"""Search-parameter classes under FAISS's names: ``IndexRefineSearchParameters``
+and ``SearchParametersPQ``.
+
+``IndexRefineSearchParameters`` *is* :class:`voisin.SearchParametersRefine`
+(``k_factor``, ``base_index_params``), so either name passes an index's
+parameter check. ``SearchParametersPQ`` carries FAISS's ``search_type`` and
+``polysemous_ht`` for IndexPQ; voisin's IndexPQ searches by asymmetric
+distance (``ST_PQ``) only, so any other search type is refused when set.
+
+Example:
+    >>> import voisin
+    >>> p = voisin.IndexRefineSearchParameters(k_factor=3)
+    >>> isinstance(p, voisin.SearchParametersRefine), p.k_factor
+    (True, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._validate import check_int
+from .selector import SearchParameters
+
+
+def __getattr__(name: str) -> Any:
+    # resolved on use: IndexPQ imports this module, and the refine module
+    # (which imports other indexes) must not load with it
+    if name == "IndexRefineSearchParameters":
+        from .indexes.refine import SearchParametersRefine
+        return SearchParametersRefine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# FAISS's IndexPQ::Search_type_t values
+ST_PQ = 0
+ST_HE = 1
+ST_generalized_hamming = 2
+ST_SDC = 3
+ST_polysemous = 4
+ST_polysemous_generalize = 5
+
+_ST_NAMES = {ST_PQ: "ST_PQ", ST_HE: "ST_HE", ST_generalized_hamming: "ST_generalized_hamming",
+             ST_SDC: "ST_SDC", ST_polysemous: "ST_polysemous",
+             ST_polysemous_generalize: "ST_polysemous_generalize"}
+
+
+class SearchParametersPQ(SearchParameters):
+    """IndexPQ search options: ``search_type`` (only ``ST_PQ`` = 0, asymmetric
+    distances, in voisin), ``polysemous_ht`` (kept, unused by ST_PQ, as in
+    FAISS) and ``sel``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((2000, 16), dtype="float32")
+        >>> index = voisin.IndexPQ(16, 4, 4); index.train(xb); index.add(xb)
+        >>> p = voisin.SearchParametersPQ(search_type=0, sel=voisin.IDSelectorRange(0, 100))
+        >>> bool((index.search(xb[:3], 5, params=p)[1] < 100).all())
+        True
+    """
+
+    search_type: Any = ST_PQ
+    polysemous_ht: Any = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # checked when set, so a bad value fails where it is written
+        if name == "search_type":
+            value = check_int(value, "search_type", lo=0)
+            if value != ST_PQ:
+                raise NotImplementedError(
+                    f"search_type: voisin's IndexPQ searches by asymmetric distances only "
+                    f"(ST_PQ = 0), got {_ST_NAMES.get(value, value)}")
+        elif name == "polysemous_ht":
+            value = check_int(value, "polysemous_ht", lo=0)
+        super().__setattr__(name, value)

@@ -167,8 +167,8 @@ class OperatingPoints:
                 a[i] = op
             else:
                 a.insert(i, op)
-        for i in range(len(a) - 1, 0, -1):  # a faster, better point retires slower, worse ones
-            if a[i].t < a[i - 1].t:
+        for i in range(len(a) - 1, 0, -1):  # a better point no slower retires worse ones (as faiss 1.15)
+            if a[i].t <= a[i - 1].t:
                 del a[i - 1]
         return True
 

@@ -62,6 +62,10 @@ class ParameterError(ValueError, RuntimeError):
     """
 
 
+class _Unknown(ParameterError):
+    """No index of the composition has the name (re-raised naming the whole composition)."""
+
+
 class _Vector(list):
     """A list that also answers FAISS's SWIG vector calls, ``size()`` and ``at(i)``."""
 
@@ -185,8 +189,17 @@ def _resolve(index: Any, name: str, value: float) -> list[_Apply]:
     leaf = _leaf(index, name, value)
     if leaf is not None:
         return leaf
-    raise ParameterError(f"{name}: {_label(index)} has no parameter {name!r} "
-                         f"(it has: {', '.join(sorted(parameter_names(index))) or 'none'})")
+    raise _Unknown(name)
+
+
+def _resolve_top(index: Any, name: str, value: Any) -> list[_Apply]:
+    if not isinstance(name, str) or not name:
+        raise ParameterError(f"name: expected a parameter name such as 'nprobe', got {name!r}")
+    try:
+        return _resolve(index, name, _number(name, value))
+    except _Unknown:
+        raise ParameterError(f"{name}: {_label(index)} has no parameter {name!r} "
+                             f"(it has: {', '.join(sorted(parameter_names(index))) or 'none'})") from None
 
 
 def _leaf(index: Any, name: str, value: float) -> list[_Apply] | None:
@@ -399,11 +412,9 @@ class ParameterSpace:
     # --- setting -------------------------------------------------------------------
     def set_index_parameter(self, index: Any, name: str, val: Any) -> None:
         """Set knob ``name`` to ``val`` wherever it lives in ``index`` (see the module docstring)."""
-        if not isinstance(name, str) or not name:
-            raise ParameterError(f"name: expected a parameter name such as 'nprobe', got {name!r}")
         if self.verbose > 1:
             print(f"    set_index_parameter {name}={val}")
-        for apply in _resolve(index, name, _number(name, val)):
+        for apply in _resolve_top(index, name, val):
             apply()
 
     def set_index_parameters(self, index: Any,
@@ -423,9 +434,7 @@ class ParameterSpace:
                                  f"dict, got {description!r}")
         plan: list[_Apply] = []
         for name, val in items:
-            if not isinstance(name, str) or not name:
-                raise ParameterError(f"name: expected a parameter name such as 'nprobe', got {name!r}")
-            plan += _resolve(index, name, _number(name, val))
+            plan += _resolve_top(index, name, val)
         for apply in plan:
             apply()
 

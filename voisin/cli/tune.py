@@ -59,7 +59,8 @@ def command(index_path: str, queries: str, key: str | None, target: float, k: in
         try:
             report = tune(index, xq, target, k, gt, xb=xb, confidence=confidence, mode=mode, min_time=min_time)
         except (ValueError, TypeError) as exc:
-            raise click.ClickException(str(exc)) from None
+            hint = " (here: --gt FILE or --data FILE)" if str(exc).startswith("gt:") else ""
+            raise click.ClickException(f"{exc}{hint}") from None
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

@@ -43,6 +43,14 @@ def vectors(tmp_path):
     return xb, xq
 
 
+def built_file(tmp_path, desc: str, name: str) -> Path:
+    """`voisin build` over the fixture's base vectors; the index file's path."""
+    out = tmp_path / name
+    res = invoke("build", "--data", str(tmp_path / "xb.npy"), "--index", desc, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    return out
+
+
 # --- the command exists however voisin is started -----------------------------------
 
 def test_python_dash_m_voisin_runs_the_cli():
@@ -91,9 +99,7 @@ def test_the_demo_and_the_library_do_not_import_the_cli():
 
 def test_search_param_takes_faiss_parameter_strings(vectors, tmp_path):
     xb, xq = vectors
-    out = tmp_path / "rf.index"
-    assert invoke("build", "--data", str(tmp_path / "xb.npy"), "--index", "IVF16,PQ4x4fs,RFlat",
-                  "--out", str(out)).exit_code == 0
+    out = built_file(tmp_path, "IVF16,PQ4x4fs,RFlat", "rf.index")
     res = invoke("search", "--index", str(out), "--queries", str(tmp_path / "xq.npy"), "-k", "5",
                  "--param", "nprobe=16,k_factor_rf=40", "--out", str(tmp_path / "r.npz"))
     assert res.exit_code == 0, res.output
@@ -110,9 +116,7 @@ def test_search_param_takes_faiss_parameter_strings(vectors, tmp_path):
 
 def test_tune_command_sets_and_saves_the_setting(vectors, tmp_path):
     xb, xq = vectors
-    built = tmp_path / "ivf.index"
-    assert invoke("build", "--data", str(tmp_path / "xb.npy"), "--index", "IVF32,Flat",
-                  "--out", str(built)).exit_code == 0
+    built = built_file(tmp_path, "IVF32,Flat", "ivf.index")
     tuned = tmp_path / "tuned.index"
     res = invoke("tune", "--index", str(built), "--queries", str(tmp_path / "xq.npy"), "--target", "0.9",
                  "--min-time", "0", "--out", str(tuned), "--json")
@@ -131,9 +135,7 @@ def test_tune_command_sets_and_saves_the_setting(vectors, tmp_path):
 
 def test_tune_command_with_gt_or_data_for_lossy_indexes(vectors, tmp_path):
     xb, xq = vectors
-    built = tmp_path / "pq.index"
-    assert invoke("build", "--data", str(tmp_path / "xb.npy"), "--index", "IVF32,PQ4x4",
-                  "--out", str(built)).exit_code == 0
+    built = built_file(tmp_path, "IVF32,PQ4x4", "pq.index")
     args = ["tune", "--index", str(built), "--queries", str(tmp_path / "xq.npy"), "--target", "0.3",
             "--min-time", "0"]
     res = invoke(*args)
@@ -153,8 +155,7 @@ def test_tune_command_with_gt_or_data_for_lossy_indexes(vectors, tmp_path):
 
 def test_tune_command_plot(vectors, tmp_path):
     pytest.importorskip("matplotlib", reason="the plot needs matplotlib (bench extra)")
-    built = tmp_path / "hnsw.index"
-    assert invoke("build", "--data", str(tmp_path / "xb.npy"), "--index", "HNSW8", "--out", str(built)).exit_code == 0
+    built = built_file(tmp_path, "HNSW8", "hnsw.index")
     res = invoke("tune", "--index", str(built), "--queries", str(tmp_path / "xq.npy"), "--target", "0.9",
                  "--min-time", "0", "--plot", str(tmp_path / "t.png"))
     assert res.exit_code == 0, res.output

@@ -87,6 +87,19 @@ def set_params(index: Any, params: dict[str, float]) -> None:
         raise click.ClickException(f"--param {exc}") from None
 
 
+def index_file_option(f: Any) -> Any:
+    """``--index FILE``: an index to open (search, tune)."""
+    return click.option("--index", "index_path", required=True, type=click.Path(dir_okay=False),
+                        help="Index file written by `voisin build` (or FAISS's write_index).")(f)
+
+
+def queries_options(f: Any) -> Any:
+    """``--queries FILE`` and ``--key``: the query vectors (HDF5 dataset ``test`` by default)."""
+    f = click.option("--key", default=None, help="HDF5 dataset of the queries (default: test).")(f)
+    return click.option("--queries", required=True, type=click.Path(dir_okay=False),
+                        help="Query vectors: .npy, .fvecs, .bvecs or .hdf5 (dataset 'test').")(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(voisin.__version__, prog_name="voisin")
 @click.option("--threads", type=click.IntRange(min=1), default=None,

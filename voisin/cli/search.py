@@ -12,11 +12,8 @@ import voisin.cli as app
 
 
 @click.command("search")
-@click.option("--index", "index_path", required=True, type=click.Path(dir_okay=False),
-              help="Index file written by `voisin build` (or FAISS's write_index).")
-@click.option("--queries", required=True, type=click.Path(dir_okay=False),
-              help="Query vectors: .npy, .fvecs, .bvecs or .hdf5 (dataset 'test').")
-@click.option("--key", default=None, help="HDF5 dataset to read (default: test).")
+@app.index_file_option
+@app.queries_options
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Neighbours per query.")
 @click.option("--normalize", is_flag=True, help="Unit-normalise the queries (for indexes built with cosine).")

@@ -14,11 +14,8 @@ from voisin.tuning import MODES
 
 
 @click.command("tune")
-@click.option("--index", "index_path", required=True, type=click.Path(dir_okay=False),
-              help="Index file written by `voisin build` (or FAISS's write_index).")
-@click.option("--queries", required=True, type=click.Path(dir_okay=False),
-              help="Queries held out of the index: .npy, .fvecs, .bvecs or .hdf5 (dataset 'test').")
-@click.option("--key", default=None, help="HDF5 dataset of the queries (default: test).")
+@app.index_file_option
+@app.queries_options
 @click.option("--target", "target", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True,
               help="recall@k the setting must reach.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours per query.")

@@ -87,7 +87,8 @@ _LAZY = {
 
 # submodules reachable as attributes (voisin.io, voisin.datasets, ...)
 _SUBMODULES = {"bench", "clustering", "codecs", "datasets", "evaluate", "exact", "factory",
-               "indexes", "io", "kernels", "transforms", "transforms_opq", "utils"}
+               "indexes", "io", "kernels", "transforms", "transforms_opq", "utils",
+               "params", "autotune", "tuning", "machine", "building"}
 
 
 def __getattr__(name: str) -> Any:

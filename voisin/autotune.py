@@ -81,7 +81,15 @@ class AutoTuneCriterion:
 
 
 class OneRecallAtRCriterion(AutoTuneCriterion):
-    """Share of queries whose true nearest neighbour is among the first ``R`` results (1-recall@R)."""
+    """Share of queries whose true nearest neighbour is among the first ``R`` results (1-recall@R).
+
+    Example:
+        >>> import numpy as np
+        >>> crit = OneRecallAtRCriterion(2, 2)
+        >>> crit.set_groundtruth(None, np.array([[1], [3]]))
+        >>> crit.evaluate(None, np.array([[2, 1], [4, 5]]))
+        0.5
+    """
 
     def __init__(self, nq: int, R: int):
         super().__init__(nq, R)
@@ -94,7 +102,15 @@ class OneRecallAtRCriterion(AutoTuneCriterion):
 
 
 class IntersectionCriterion(AutoTuneCriterion):
-    """Mean share of the true first ``R`` ids found among the first ``R`` results (R-recall@R)."""
+    """Mean share of the true first ``R`` ids found among the first ``R`` results (R-recall@R).
+
+    Example:
+        >>> import numpy as np
+        >>> crit = IntersectionCriterion(1, 3)
+        >>> crit.set_groundtruth(None, np.array([[1, 2, 3]]))
+        >>> round(crit.evaluate(None, np.array([[3, 9, 1]])), 3)
+        0.667
+    """
 
     def __init__(self, nq: int, R: int):
         super().__init__(nq, R)
@@ -116,7 +132,12 @@ class IntersectionCriterion(AutoTuneCriterion):
 
 @dataclass
 class OperatingPoint:
-    """One measured combination: score ``perf``, search seconds ``t``, its ``key`` and number ``cno``."""
+    """One measured combination: score ``perf``, search seconds ``t``, its ``key`` and number ``cno``.
+
+    Example:
+        >>> OperatingPoint(0.9, 0.01, "nprobe=16", 4).key
+        'nprobe=16'
+    """
 
     perf: float
     t: float

@@ -59,6 +59,14 @@ class ParameterError(ValueError, RuntimeError):
 
     A ValueError (voisin's bad-input type) and a RuntimeError (what FAISS's
     ParameterSpace raises), so code written for either catches it.
+
+    Example:
+        >>> import voisin
+        >>> try:
+        ...     voisin.ParameterSpace().set_index_parameter(voisin.IndexFlatL2(4), "nprobe", 8)
+        ... except RuntimeError as exc:
+        ...     print(exc)
+        nprobe: IndexFlatL2 has no parameter 'nprobe' (it has: none)
     """
 
 
@@ -78,7 +86,12 @@ class _Vector(list):
 
 @dataclass
 class ParameterRange:
-    """The values one knob takes in a ParameterSpace, cheapest (least accurate) first."""
+    """The values one knob takes in a ParameterSpace, cheapest (least accurate) first.
+
+    Example:
+        >>> ParameterRange("nprobe", [1, 2, 4]).values
+        [1.0, 2.0, 4.0]
+    """
 
     name: str
     values: list[float] = field(default_factory=_Vector)

@@ -47,7 +47,12 @@ MODES = ("batch", "single")
 
 @dataclass
 class TunePoint:
-    """One measured setting."""
+    """One measured setting: its knob values, recall (and its low confidence bound), queries/s.
+
+    Example:
+        >>> TunePoint({"nprobe": 16.0, "k_factor_rf": 2.0}, 0.95, 0.94, 1e4).key
+        'nprobe=16,k_factor_rf=2'
+    """
 
     setting: dict[str, float]
     recall: float

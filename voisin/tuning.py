@@ -332,8 +332,8 @@ class _Tuner:
                 return True    # no cheaper than a setting that already meets the target
             if not self.meets(p) and ps.combination_ge(c, cno):
                 return True    # no dearer than a setting that misses it
-            if best is not None and ps.combination_ge(cno, c) and 1.0 / p.qps >= 1.0 / best.qps:
-                return True    # at least as slow as something slower than the best so far
+            if best is not None and ps.combination_ge(cno, c) and p.qps <= best.qps:
+                return True    # no cheaper than a setting already no faster than the best
         return False
 
     def best(self) -> TunePoint | None:

@@ -31,16 +31,20 @@ def main() -> None:
     step("search, batch", lambda: index.search(x[:500], 10))
 
     def sq8():
-        index.sq8_traversal = True
-        index.search(x[:1], 10)
-        index.search(x[:500], 10)
-    step("SQ8 traversal (one + batch)", sq8)
+        ix = voisin.index_factory(32, "HNSW16_SQ8,RFlat")
+        ix.train(x)
+        ix.add(x)
+        ix.search(x[:1], 10)
+        ix.search(x[:500], 10)
+    step("HNSW16_SQ8,RFlat build + search (one + batch)", sq8)
 
     def pca():
-        index.traversal_dims = 8
-        index.search(x[:1], 10)
-        index.search(x[:500], 10)
-    step("PCA-projected SQ8 traversal (one + batch)", pca)
+        ix = voisin.index_factory(32, "PCA8,HNSW16_SQ8,RFlat")
+        ix.train(x)
+        ix.add(x)
+        ix.search(x[:1], 10)
+        ix.search(x[:500], 10)
+    step("PCA8,HNSW16_SQ8,RFlat build + search (one + batch)", pca)
     ip = voisin.IndexHNSWFlat(32, 16, voisin.METRIC_INNER_PRODUCT)
     step("inner-product build + search", lambda: (ip.add(x), ip.search(x[:1], 10),
                                                   ip.search(x[:500], 10)))

@@ -39,19 +39,16 @@ def test_realigned_copies_owned_memory_and_leaves_mapped_memory_in_place(tmp_pat
 
 
 def _hnsw_arrays(index):
-    X, g, _, _, _, extra = index._snap
-    out = {"storage": X, "level-0 links": g[0], "upper links": g[1]}
-    if extra is not None:
-        out["SQ8 codes"] = extra.codes
-    return out
+    X, g, _, _, _ = index._snap
+    return {"storage": X, "level-0 links": g[0], "upper links": g[1]}
 
 
 @pytest.mark.parametrize("sq8", [False, True])
 def test_hnsw_keeps_its_rows_aligned_through_add_remove_compact_and_read(tmp_path, sq8):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3000, 50)).astype(np.float32)
-    index = voisin.IndexHNSWFlat(50, 16)
-    index.sq8_traversal = sq8
+    index = voisin.IndexHNSWSQ(50, 0, 16) if sq8 else voisin.IndexHNSWFlat(50, 16)
+    index.train(x)
     index.add(x[:2000])
     index.add(x[2000:])
     states = {"add": _hnsw_arrays(index)}

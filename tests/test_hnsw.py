@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import voisin
-from voisin.indexes.hnsw import IndexHNSWFlat, IndexHNSWSQ, SearchParametersHNSW, level_tables
+from voisin.indexes.hnsw import IndexHNSWFlat, IndexHNSWSQ, SearchParametersHNSW
+from voisin.indexes.hnsw_graph import level_tables
 
 DATASETS = Path(os.environ.get("VOISIN_SHARED_DATASETS",
                                Path(__file__).resolve().parents[2] / "shared" / "datasets"))
@@ -246,8 +247,8 @@ def test_filter_plan(sift):
 
 def test_filter_traversal_path_keeps_recall(sift, monkeypatch):
     # force the in-graph filtered traversal (no exact fallback) at 50%
-    import voisin.indexes.hnsw as mod
-    monkeypatch.setattr(mod, "FILTER_EXACT_FACTOR", 0.0)
+    from voisin import filtering
+    monkeypatch.setattr(filtering, "HNSW_EXACT_FACTOR", 0.0)
     xb, xq, index = sift
     sel = voisin.IDSelectorRange(0, len(xb) // 2)
     D, I = index.search(xq, 10, params=SearchParametersHNSW(efSearch=64, sel=sel))
@@ -394,16 +395,21 @@ def test_hnsw_sq8(sift, metric):
     err = np.abs(index.reconstruct_n(0, 100) - xb[:100]).max()
     assert err <= (xb.max(0) - xb.min(0)).max() / 255 + 1e-5
     assert index.bytes_per_vector < 128 * 4  # codes are 1 byte per component
-    # exact re-ranking of the SQ8 candidates
-    rr = IndexHNSWSQ(128, 0, 16, metric, rerank=True)
+    # exact re-ranking of the SQ8 candidates: FAISS's IndexRefineFlat, fused into the walk
+    rr = voisin.IndexRefineFlat(IndexHNSWSQ(128, 0, 16, metric), 4)
     rr.train(xb)
-    rr.hnsw.efConstruction = 64
+    rr.base_index.hnsw.efConstruction = 64
     rr.add(xb)
-    rr.hnsw.efSearch = 64
+    rr.base_index.hnsw.efSearch = 64
     D2, I2 = rr.search(xq, 10)
     assert _recall(xb, xq, I2, 10, metric) >= max(0.97, _recall(xb, xq, I, 10, metric))
+    true = ((xb[I2] - xq[:, None]) ** 2).sum(-1) if metric == voisin.METRIC_L2 else \
+        np.einsum("qd,qkd->qk", xq, xb[I2])
+    np.testing.assert_allclose(D2, true, rtol=1e-4, atol=1e-4)
     with pytest.raises(NotImplementedError, match="QT_8bit"):
         IndexHNSWSQ(8, 1, 16)
+    with pytest.raises(TypeError, match="IndexRefineFlat"):
+        IndexHNSWSQ(8, 0, 16, rerank=True)
 
 
 def test_factory_hnsw():
@@ -420,25 +426,27 @@ def test_factory_hnsw():
     assert ip.metric_type == voisin.METRIC_INNER_PRODUCT
 
 
-def test_early_abort_and_prefetch_do_not_change_results():
-    # d >= 256 turns on the early-abandoned L2 distances (exact by construction)
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((1500, 300)).astype(np.float32)
-    q = rng.standard_normal((40, 300)).astype(np.float32)
-    index = IndexHNSWFlat(300, 8)
-    index.early_abort_min_dim = 256  # on for the build and the first search
-    index.add(x)
-    index.hnsw.efSearch = 48
-    D1, I1 = index.search(q, 10)
-    index.early_abort_min_dim = 10**9
-    index.prefetch_lines = 0
-    D2, I2 = index.search(q, 10)
-    np.testing.assert_array_equal(I1, I2)
-    np.testing.assert_allclose(D1, D2, rtol=1e-5)
-    true = ((x[I1] - q[:, None]) ** 2).sum(-1)
-    np.testing.assert_allclose(D1, true, rtol=1e-4)
-    with pytest.raises(ValueError, match="prefetch_lines"):
-        index.prefetch_lines = -1
+@pytest.mark.parametrize("knob", ["sq8_traversal", "traversal_dims", "sq8_build",
+                                  "prefetch_lines", "early_abort_min_dim", "repair_back_links"])
+def test_removed_walk_knobs_say_what_replaced_them(knob):
+    index = IndexHNSWFlat(8, 8)
+    with pytest.raises(AttributeError, match="HNSW32_SQ8,RFlat"):
+        setattr(index, knob, 1)
+
+
+@pytest.mark.parametrize("knob", ["upper_beam", "search_bounded_queue", "check_relative_distance"])
+def test_faiss_walk_variants_are_refused_not_ignored(knob):
+    index = IndexHNSWFlat(8, 8)
+    default = getattr(index.hnsw, knob)
+    setattr(index.hnsw, knob, default)  # the default is accepted
+    with pytest.raises(ValueError, match=knob):
+        setattr(index.hnsw, knob, 2 if knob == "upper_beam" else False)
+    index.add(np.random.default_rng(0).random((50, 8), dtype=np.float32))
+    name = "bounded_queue" if knob == "search_bounded_queue" else knob
+    if knob != "upper_beam":
+        params = SearchParametersHNSW(**{name: False})
+        with pytest.raises(ValueError, match=name):
+            index.search(np.zeros((1, 8), np.float32), 1, params=params)
 
 
 @pytest.mark.parametrize("M", [4, 16, 32])

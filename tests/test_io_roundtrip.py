@@ -212,14 +212,12 @@ def test_opq_rotation_serializes_as_faiss_linear_transform():
     np.testing.assert_allclose(t.apply(xq), opq.apply(xq), rtol=1e-5, atol=1e-5)
 
 
-def test_hnsw_sq_with_rerank_is_written_as_faiss_refine_flat():
-    if not hasattr(voisin, "IndexHNSWSQ"):
-        pytest.skip("IndexHNSWSQ not in this voisin build yet")
+def test_refine_flat_over_hnsw_sq_is_written_as_faiss_refine_flat():
     xb, xq, _ = data()
-    index = voisin.IndexHNSWSQ(xb.shape[1], 0, 12, rerank=True, k_factor=3)
+    index = voisin.IndexRefineFlat(voisin.IndexHNSWSQ(xb.shape[1], 0, 12), 3)
     index.train(xb)
     index.add(xb)
-    index.hnsw.efSearch = 64
+    index.base_index.hnsw.efSearch = 64
     f = faiss.deserialize_index(voisin.serialize_index(index))
     assert isinstance(f, (faiss.IndexRefine, faiss.IndexRefineFlat)) and f.k_factor == 3
     back = voisin.deserialize_index(voisin.serialize_index(index))

@@ -82,7 +82,7 @@ class Family:
 
     def __init__(self, name: str, kind: str, make, *, metric: int = voisin.METRIC_L2,
                  complete: bool = True, ivf: bool = False, fastscan: bool = False,
-                 hnsw: bool = False, setup=None):
+                 hnsw: bool = False, setup=None, refine: bool = False):
         self.name, self.kind, self.make, self.metric = name, kind, make, metric
         # knobs FAISS's bytes do not carry, set again on every fresh or loaded copy
         self.setup = setup or (lambda index: index)
@@ -90,6 +90,13 @@ class Family:
         self.ivf = ivf                # full-probe search is exhaustive
         self.fastscan = fastscan      # distances within the LUT quantization bound
         self.hnsw = hnsw
+        self.refine = refine          # an IndexRefineFlat over the HNSW: knobs of its base
+
+    def hnsw_params(self, ef: int, sel):
+        if self.refine:
+            return voisin.SearchParametersRefine(
+                sel=sel, base_index_params=voisin.SearchParametersHNSW(efSearch=ef))
+        return voisin.SearchParametersHNSW(efSearch=ef, sel=sel)
 
     @functools.cached_property
     def template(self) -> bytes:
@@ -151,12 +158,6 @@ class Family:
         return (0.5 * M * inv_a + 1e-5 * lut.max(-1).sum(-1)).max(-1) * 1.01
 
 
-def _projected_walk(index):
-    index.traversal_dims = 4
-    index.sq8_traversal = True
-    return index
-
-
 def _ivf(cls, **kw):
     return lambda: cls(voisin.IndexFlatL2(D_DIM), D_DIM, NLIST, **kw)
 
@@ -201,11 +202,16 @@ FAMILIES = {
     "HNSWSQ8": Family("HNSWSQ8", "sequential",
                       lambda: voisin.IndexHNSWSQ(D_DIM, voisin.ScalarQuantizer.QT_8bit, 8),
                       complete=False, hnsw=True),
-    # traversal on SQ8 codes of a 4-d projection, exact re-rank (knobs kept by pickle,
-    # set again after a FAISS-bytes round trip)
-    "HNSWFlatProjectedWalk": Family("HNSWFlatProjectedWalk", "sequential",
-                                    lambda: voisin.IndexHNSWFlat(D_DIM, 8), complete=False,
-                                    hnsw=True, setup=_projected_walk),
+    # walks on SQ8 codes (of a 4-d PCA projection) with the exact re-rank fused in
+    "HNSWSQ8RFlat": Family("HNSWSQ8RFlat", "sequential",
+                           lambda: voisin.IndexRefineFlat(
+                               voisin.IndexHNSWSQ(D_DIM, voisin.ScalarQuantizer.QT_8bit, 8), 2.0),
+                           complete=False, hnsw=True, refine=True),
+    "PCAHNSWSQ8RFlat": Family("PCAHNSWSQ8RFlat", "sequential",
+                              lambda: voisin.IndexRefineFlat(voisin.IndexPreTransform(
+                                  voisin.PCAMatrix(D_DIM, 4),
+                                  voisin.IndexHNSWSQ(4, voisin.ScalarQuantizer.QT_8bit, 8)), 4.0),
+                              complete=False, hnsw=True, refine=True),
 }
 
 
@@ -376,7 +382,7 @@ class IndexMachine(RuleBasedStateMachine):
         extra = fam.lut_error(index, qs)
         kw = dict(complete=fam.complete, extra_tol=extra)
         if fam.hnsw:
-            params = voisin.SearchParametersHNSW(efSearch=max(16, k), sel=sel)
+            params = fam.hnsw_params(max(16, k), sel)
         elif fam.ivf:
             params = voisin.SearchParametersIVF(sel=sel)
         else:
@@ -387,7 +393,7 @@ class IndexMachine(RuleBasedStateMachine):
             D, I = index.search(q, k, voisin.SearchParametersIVF(nprobe=NLIST, sel=sel))
             check_result(D, I, qs, self.ids, self.vecs, allowed, k, fam.metric, complete=True, extra_tol=extra)
         if fam.hnsw and self.ids.size:  # efSearch >= ntotal: HNSW finds every reachable vector
-            D, I = index.search(q, k, voisin.SearchParametersHNSW(efSearch=max(k, 256), sel=sel))
+            D, I = index.search(q, k, fam.hnsw_params(max(k, 256), sel))
             check_result(D, I, qs, self.ids, self.vecs, allowed, k, fam.metric, complete=False)
 
     @precondition(lambda self: self.ids.size > 0)
@@ -425,9 +431,6 @@ class IndexMachine(RuleBasedStateMachine):
     def pickle_roundtrip(self):
         loaded = pickle.loads(pickle.dumps(self.index))
         self._same_contents(loaded)
-        if isinstance(self.index, voisin.IndexHNSWFlat):  # pickles carry the walk knobs
-            assert loaded.sq8_traversal == self.index.sq8_traversal
-            assert loaded.traversal_dims == self.index.traversal_dims
         self.index = loaded
 
     def _same_contents(self, other) -> None:

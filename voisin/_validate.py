@@ -59,6 +59,31 @@ def as_matrix(x: Any, d: int | None = None, name: str = "x", *,
     return arr
 
 
+_F32 = np.dtype(np.float32)
+
+
+def is_clean_batch(x: Any, d: int, k: Any) -> bool:
+    """True when ``x`` is already what :func:`as_matrix` returns for a search
+    (float32, C-contiguous, shape (n, d), n >= 1) and ``k`` a positive int.
+
+    The single-query fast paths of the indexes ask this (about 100 ns) instead
+    of converting; finiteness is left to the kernel, which checks it in the
+    same pass that reads the query and refuses the call when a value is NaN or
+    inf, so the caller then takes the validated path and its error message.
+    """
+    return (type(x) is np.ndarray and x.dtype == _F32 and x.ndim == 2 and x.shape[1] == d
+            and x.shape[0] > 0 and x.flags.c_contiguous and type(k) is int and k > 0)
+
+
+def check_bool(v: Any, name: str) -> bool:
+    """A flag: a bool, or the integers 0 and 1."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, numbers.Integral) and int(v) in (0, 1):
+        return bool(v)
+    raise TypeError(f"{name}: expected a bool (or 0/1), got {v!r}")
+
+
 def check_all_finite(arr: np.ndarray, name: str) -> None:
     # min/max propagate NaN and expose inf without allocating a mask, so the
     # common (clean) case costs two vectorised passes.

@@ -10,7 +10,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     core        := Flat
                  | IVF{n} , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
-                 | HNSW{M}[,Flat | _SQ8 | ,PQ{m}]
+                 | HNSW{M}[,Flat | _SQ8]
 
 Refinement re-ranks on the original vectors, so ``Refine(...)``'s index is
 built at the input dimension even when the base starts with a transform, as in
@@ -82,13 +82,10 @@ def _split(desc: str, text: str, offset: int) -> list[_Tok]:
     return toks
 
 
-def _optional(desc: str, tok: _Tok, module: str, name: str) -> Any:
-    """A class from a module that may not have been written yet."""
-    try:
-        mod = importlib.import_module(f"voisin.{module}")
-        return getattr(mod, name)
-    except (ImportError, AttributeError):
-        raise _fail(desc, tok, f"{name} is not available yet in this version of voisin") from None
+def _load(module: str, name: str) -> Any:
+    """A class or constant of voisin, imported when a description needs it (the
+    factory itself stays cheap to import)."""
+    return getattr(importlib.import_module(f"voisin.{module}"), name)
 
 
 class _Parser:
@@ -123,7 +120,7 @@ class _Parser:
             if len(toks) == 1:
                 raise self.fail(last, "RFlat refines a base index, e.g. 'IVF100,PQ8,RFlat'")
             base = self.body(d, toks[:-1])
-            cls = _optional(self.desc, last, "indexes.refine", "IndexRefineFlat")
+            cls = _load("indexes.refine", "IndexRefineFlat")
             return cls(base)
         m = re.fullmatch(r"Refine\((.*)\)", last.text, flags=re.S)
         if m:
@@ -133,7 +130,7 @@ class _Parser:
             inner_off = last.pos + len("Refine(")
             inner_toks = _split(self.desc, m.group(1), inner_off)
             refine = self.description(d, inner_toks)
-            cls = _optional(self.desc, last, "indexes.refine", "IndexRefine")
+            cls = _load("indexes.refine", "IndexRefine")
             return cls(base, refine)
         transform = self.transform(d, toks[0])
         if transform is not None:
@@ -151,7 +148,7 @@ class _Parser:
                 dd = t.d_out
                 rest = rest[1:]
             inner = self.body(dd, rest)
-            cls = _optional(self.desc, toks[0], "indexes.pretransform", "IndexPreTransform")
+            cls = _load("indexes.pretransform", "IndexPreTransform")
             return cls(chain if len(chain) > 1 else chain[0], inner)
         return self.core(d, toks)
 
@@ -167,7 +164,7 @@ class _Parser:
             n = int(groups[2])
             if not 0 < n <= d:
                 raise self.fail(tok, f"PCA output dimension must be in [1, {d}], got {n}")
-            cls = _optional(self.desc, tok, "transforms", "PCAMatrix")
+            cls = _load("transforms", "PCAMatrix")
             return cls(d, n, eigen_power=-0.5 if w else 0.0, random_rotation=bool(r))
         m = re.fullmatch(r"OPQ(\d+)(?:_(\d+))?", text)
         if m:
@@ -179,10 +176,10 @@ class _Parser:
                 raise self.fail(tok, f"OPQ output dimension {d_out} exceeds the input dimension {d}")
             if d_out % M:
                 raise self.fail(tok, f"OPQ{M}: output dimension {d_out} is not a multiple of M={M}")
-            cls = _optional(self.desc, tok, "transforms_opq", "OPQMatrix")
+            cls = _load("transforms_opq", "OPQMatrix")
             return cls(d, M, d_out)
         if text == "L2norm":
-            cls = _optional(self.desc, tok, "transforms", "NormalizationTransform")
+            cls = _load("transforms", "NormalizationTransform")
             return cls(d)
         if re.match(r"(PCA|OPQ)", text):
             raise self.fail(tok, "malformed transform; expected PCA{n}[W][R] or OPQ{m}[_{d}]")
@@ -211,16 +208,16 @@ class _Parser:
         sq = self._sq_type(tok)
         if sq is not None:
             self._no_more(toks, 1)
-            cls = _optional(self.desc, tok, "indexes.sq", "IndexScalarQuantizer")
+            cls = _load("indexes.sq", "IndexScalarQuantizer")
             return cls(d, sq, self.metric)
         pq = self._pq_args(d, tok)
         if pq is not None:
             self._no_more(toks, 1)
             M, nbits, fast = pq
             if fast:
-                cls = _optional(self.desc, tok, "indexes.fastscan", "IndexPQFastScan")
+                cls = _load("indexes.fastscan", "IndexPQFastScan")
                 return cls(d, M, nbits, self.metric)
-            cls = _optional(self.desc, tok, "indexes.pq", "IndexPQ")
+            cls = _load("indexes.pq", "IndexPQ")
             return cls(d, M, nbits, self.metric)
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
@@ -237,7 +234,7 @@ class _Parser:
 
     def _sq_type(self, tok: _Tok, text: str | None = None) -> int | None:
         name = self._SQ_NAMES.get(tok.text if text is None else text)
-        return None if name is None else _optional(self.desc, tok, "codecs.sq", name)
+        return None if name is None else _load("codecs.sq", name)
 
     def _pq_args(self, d: int, tok: _Tok) -> tuple[int, int, bool] | None:
         m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fs)?", tok.text)
@@ -266,15 +263,15 @@ class _Parser:
             return IndexIVFFlat(quantizer, d, nlist, self.metric)
         sq = self._sq_type(codec)
         if sq is not None:
-            cls = _optional(self.desc, codec, "indexes.ivf_sq", "IndexIVFScalarQuantizer")
+            cls = _load("indexes.ivf_sq", "IndexIVFScalarQuantizer")
             return cls(quantizer, d, nlist, sq, self.metric)
         pq = self._pq_args(d, codec)
         if pq is not None:
             M, nbits, fast = pq
             if fast:
-                cls = _optional(self.desc, codec, "indexes.fastscan", "IndexIVFPQFastScan")
+                cls = _load("indexes.fastscan", "IndexIVFPQFastScan")
                 return cls(quantizer, d, nlist, M, nbits, self.metric)
-            cls = _optional(self.desc, codec, "indexes.ivfpq", "IndexIVFPQ")
+            cls = _load("indexes.ivfpq", "IndexIVFPQ")
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
@@ -285,20 +282,20 @@ class _Parser:
         if suffix is not None:
             sq = self._sq_type(tok, suffix)
             if sq is None:
-                raise self.fail(tok, "unknown HNSW storage suffix; expected _SQ8 (or _SQ4, _SQfp16)")
+                raise self.fail(tok, "unknown HNSW storage suffix; expected _SQ8 (8-bit codes)")
             self._no_more(toks, 1)
-            cls = _optional(self.desc, tok, "indexes.hnsw", "IndexHNSWSQ")
-            return cls(d, sq, M, self.metric)
+            try:
+                return _load("indexes.hnsw", "IndexHNSWSQ")(d, sq, M, self.metric)
+            except NotImplementedError as exc:
+                raise self.fail(tok, str(exc)) from None
         if len(toks) == 1 or toks[1].text == "Flat":
             self._no_more(toks, 1 if len(toks) == 1 else 2)
-            cls = _optional(self.desc, tok, "indexes.hnsw", "IndexHNSWFlat")
+            cls = _load("indexes.hnsw", "IndexHNSWFlat")
             return cls(d, M, self.metric)
-        pq = self._pq_args(d, toks[1])
-        if pq is not None and not pq[2]:
-            self._no_more(toks, 2)
-            cls = _optional(self.desc, toks[1], "indexes.hnsw", "IndexHNSWPQ")
-            return cls(d, pq[0], M, pq[1], self.metric)
-        raise self.fail(toks[1], "unknown HNSW storage; expected Flat or PQ{m}")
+        if self._pq_args(d, toks[1]) is not None:
+            raise self.fail(toks[1], "HNSW over PQ codes (IndexHNSWPQ) is not implemented in "
+                            "voisin; walk 8-bit codes instead: 'HNSW32_SQ8' or 'HNSW32_SQ8,RFlat'")
+        raise self.fail(toks[1], "unknown HNSW storage; expected Flat or _SQ8 (HNSW32_SQ8)")
 
 
 def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
@@ -307,7 +304,7 @@ def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
     Supported: ``Flat``, ``IDMap,<x>``, ``IDMap2,<x>``, ``PCA{n}[W][R],<x>``,
     ``OPQ{m}[_{d}],<x>``, ``L2norm,<x>``, ``IVF{n},Flat|SQ8|SQ4|SQfp16|PQ{m}[x{b}]|PQ{m}x4fs``,
     ``PQ{m}[x{b}]``, ``SQ8|SQ4|SQfp16``, ``<x>,RFlat``, ``<x>,Refine(<y>)``,
-    ``HNSW{M}[,Flat|_SQ8|,PQ{m}]``. Raises :class:`FactoryError` (a ValueError)
+    ``HNSW{M}[,Flat|_SQ8]``. Raises :class:`FactoryError` (a ValueError)
     pointing at the offending token.
 
     Example:

@@ -136,6 +136,32 @@ def choose_ivf_strategy(allowed: int, ntotal: int, nlist: int, nprobe: int, k: i
                        max_codes=scaled_codes, cost_exact=float(cost_exact), cost_probe=float(cost_probe))
 
 
+#: HNSW: scan the allowed vectors exactly when that costs at most this share of
+#: the expected filtered traversal (see :func:`hnsw_plan`)
+HNSW_EXACT_FACTOR = 1.0
+
+
+def hnsw_plan(allowed: int, ntotal: int, ef: int, M: int) -> tuple[str, int]:
+    """How an HNSW search filtered down to ``allowed`` of ``ntotal`` vectors runs at
+    efSearch ``ef``: ``("exact", ef)``, a scan of the allowed vectors, or
+    ``("traverse", ef)``, the graph walk with the mask.
+
+    A filtered traversal has to see about ef / s nodes (s = allowed / ntotal)
+    before its result list holds ef allowed ones, each costing up to 2M
+    distances; at low selectivity it also loses recall as the allowed nodes get
+    disconnected, so the exact scan is both faster and exact there.
+
+    >>> hnsw_plan(100, 100_000, 16, 16)
+    ('exact', 16)
+    >>> hnsw_plan(50_000, 100_000, 16, 16)
+    ('traverse', 16)
+    """
+    if ntotal <= 0 or allowed >= ntotal:
+        return "traverse", ef
+    traversal = ef * 2 * M / (allowed / ntotal) if allowed else 0.0
+    return ("exact", ef) if allowed <= HNSW_EXACT_FACTOR * traversal else ("traverse", ef)
+
+
 def no_results(nq: int, k: int, metric: int, D: np.ndarray | None, I: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray]:
     """FAISS's answer when nothing is allowed: ids -1, the metric's worst distance."""

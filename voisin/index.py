@@ -15,14 +15,36 @@ descending; a missing result has id -1 and distance +FLT_MAX (L2) or -FLT_MAX
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._validate import (as_ids, as_matrix, check_dimension, check_float, check_int, check_k,
-                        check_out, check_unique)
+                        check_out, check_unique, is_clean_batch)
 from .metric import METRIC_L2, check_metric, metric_name, worst_distance
 from .selector import IDSelector, SearchParameters, selector_from_ids_or_sel
+
+
+class Refinement(NamedTuple):
+    """What an exact re-ranking wrapper (IndexRefineFlat) pushes down to an index
+    that can fuse the re-rank into its own search and build (HNSW).
+
+    ``rows``: the exact float rows of every stored vector, in id order (the new
+    ones included, during an add). Search: the ``kb`` best candidates of the
+    base's own ranking are re-scored against ``rows`` and the best k kept (FAISS's
+    IndexRefine semantics). Between the two spaces sit the base's transforms
+    (IndexPreTransform): a linear map ``A @ x + b`` (float32 (d_walk, d_exact),
+    (d_walk,)) the base applies itself, or ready walk-space rows ``xw``; neither
+    means the spaces are the same. ``xe``: during an add, the exact rows of the
+    vectors being added.
+    """
+
+    rows: np.ndarray
+    kb: int = 0
+    xe: np.ndarray | None = None
+    xw: np.ndarray | None = None
+    A: np.ndarray | None = None
+    b: np.ndarray | None = None
 
 
 class Index:
@@ -113,6 +135,10 @@ class Index:
         Returns ``(D, I)``, each (n, k). ``params`` may restrict the result to
         an id selection (``SearchParameters(sel=...)``) or set index knobs.
         """
+        if params is None and D is None and I is None and is_clean_batch(x, self.d, k):
+            out = self._search_fast(x, k)
+            if out is not None:
+                return out
         x = as_matrix(x, self.d, "x")
         k = check_k(k)
         params = self._check_params(params)
@@ -197,6 +223,27 @@ class Index:
     def _search(self, x: np.ndarray, k: int, params: SearchParameters | None,
                 D: np.ndarray | None, I: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError(f"{type(self).__name__} does not implement search")
+
+    def _search_fast(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Search clean queries (float32 C-contiguous (n, d), k > 0; finiteness not
+        checked) with no options, or return None for the validated path. Indexes
+        whose single-query calls are short enough for the validation to show
+        implement it; the kernel must refuse NaN/inf itself."""
+        return None
+
+    def _search_refined(self, xe: np.ndarray, k: int, params: SearchParameters | None,
+                        ref: Refinement, D: np.ndarray, I: np.ndarray,
+                        fast: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """Search fused with an exact re-rank (see :class:`Refinement`), or None when
+        this index cannot fuse it (the wrapper then re-ranks the candidates itself).
+        ``xe`` are the exact-space queries; with ``fast`` they were not validated
+        and None is also the answer to NaN/inf."""
+        return None
+
+    def _add_refined(self, x: np.ndarray, ref: Refinement) -> bool:
+        """Add ``x`` using the exact rows ``ref`` holds (see :class:`Refinement`) to
+        build better; False when this index has no use for them (a plain add follows)."""
+        return False
 
     def _range_search(self, x: np.ndarray, radius: float, params: SearchParameters | None):
         raise NotImplementedError(f"{type(self).__name__} does not implement range_search")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..index import Index
+from ..index import Index, Refinement
 from ..selector import IDSelector
 
 
@@ -109,6 +109,45 @@ class IndexPreTransform(Index):
 
     def _search(self, x, k, params, D, I):
         return self.index._search(self.apply_chain(x), k, params, D, I)
+
+    def _search_fast(self, x, k):
+        return self.index._search_fast(self.apply_chain(x), k)
+
+    def _linear_map(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(A, b) when the chain is one trained linear map y = A x + b, else None."""
+        from ..transforms import LinearTransform
+        if len(self.chain) != 1 or not isinstance(self.chain[0], LinearTransform) \
+                or not self.chain[0].is_trained:
+            return None
+        t = self.chain[0]
+        b = t.b if t.have_bias else np.zeros(t.d_out, dtype=np.float32)
+        return (np.ascontiguousarray(t.A, dtype=np.float32),
+                np.ascontiguousarray(b, dtype=np.float32))
+
+    def _walk_refinement(self, xe: np.ndarray, ref: Refinement) -> Refinement:
+        """``ref`` with this chain between the exact space and the wrapped index: a
+        single linear map is handed down for the index to apply in its kernel,
+        anything else is applied here to the walk-space rows."""
+        lin = self._linear_map() if ref.xw is None and ref.A is None else None
+        if lin is not None:
+            return ref._replace(A=lin[0], b=lin[1])
+        if ref.xw is not None:
+            xw = ref.xw
+        elif ref.A is not None:
+            xw = xe @ ref.A.T + ref.b
+        else:
+            xw = xe
+        return ref._replace(xw=self.apply_chain(xw), A=None, b=None)
+
+    def _search_refined(self, xe, k, params, ref, D, I, fast=False):
+        return self.index._search_refined(xe, k, params, self._walk_refinement(xe, ref), D, I,
+                                          fast)
+
+    def _add_refined(self, x, ref):
+        with self._write_lock:
+            done = self.index._add_refined(self.apply_chain(x), ref)
+            self.ntotal = self.index.ntotal
+        return done
 
     def _range_search(self, x, radius, params):
         return self.index._range_search(self.apply_chain(x), radius, params)

@@ -1,4 +1,11 @@
-"""IndexRefine / IndexRefineFlat: re-rank a fast index's candidates with a precise one."""
+"""IndexRefine / IndexRefineFlat: re-rank a fast index's candidates with a precise one.
+
+IndexRefineFlat offers its float rows to the base index first (``_search_refined``,
+``_add_refined``, :class:`voisin.index.Refinement`): an HNSW base, directly or
+behind a PCA, re-scores inside its walk and prunes its graph with exact
+distances. Other bases return their candidates and the re-rank kernel
+(:mod:`voisin.kernels.refine`) scores them here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import copy
 import numba
 import numpy as np
 
-from ..index import Index
+from ..index import Index, Refinement
 from ..kernels import refine as RK
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, worst_distance
 from ..selector import IDSelector, SearchParameters
@@ -24,6 +31,18 @@ class SearchParametersRefine(SearchParameters):
 
     k_factor: float | None = None
     base_index_params: SearchParameters | None = None
+
+
+def _check_k_factor(k_factor) -> float:
+    if isinstance(k_factor, bool) or not isinstance(k_factor, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(k_factor) or k_factor < 1:
+        raise ValueError(f"k_factor: expected a number >= 1, got {k_factor!r}")
+    return float(k_factor)
+
+
+def _candidates(k: int, k_factor: float) -> int:
+    """FAISS's base search size: k * k_factor (at least k)."""
+    return max(k, int(k * k_factor))
 
 
 class IndexRefine(_Gated, Index):
@@ -106,13 +125,11 @@ class IndexRefine(_Gated, Index):
                 base.sel = params.sel
         elif params is not None:
             base = params
-        if not isinstance(k_factor, (int, float)) or not np.isfinite(k_factor) or k_factor < 1:
-            raise ValueError(f"k_factor: expected a number >= 1, got {k_factor!r}")
-        return float(k_factor), base
+        return _check_k_factor(k_factor), base
 
     def _search(self, x, k, params, D, I):
         k_factor, base_params = self._split_params(params)
-        kb = max(k, int(k * k_factor))
+        kb = _candidates(k, k_factor)
         with self._gate.reading():
             _, cand = self.base_index.search(x, kb, base_params)
             dist = self._refine_distances(x, cand)
@@ -214,21 +231,62 @@ class IndexRefineFlat(IndexRefine):
         self.k_factor = float(k_factor)
         self.own_refine_index = True
 
+    @classmethod
+    def from_parts(cls, base_index: Index, refine_index: IndexFlat,
+                   k_factor: float = 1.0) -> "IndexRefineFlat":
+        """An IndexRefineFlat over a base and the flat index that already holds its
+        vectors (file readers), without rebuilding the flat copy from the base."""
+        if not isinstance(refine_index, IndexFlat):
+            raise TypeError(f"refine_index: expected an IndexFlat, got {refine_index!r}")
+        index = cls(IndexFlat(base_index.d, base_index.metric_type), k_factor)
+        IndexRefine.__init__(index, base_index, refine_index)
+        index.k_factor = float(k_factor)
+        index.own_refine_index = True
+        return index
+
+    def _refinement(self, kb: int) -> Refinement:
+        xb, _, nb = self.refine_index._snap
+        return Refinement(xb[:nb], kb)
+
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is not None:
+            return super()._add(x, ids)
+        with self._gate.writing():
+            n0 = self.refine_index.ntotal
+            self.refine_index.add(x)
+            try:
+                ref = self._refinement(0)._replace(xe=x)
+                if not self.base_index._add_refined(x, ref):
+                    self.base_index.add(x)
+            except BaseException:
+                self.refine_index.remove_ids(np.arange(n0, self.refine_index.ntotal))
+                raise
+            self.ntotal = self.base_index.ntotal
+
+    def _search_fast(self, x, k):
+        if self.metric_type not in (METRIC_L2, METRIC_INNER_PRODUCT) or self.ntotal == 0:
+            return None
+        kb = _candidates(k, _check_k_factor(self.k_factor))
+        return self._gate.optimistic(lambda: self.base_index._search_refined(
+            x, k, None, self._refinement(kb), None, None, True))
+
     def _search(self, x, k, params, D, I):
-        # the candidates are scored and ranked by one kernel reading the flat
-        # storage in place (the numpy gather + einsum + argsort path cost
-        # ~140 us per query for 100 candidates on glove-50)
         if self.metric_type not in (METRIC_L2, METRIC_INNER_PRODUCT):
             return super()._search(x, k, params, D, I)
         k_factor, base_params = self._split_params(params)
-        kb = max(k, int(k * k_factor))
-        nq = x.shape[0]
-        if D is None:
-            D = np.empty((nq, k), dtype=np.float32)
-        if I is None:
-            I = np.empty((nq, k), dtype=np.int64)
-        worst = np.float32(worst_distance(self.metric_type))
+        kb = _candidates(k, k_factor)
+        base_params = self.base_index._check_params(base_params)
         with self._gate.reading():
+            out = self.base_index._search_refined(x, k, base_params, self._refinement(kb), D, I)
+            if out is not None:
+                return out
+            # the candidates are scored and ranked by one kernel reading the flat
+            # storage in place (the numpy gather + einsum + argsort path cost
+            # ~140 us per query for 100 candidates on glove-50)
+            nq = x.shape[0]
+            D = np.empty((nq, k), dtype=np.float32) if D is None else D
+            I = np.empty((nq, k), dtype=np.int64) if I is None else I
+            worst = np.float32(worst_distance(self.metric_type))
             _, cand = self.base_index.search(x, kb, base_params)
             xb, _, nb = self.refine_index._snap
             if nq >= _PARALLEL_MIN_QUERIES and numba.get_num_threads() > 1:

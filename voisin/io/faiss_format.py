@@ -422,32 +422,9 @@ def deserialize_index(data: Any, io_flags: int = 0, *, verify_checksum: bool = T
 # --------------------------------------------------------------------------
 
 def _unpickle_index(data: bytes, knobs: tuple = ()) -> Any:
-    index = _parse(data, "<pickled index>", 0, True)
-    for path, settings in knobs:
-        target = index
-        for attr in path:
-            target = getattr(target, attr)
-        for name, value in settings:
-            setattr(target, name, value)
-    return index
-
-
-# attributes through which one index holds another (wrappers, refine, pre-transform)
-_NESTED = ("index", "base_index", "refine_index")
-
-
-def _loose_knobs(index: Any, path: tuple = ()) -> list:
-    """[(attribute path, ((knob, value), ...))] for every index in the tree
-    whose settings the file format cannot hold (``_pickle_knobs``)."""
-    out = []
-    knobs = getattr(index, "_pickle_knobs", None)
-    if knobs is not None and knobs():
-        out.append((path, tuple(knobs())))
-    for attr in _NESTED:
-        inner = index.__dict__.get(attr)
-        if inner is not None and inner is not index and hasattr(inner, "ntotal"):
-            out.extend(_loose_knobs(inner, path + (attr,)))
-    return out
+    # ``knobs``: written by voisin 0.1 pickles for HNSW walk settings that became
+    # index compositions; they are ignored (the index is whole without them)
+    return _parse(data, "<pickled index>", 0, True)
 
 
 def _restore_state(cls: type, state: dict) -> Any:
@@ -460,6 +437,5 @@ def reduce_index(index: Any) -> tuple:
     """``__reduce__`` of every Index: its serialized bytes when a format exists."""
     if _writer_for(index) is None:
         return (_restore_state, (type(index), index.__getstate__()))
-    knobs = tuple(_loose_knobs(index))
     with _serialize(index, True) as w:
-        return (_unpickle_index, (w.getvalue(), knobs) if knobs else (w.getvalue(),))
+        return (_unpickle_index, (w.getvalue(),))

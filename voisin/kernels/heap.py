@@ -84,3 +84,101 @@ def finalize_heap(rd, ri, metric, worst):
             rd[t] = worst
         elif metric != _METRIC_L2:
             rd[t] = -rd[t]
+
+
+# --- heaps with an explicit size ---------------------------------------------------------
+# The graph walks grow and shrink their heaps (a candidate min-heap, a result max-heap of
+# at most ef entries) instead of keeping k slots filled with sentinels. Ties are not
+# broken on ids here: a walk's order of discovery decides, as in hnswlib and FAISS.
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def min_push(hd, hi, size, c, v):
+    """Push (c, v) on the min-heap hd/hi of ``size`` entries; returns the new size."""
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if hd[parent] <= c:
+            break
+        hd[pos] = hd[parent]
+        hi[pos] = hi[parent]
+        pos = parent
+    hd[pos] = c
+    hi[pos] = v
+    return size + 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def min_pop(hd, hi, size):
+    """Drop the root of the min-heap (the caller read it first); returns the new size."""
+    size -= 1
+    c = hd[size]
+    v = hi[size]
+    pos = 0
+    while True:
+        ch = 2 * pos + 1
+        if ch >= size:
+            break
+        if ch + 1 < size and hd[ch + 1] < hd[ch]:
+            ch += 1
+        if hd[ch] >= c:
+            break
+        hd[pos] = hd[ch]
+        hi[pos] = hi[ch]
+        pos = ch
+    hd[pos] = c
+    hi[pos] = v
+    return size
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def max_push(hd, hi, size, c, v):
+    """Push (c, v) on the max-heap hd/hi of ``size`` entries; returns the new size."""
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if hd[parent] >= c:
+            break
+        hd[pos] = hd[parent]
+        hi[pos] = hi[parent]
+        pos = parent
+    hd[pos] = c
+    hi[pos] = v
+    return size + 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def max_replace_top(hd, hi, size, c, v):
+    """Replace the root of a max-heap by (c, v): one sift-down, not a pop and a push."""
+    pos = 0
+    while True:
+        ch = 2 * pos + 1
+        if ch >= size:
+            break
+        if ch + 1 < size and hd[ch + 1] > hd[ch]:
+            ch += 1
+        if hd[ch] <= c:
+            break
+        hd[pos] = hd[ch]
+        hi[pos] = hi[ch]
+        pos = ch
+    hd[pos] = c
+    hi[pos] = v
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def max_pop(hd, hi, size):
+    """Drop the root of the max-heap; returns the new size."""
+    size -= 1
+    max_replace_top(hd, hi, size, hd[size], hi[size])
+    return size
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def max_drain_sorted(rd, ri, nres, outd, outi):
+    """Empty the max-heap ``rd/ri`` (size nres) into ascending ``outd/outi``; returns nres."""
+    n = nres
+    for t in range(n - 1, -1, -1):
+        outd[t] = rd[0]
+        outi[t] = ri[0]
+        nres = max_pop(rd, ri, nres)
+    return n

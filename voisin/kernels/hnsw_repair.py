@@ -1,7 +1,8 @@
 """HNSW deletion kernels: graph repair around deleted nodes, and compaction.
 
-Same layout as :mod:`voisin.kernels.hnsw` (``nb0`` (n, 2M), ``upper`` (rows, M)
-with ``upper_off``, ``levels``). ``dead`` is a boolean array over nodes.
+Same layout as :mod:`voisin.kernels.hnsw` (a ``Graph``: ``nb0`` (n, 2M), ``upper``
+(rows, M) with ``upper_off``, ``levels``) and the same distance interface (a space of
+:mod:`voisin.kernels.hnsw_space`). ``dead`` is a boolean array over nodes.
 
 Repair reads the old lists and writes copies, so a concurrent search keeps
 reading a graph that no writer touches; the caller publishes the copies.
@@ -11,16 +12,19 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .hnsw import (_next_epoch, _row, apply_reverse_links, dist_nodes, dist_q as dist_q_node,
-                   greedy_descend, heap_to_sorted, prep_query, search_layer, select_heuristic)
+from .heap import max_drain_sorted
+from .hnsw import (Walk, apply_reverse_links, greedy_descend, next_epoch, row_of,
+                   search_layer, select_heuristic)
+from .hnsw_space import node_cost, node_vector, prepare_query, query_cost, query_width
 
 
 @njit(cache=True, nogil=True)
-def affected_lists(nb0, upper, upper_off, levels, dead):
+def affected_lists(graph, dead):
     """The (node, level) lists of live nodes that link to a dead node.
 
     Returns ``(nodes, levels)`` as two int64 arrays, level-major per node.
     """
+    levels = graph.levels
     n = levels.size
     count = 0
     for pas in range(2):
@@ -32,7 +36,7 @@ def affected_lists(nb0, upper, upper_off, levels, dead):
             if dead[u]:
                 continue
             for level in range(levels[u]):
-                row = _row(level, u, nb0, upper, upper_off)
+                row = row_of(graph, level, u)
                 hit = False
                 for t in range(row.shape[0]):
                     v = row[t]
@@ -64,19 +68,9 @@ def _gather(row, u, dead, stamp, mark, cand, nc):
     return nc
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _node_query(X, u, sq, sqp, q):
-    """Node ``u``'s vector as a float query (SQ8 codes decoded at bucket centres)."""
-    for t in range(X.shape[1]):
-        if sq:
-            q[t] = sqp[0, t] + sqp[1, t] * (np.float32(X[u, t]) + np.float32(0.5))
-        else:
-            q[t] = X[u, t]
-
-
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_min_dim,
-                 nodes, lvls, nchunk, entry, max_level, efc, nb0_out, upper_out):
+def repair_lists(space, graph, dead, metric, nodes, lvls, nchunk, entry, max_level, efc,
+                 graph_out):
     """Rebuild every listed (node, level) list without its dead neighbours.
 
     Candidates for node u at level l: u's live neighbours, plus the live
@@ -95,12 +89,13 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
     as an insertion would: without it a node whose whole neighbourhood went
     away would be cut off from the graph.
 
-    Reads ``nb0``/``upper`` and writes only ``nb0_out``/``upper_out`` (copies),
+    Reads ``graph`` and writes only ``graph_out`` (a copy of its lists),
     one writer per list; dead nodes' own lists are cleared, so they are
     unreachable dead ends once the copies are published.
     """
+    levels = graph.levels
     n = levels.size
-    cap0 = nb0.shape[1]
+    cap0 = graph.nb0.shape[1]
     npairs = nodes.size
     step = (npairs + nchunk - 1) // nchunk
     maxc = cap0 * (cap0 + 2)
@@ -112,22 +107,19 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
         si = np.empty(maxc, dtype=np.int32)
         sel = np.empty(cap0, dtype=np.int32)
         # scratch of the fallback search
-        visited = np.zeros(n, dtype=np.uint32)
-        epoch = np.zeros(1, dtype=np.int64)
-        hd = np.empty(n + 1, dtype=np.float32)
-        hi = np.empty(n + 1, dtype=np.int32)
-        rd = np.empty(efc + 1, dtype=np.float32)
-        ri = np.empty(efc + 1, dtype=np.int32)
+        walk = Walk(np.zeros(n, dtype=np.uint32), np.zeros(1, dtype=np.int64),
+                    np.empty(n + 1, dtype=np.float32), np.empty(n + 1, dtype=np.int32),
+                    np.empty(efc + 1, dtype=np.float32), np.empty(efc + 1, dtype=np.int32))
         od = np.empty(efc + 1, dtype=np.float32)
         oi = np.empty(efc + 1, dtype=np.int32)
-        q = np.empty(X.shape[1], dtype=np.float32)
-        qv = np.empty(X.shape[1], dtype=np.float32)
+        q = np.empty(query_width(space), dtype=np.float32)
+        qv = np.empty(query_width(space), dtype=np.float32)
         live = ~dead
         for p in range(ch * step, min(npairs, (ch + 1) * step)):
             u = nodes[p]
             level = lvls[p]
             mark = p + 1
-            row = _row(level, u, nb0, upper, upper_off)
+            row = row_of(graph, level, u)
             cap = row.shape[0]
             stamp[u] = mark
             nc = _gather(row, u, dead, stamp, mark, cand, 0)
@@ -136,7 +128,7 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
                 if v < 0:
                     break
                 if dead[v]:
-                    nc = _gather(_row(level, v, nb0, upper, upper_off), u, dead, stamp, mark,
+                    nc = _gather(row_of(graph, level, v), u, dead, stamp, mark,
                                  cand, nc)
             if nc < cap:
                 for t in range(cap):
@@ -145,26 +137,25 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
                         break
                     if not dead[v]:
                         continue
-                    r2 = _row(level, v, nb0, upper, upper_off)
+                    r2 = row_of(graph, level, v)
                     for t2 in range(cap):
                         w = r2[t2]
                         if w < 0:
                             break
                         if dead[w]:
-                            nc = _gather(_row(level, w, nb0, upper, upper_off), u, dead, stamp,
+                            nc = _gather(row_of(graph, level, w), u, dead, stamp,
                                          mark, cand, nc)
             if nc < cap and entry >= 0:
-                _node_query(X, u, sq, sqp, q)
-                qc = prep_query(q, metric, sq, sqp, qv)
+                node_vector(space, u, q)
+                qc = prepare_query(space, q, metric, qv)
                 cur = entry
-                curd = dist_q_node(qv, X, cur, metric, sq, sqp, qc)
-                cur, curd = greedy_descend(qv, qc, X, cur, curd, max_level, level, upper,
-                                           upper_off, metric, sq, sqp)
-                e = _next_epoch(visited, epoch, 0)
-                nres = search_layer(qv, qc, X, level, nb0, upper, upper_off, cur, curd, efc,
-                                    metric, sq, sqp, visited, e, hd, hi, rd, ri, live, True, 0,
-                                    abort_min_dim)
-                m = heap_to_sorted(rd, ri, nres, od, oi)
+                curd = query_cost(space, qv, qc, cur, metric)
+                cur, curd = greedy_descend(space, qv, qc, graph, cur, curd, max_level, level,
+                                           metric)
+                next_epoch(walk)
+                nres = search_layer(space, qv, qc, graph, level, cur, curd, efc, metric, walk,
+                                    live, True)
+                m = max_drain_sorted(walk.rd, walk.ri, nres, od, oi)
                 for a in range(m):
                     w = oi[a]
                     if w != u and stamp[w] != mark and nc < maxc:
@@ -172,12 +163,12 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
                         cand[nc] = w
                         nc += 1
             for a in range(nc):
-                cdist[a] = dist_nodes(X, u, cand[a], metric, sq, sqp)
+                cdist[a] = node_cost(space, u, cand[a], metric)
             order = np.argsort(cdist[:nc], kind="mergesort")
             for a in range(nc):
                 sd[a] = cdist[order[a]]
                 si[a] = cand[order[a]]
-            nsel = select_heuristic(X, sd, si, nc, cap, metric, sq, sqp, sel, abort_min_dim)
+            nsel = select_heuristic(space, sd, si, nc, cap, metric, sel)
             # keep the list as long as it was: the heuristic alone returns fewer
             # neighbours than a list accumulates through reverse links, and a
             # sparser graph loses recall at low efSearch (measured on glove)
@@ -197,14 +188,14 @@ def repair_lists(X, nb0, upper, upper_off, levels, dead, metric, sq, sqp, abort_
                         stamp[w] = -mark
                         sel[nsel] = w
                         nsel += 1
-            out = _row(level, u, nb0_out, upper_out, upper_off)
+            out = row_of(graph_out, level, u)
             for t in range(cap):
                 out[t] = sel[t] if t < nsel else -1
     # dead nodes' own lists: cleared, so nothing is ever reached through them
     for u in range(n):
         if dead[u]:
             for level in range(levels[u]):
-                out = _row(level, u, nb0_out, upper_out, upper_off)
+                out = row_of(graph_out, level, u)
                 for t in range(out.shape[0]):
                     out[t] = -1
 
@@ -283,9 +274,8 @@ def relink_orphans(nb0, dead, entry):
     return fixed
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
-def add_back_links(X, nb0_old, upper_old, nb0, upper, upper_off, nodes, lvls, nlev, nchunk,
-                   metric, sq, sqp, abort_min_dim):
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def add_back_links(space, graph_old, graph, nodes, lvls, nlev, nchunk, metric):
     """For every link u -> w that repair created, add w -> u as an insertion
     would (pruning w's list with the heuristic when full).
 
@@ -294,7 +284,7 @@ def add_back_links(X, nb0_old, upper_old, nb0, upper, upper_off, nodes, lvls, nl
     would not link back and the graph gets sparser around every deletion.
     Grouped by receiving list (sorted, one thread per group), so every list has
     one writer and the result does not depend on the thread count. Works in
-    place on the unpublished copies ``nb0``/``upper``.
+    place on the unpublished copy ``graph``.
     """
     total = 0
     for pas in range(2):
@@ -305,8 +295,8 @@ def add_back_links(X, nb0_old, upper_old, nb0, upper, upper_off, nodes, lvls, nl
         for p in range(nodes.size):
             u = nodes[p]
             level = lvls[p]
-            old = _row(level, u, nb0_old, upper_old, upper_off)
-            new = _row(level, u, nb0, upper, upper_off)
+            old = row_of(graph_old, level, u)
+            new = row_of(graph, level, u)
             for t in range(new.shape[0]):
                 w = new[t]
                 if w < 0:
@@ -323,6 +313,5 @@ def add_back_links(X, nb0_old, upper_old, nb0, upper, upper_off, nodes, lvls, nl
                         keys[total] = np.int64(w) * nlev + level
                         srcs[total] = u
                     total += 1
-    apply_reverse_links(keys, srcs, nlev, nchunk, X, nb0, upper, upper_off, metric, sq, sqp,
-                        abort_min_dim)
+    apply_reverse_links(space, graph, keys, srcs, nlev, nchunk, metric)
     return total

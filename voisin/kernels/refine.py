@@ -10,33 +10,28 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
+from .simd import dot_qrow, sqdist_qrow
+from ..metric import METRIC_L2
 
-METRIC_IP = 0
-METRIC_L2 = 1
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def exact_cost(q, rows, j, metric):
+    """Exact cost (smaller is better) between query ``q`` and float row ``j`` of
+    ``rows``: the one definition every re-rank uses (this kernel, and HNSW's walk
+    with the re-rank fused in)."""
+    if metric == METRIC_L2:
+        return sqdist_qrow(q, rows, j)
+    return -dot_qrow(q, rows, j)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
 def _rerank_one(q, xb, nb, cand, metric, worst, D, I):
     kb = cand.shape[0]
     k = D.shape[0]
-    d = xb.shape[1]
     cost = np.empty(kb, dtype=np.float32)
     for j in range(kb):
         c = cand[j]
-        if c < 0 or c >= nb:
-            cost[j] = np.inf
-            continue
-        row = xb[c]
-        s = np.float32(0.0)
-        if metric == METRIC_L2:
-            for t in range(d):
-                diff = q[t] - row[t]
-                s += diff * diff
-            cost[j] = s
-        else:
-            for t in range(d):
-                s += q[t] * row[t]
-            cost[j] = -s
+        cost[j] = exact_cost(q, xb, c, metric) if 0 <= c < nb else np.float32(np.inf)
     order = np.argsort(cost, kind="mergesort")
     for r in range(k):
         if r < kb and cost[order[r]] < np.inf:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from ...indexes.flat import IndexFlat
-from ...indexes.hnsw import IndexHNSW, IndexHNSWFlat
+from ...indexes.hnsw import IndexHNSW, IndexHNSWFlat, IndexHNSWSQ
 from ..faiss_format import read_header, register_reader, register_writer, write_header
 from .flat import flat_tag
+from .sqcodec import read_sq, write_sq
 
 
 def write_graph(w, index: IndexHNSW) -> None:
+    """The graph in FAISS's layout (``index`` holds no tombstones)."""
     h = index.hnsw
     w.vector(h.assign_probas, np.float64)
     w.vector(h.cum_nneighbor_per_level, np.int32)
@@ -34,13 +36,13 @@ def write_graph(w, index: IndexHNSW) -> None:
     w.i32(h.max_level)
     w.i32(h.efConstruction)
     w.i32(h.efSearch)
-    w.i32(getattr(h, "upper_beam", 1))
+    w.i32(h.upper_beam)
 
 
 @register_writer(IndexHNSWFlat)
 def write_hnsw_flat(w, index: IndexHNSWFlat) -> None:
     # FAISS's format has no tombstones: deleted nodes are dropped from a copy
-    index = index._compacted_copy()
+    index = index.compacted_copy()
     if w.layout == "voisin":
         write_hnsw_flat_voisin(w, index)
         return
@@ -50,7 +52,19 @@ def write_hnsw_flat(w, index: IndexHNSWFlat) -> None:
     # voisin's HNSW holds its vectors directly; FAISS nests an IndexFlat
     w.tag(flat_tag(index.metric_type))
     write_header(w, index)
-    w.vector(index._X[:index.ntotal], np.float32)
+    w.vector(index.storage_rows(), np.float32)
+
+
+def install_graph(r, index: IndexHNSW, probas, cum, efc: int, efs: int, upper_beam: int,
+                  at: int) -> None:
+    """Set the graph fields read from a file on a new index."""
+    hn = index.hnsw
+    hn.assign_probas = np.array(probas, dtype=np.float64)
+    hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
+    hn.efConstruction, hn.efSearch = efc, efs
+    if upper_beam != 1:
+        raise r.fail(f"HNSW upper_beam = {upper_beam}: voisin descends the upper levels "
+                     "greedily (beam 1) and does not implement wider beams", at)
 
 
 def read_graph(r, ntotal: int):
@@ -132,11 +146,8 @@ def read_hnsw_flat(r, ctx, tag: bytes) -> IndexHNSWFlat:
         raise r.fail("IndexHNSWFlat: the storage must be an IndexFlat with the same d, ntotal "
                      "and metric as the graph", at)
     index = IndexHNSWFlat(h.d, M, h.metric_type)
-    hn = index.hnsw
-    hn.assign_probas = np.array(probas, dtype=np.float64)
-    hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
-    hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
-    index._set_state(storage._xb, graph)
+    install_graph(r, index, probas, cum, efc, efs, upper_beam, at)
+    index.load_state(storage.xb, graph)
     return index
 
 
@@ -151,13 +162,13 @@ def write_hnsw_flat_voisin(w, index: IndexHNSWFlat) -> None:
     each after a pad to 64 bytes: level-0 links (ntotal x 2M int32), upper
     links (rows x M int32), vectors (ntotal x d float32)."""
     h = index.hnsw
-    nb0, upper, _, levels, _ = h._g
+    nb0, upper, _, levels, _ = index.graph_arrays()
     n = index.ntotal
     w.tag(b"VHNf")
     write_header(w, index)
     w.vector(h.assign_probas, np.float64)
     w.vector(h.cum_nneighbor_per_level, np.int32)
-    for v in (h.entry_point, h.max_level, h.efConstruction, h.efSearch, getattr(h, "upper_beam", 1)):
+    for v in (h.entry_point, h.max_level, h.efConstruction, h.efSearch, h.upper_beam):
         w.i32(v)
     w.u64(h.M)
     w.vector(levels[:n], np.int32)
@@ -167,7 +178,7 @@ def write_hnsw_flat_voisin(w, index: IndexHNSWFlat) -> None:
     w.pad_to(64)
     w.array(upper, np.int32)
     w.pad_to(64)
-    w.array(index._X[:n], np.float32)
+    w.array(index.storage_rows(), np.float32)
 
 
 @register_reader(b"VHNf")
@@ -223,11 +234,8 @@ def read_hnsw_flat_voisin(r, ctx, tag: bytes) -> IndexHNSWFlat:
               and max_level == int(levels.max()) - 1):
         raise r.fail(f"{what}: the entry point must be a node of the top level", ep_at)
     index = IndexHNSWFlat(h.d, M, h.metric_type)
-    hn = index.hnsw
-    hn.assign_probas = np.array(probas, dtype=np.float64)
-    hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
-    hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
-    index._set_state(X, (nb0, upper, upper_off, np.ascontiguousarray(levels, dtype=np.int32),
+    install_graph(r, index, probas, cum, efc, efs, upper_beam, ep_at)
+    index.load_state(X, (nb0, upper, upper_off, np.ascontiguousarray(levels, dtype=np.int32),
                          np.array([entry, max_level], dtype=np.int64)))
     return index
 
@@ -236,71 +244,41 @@ def read_hnsw_flat_voisin(r, ctx, tag: bytes) -> IndexHNSWFlat:
 # HNSW over SQ8 codes: ``IHNs`` (graph, then an IndexScalarQuantizer ``IxSQ``)
 # --------------------------------------------------------------------------
 
-def _hnsw_sq_classes():
-    from ...indexes.hnsw import IndexHNSWSQ
-    return IndexHNSWSQ
+@register_writer(IndexHNSWSQ)
+def write_hnsw_sq(w, index: IndexHNSWSQ) -> None:
+    index = index.compacted_copy()  # no tombstones in the file
+    w.tag(b"IHNs")
+    write_header(w, index)
+    write_graph(w, index)
+    w.tag(b"IxSQ")
+    write_header(w, index)
+    write_sq(w, index.sq)
+    w.vector(index.storage_rows(), np.uint8)
 
 
-try:
-    _IndexHNSWSQ = _hnsw_sq_classes()
-except ImportError:  # pragma: no cover - HNSW-SQ not in this build
-    _IndexHNSWSQ = None
-
-if _IndexHNSWSQ is not None:
-    from .sqcodec import read_sq, write_sq
-
-    @register_writer(_IndexHNSWSQ)
-    def write_hnsw_sq(w, index) -> None:
-        index = index._compacted_copy()  # no tombstones in the file
-        if index.rerank:
-            # FAISS's way to keep float vectors beside SQ codes is a refine
-            # wrapper: IndexRefineFlat(IndexHNSWSQ), which is what this writes
-            # (and what a reader, FAISS's or voisin's, gets back)
-            w.tag(b"IxRF")
-            write_header(w, index)
-            _write_hnsw_sq_body(w, index)
-            w.tag(flat_tag(index.metric_type))
-            write_header(w, index)
-            w.vector(index._xf[:index.ntotal], np.float32)
-            w.f32(index.k_factor)
-            return
-        _write_hnsw_sq_body(w, index)
-
-    def _write_hnsw_sq_body(w, index) -> None:
-        w.tag(b"IHNs")
-        write_header(w, index)
-        write_graph(w, index)
-        w.tag(b"IxSQ")
-        write_header(w, index)
-        write_sq(w, index.sq)
-        w.vector(index._X[:index.ntotal], np.uint8)
-
-    @register_reader(b"IHNs")
-    def read_hnsw_sq(r, ctx, tag: bytes):
-        what = "IndexHNSWSQ"
-        at = r.pos
-        h = read_header(r, what)
-        M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
-        st_at = r.pos
-        st_tag = r.tag(f"{what} storage tag")
-        if st_tag != b"IxSQ":
-            raise r.fail(f"{what}: storage must be an IndexScalarQuantizer ('IxSQ'), found "
-                         f"{st_tag!r}", st_at)
-        sh = read_header(r, f"{what} storage")
-        if (sh.d, sh.ntotal, sh.metric_type) != (h.d, h.ntotal, h.metric_type):
-            raise r.fail(f"{what}: storage and graph disagree on d, ntotal or metric", at)
-        sq = read_sq(r, h.d, f"{what} scalar quantizer")
-        codes = r.vector(np.uint8, f"{what} codes", expect=h.ntotal * sq.code_size)
-        index = _IndexHNSWSQ(h.d, sq.qtype, M, h.metric_type)
-        hn = index.hnsw
-        hn.assign_probas = np.array(probas, dtype=np.float64)
-        hn.cum_nneighbor_per_level = np.array(cum, dtype=np.int32)
-        hn.efConstruction, hn.efSearch, hn.upper_beam = efc, efs, upper_beam
-        index.sq = sq
-        if sq.is_trained:
-            # the same derived parameters IndexHNSWSQ._train computes
-            _, a, b, _ = sq.tables()
-            index._sqp = np.ascontiguousarray(np.stack([a - 0.5 * b, b, b * b]), dtype=np.float32)
-        index.is_trained = bool(sh.is_trained and sq.is_trained)
-        index._set_state(codes.reshape(h.ntotal, sq.code_size), graph)
-        return index
+@register_reader(b"IHNs")
+def read_hnsw_sq(r, ctx, tag: bytes) -> IndexHNSWSQ:
+    what = "IndexHNSWSQ"
+    at = r.pos
+    h = read_header(r, what)
+    M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
+    st_at = r.pos
+    st_tag = r.tag(f"{what} storage tag")
+    if st_tag != b"IxSQ":
+        raise r.fail(f"{what}: storage must be an IndexScalarQuantizer ('IxSQ'), found "
+                     f"{st_tag!r}", st_at)
+    sh = read_header(r, f"{what} storage")
+    if (sh.d, sh.ntotal, sh.metric_type) != (h.d, h.ntotal, h.metric_type):
+        raise r.fail(f"{what}: storage and graph disagree on d, ntotal or metric", at)
+    sq = read_sq(r, h.d, f"{what} scalar quantizer")
+    codes = r.vector(np.uint8, f"{what} codes", expect=h.ntotal * sq.code_size)
+    try:
+        index = IndexHNSWSQ(h.d, sq.qtype, M, h.metric_type)
+    except NotImplementedError as exc:
+        raise r.fail(f"{what}: {exc}", st_at) from None
+    install_graph(r, index, probas, cum, efc, efs, upper_beam, at)
+    index.set_quantizer(sq)
+    if not sh.is_trained:
+        index.is_trained = False
+    index.load_state(codes.reshape(h.ntotal, sq.code_size), graph)
+    return index

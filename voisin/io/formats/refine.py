@@ -36,11 +36,7 @@ def read_refine(r, ctx, tag: bytes) -> IndexRefine:
     if isinstance(refine, IndexFlat):
         # IndexRefineFlat's constructor would rebuild the flat copy from the
         # base codes; build around an empty base, then install the loaded pieces
-        index = IndexRefineFlat(IndexFlat(h.d, base.metric_type), float(k_factor))
-        index.base_index = base
-        index.refine_index = refine
-        index.params_type = type(index).params_type
-        index.ntotal = h.ntotal
+        index = IndexRefineFlat.from_parts(base, refine, float(k_factor))
     else:
         index = IndexRefine(base, refine)
         index.k_factor = float(k_factor)

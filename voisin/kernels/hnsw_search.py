@@ -1,0 +1,114 @@
+"""HNSW search entry points: one query or a block of queries, with an optional exact re-rank.
+
+A search walks the graph in the index's own space (float rows or SQ8 codes) and,
+when a refine wrapper pushed its float rows down (``IndexRefineFlat`` over an HNSW,
+possibly through a PCA ``IndexPreTransform``), re-scores the ``kb`` best walk results
+exactly and keeps ``k``: FAISS's IndexRefineFlat semantics, fused into the walk so
+the candidates never leave the kernel.
+
+The arguments arrive as plain tuples (typed at the call boundary as cheaply as
+separate arrays) and become namedtuples here:
+
+* ``walk_t``: the space's fields, ``(rows,)`` or ``(codes, sqp)``;
+* ``graph_t``: ``(nb0, upper, upper_off, levels)``, plus ``entry`` and ``max_level``;
+* ``scratch_t``: ``(visited, epoch, cd, ci, rd, ri)``, the calling thread's;
+* ``filter_t``: ``(mask, use_mask, labels, use_labels)``: allowed nodes, and the
+  node -> id map applied to the results (tombstones shift ids);
+* ``exact_t``: ``(rows, on, kb, A, b)``: with ``on``, float rows in id order and the
+  number of walk results re-scored; ``A`` (dw, de) and ``b`` (dw,) map an exact-space
+  query to the walk space (a PCA in front of the graph); ``A`` with 0 rows means
+  the walk query is given in ``xw``.
+"""
+
+import numpy as np
+from numba import njit
+
+from . import FASTMATH
+from .heap import max_pop
+from .hnsw import Graph, Walk, greedy_descend, next_epoch, rescore, search_layer
+from .hnsw_space import FlatSpace, SQ8Space, prepare_query, query_cost, query_width
+from .simd import dot_qrow
+from ..metric import METRIC_L2
+
+_WORST = np.float32(3.4028234663852886e38)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _map_query(q, A, b, out):
+    """``out = A @ q + b`` (A row-major: each output is one contiguous dot product)."""
+    for j in range(out.shape[0]):
+        out[j] = dot_qrow(q, A, j) + b[j]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _search_one(space, graph, entry, max_level, qw, qe, k, ef, metric, walk, qv, qm, filt,
+                exact, Drow, Irow):
+    mask, use_mask, labels, use_labels = filt
+    rows, refine, kb, A, b = exact
+    if A.shape[0] > 0:
+        _map_query(qe, A, b, qm)
+        qc = prepare_query(space, qm, metric, qv)
+    else:
+        qc = prepare_query(space, qw, metric, qv)
+    cur, curd = greedy_descend(space, qv, qc, graph, entry,
+                               query_cost(space, qv, qc, entry, metric), max_level, 0, metric)
+    next_epoch(walk)
+    nres = search_layer(space, qv, qc, graph, 0, cur, curd, ef, metric, walk, mask, use_mask)
+    rd, ri = walk.rd, walk.ri
+    if refine:
+        # FAISS's IndexRefine: the kb best by walk cost are re-scored exactly
+        while nres > kb:
+            nres = max_pop(rd, ri, nres)
+        nres = rescore(qe, rows, labels, use_labels, metric, rd, ri, nres, k, walk.cd, walk.ci)
+    while nres > k:
+        nres = max_pop(rd, ri, nres)
+    for t in range(k - 1, -1, -1):
+        if t >= nres:
+            Irow[t] = -1
+            Drow[t] = _WORST if metric == METRIC_L2 else -_WORST
+            continue
+        c = rd[0]
+        v = ri[0]
+        nres = max_pop(rd, ri, nres)
+        Irow[t] = labels[v] if use_labels else v
+        Drow[t] = c if metric == METRIC_L2 else -c
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _search_block(space, xw, xe, k, ef, graph_t, entry, max_level, metric, scratch_t, filter_t,
+                  exact_t, D, I):
+    # a query holding NaN or inf is refused before anything is written: the
+    # Python fast path skips validation and takes the validated path on False
+    nq = xe.shape[0]
+    for r in range(nq):
+        for t in range(xe.shape[1]):
+            if not np.isfinite(xe[r, t]):
+                return False
+        for t in range(xw.shape[1]):
+            if not np.isfinite(xw[r, t]):
+                return False
+    graph = Graph(graph_t[0], graph_t[1], graph_t[2], graph_t[3])
+    walk = Walk(scratch_t[0], scratch_t[1], scratch_t[2], scratch_t[3], scratch_t[4],
+                scratch_t[5])
+    qv = np.empty(query_width(space), dtype=np.float32)
+    qm = np.empty(exact_t[3].shape[0], dtype=np.float32)
+    for r in range(nq):
+        _search_one(space, graph, entry, max_level, xw[r], xe[r], k, ef, metric, walk, qv, qm,
+                    filter_t, exact_t, D[r], I[r])
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def search_flat(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t,
+                exact_t, D, I):
+    """Search the queries of ``xw`` (walk space) / ``xe`` (exact space) over float rows."""
+    return _search_block(FlatSpace(walk_t[0]), xw, xe, k, ef, graph_t, entry, max_level, metric,
+                         scratch_t, filter_t, exact_t, D, I)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def search_sq8(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t,
+               exact_t, D, I):
+    """Search the queries of ``xw`` (walk space) / ``xe`` (exact space) over SQ8 codes."""
+    return _search_block(SQ8Space(walk_t[0], walk_t[1]), xw, xe, k, ef, graph_t, entry,
+                         max_level, metric, scratch_t, filter_t, exact_t, D, I)

@@ -1,0 +1,219 @@
+"""What the HNSW graph kernels know of the stored vectors: a distance (hnswlib's "space").
+
+The graph code (:mod:`voisin.kernels.hnsw`) walks, links and prunes through the
+five functions below and never looks at an encoding. A *space* is a namedtuple
+whose type picks the implementation at compile time (numba specialises the
+graph kernels once per space type, as it would per array dtype):
+
+* :class:`FlatSpace` ``(rows,)``: float32 (n, d) rows, C-contiguous; distances
+  through the 8-lane loops of :mod:`voisin.kernels.simd`.
+* :class:`SQ8Space` ``(codes, sqp)``: uint8 (n, w) codes of an 8-bit scalar
+  quantizer (FAISS's QT_8bit / QT_8bit_uniform / QT_8bit_direct codes) and float32
+  (3, w) rows (cell start, step, step^2) per column, so code c decodes to
+  ``start + step * (c + 0.5)``. Rows may be padded past d (w = round_up(d, 32)):
+  padded columns hold code 0 and step 0, so they add nothing to a distance and the
+  loop runs whole rows.
+
+A query is turned once into the form the inner loop wants (:func:`prepare_query`),
+so an SQ8 distance is one fused pass over the codes with no per-element decode.
+Costs are "smaller is better": squared L2, or minus the inner product.
+
+Namedtuples are built inside the entry kernels from plain tuples: numba types a
+plain tuple of arrays at the call boundary as cheaply as separate arguments,
+a namedtuple about 5 us slower per call (measured, docs/architecture.md).
+"""
+
+from collections import namedtuple
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from . import FASTMATH
+from ..metric import METRIC_L2
+from .simd import dot_qrow, dot_rows, sqdist_qrow, sqdist_rows
+
+FlatSpace = namedtuple("FlatSpace", ["rows"])
+SQ8Space = namedtuple("SQ8Space", ["codes", "sqp"])
+
+_JIT = {"fastmath": FASTMATH, "nogil": True}
+# cache lines of each vector requested before its distance is computed
+PREFETCH_LINES = 4
+
+
+def _is(space, cls) -> bool:
+    return isinstance(space, (types.NamedTuple, types.NamedUniTuple)) and space.instance_class is cls
+
+
+@intrinsic
+def prefetch_row(typingctx, arr, row, byte_offset):
+    """Ask the CPU to start loading ``arr[row]`` (2-D C array) at ``byte_offset``.
+
+    numba has no prefetch; this emits LLVM's ``llvm.prefetch`` (read, high
+    locality) so the rows of a whole neighbour list are in flight at once
+    instead of being fetched one distance at a time.
+    """
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        idx = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [idx, zero])
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        off = context.cast(builder, args[2], sig.args[2], types.intp)
+        i8p = builder.gep(i8p, [off])
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [i8p, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(arr, row, byte_offset), codegen
+
+
+# --- the interface (pure-Python stubs; numba compiles the overloads) --------------------
+
+def query_width(space):
+    """Length of the prepared query buffer (the stored row width)."""
+
+
+def prepare_query(space, q, metric, qv):
+    """Write query ``q`` in the inner-loop form into ``qv``; returns a constant of the cost."""
+
+
+def query_cost(space, qv, qc, j, metric):
+    """Cost between a prepared query (``qv``, ``qc``) and stored vector ``j``."""
+
+
+def node_cost(space, i, j, metric):
+    """Cost between stored vectors ``i`` and ``j`` (decoded values for codes)."""
+
+
+def node_vector(space, u, q):
+    """Stored vector ``u`` as a float query in ``q`` (codes decoded at their cell centres)."""
+
+
+def prefetch(space, j, lines):
+    """Start loading the first ``lines`` cache lines of stored vector ``j``."""
+
+
+@overload(query_width, jit_options=_JIT)
+def _ol_query_width(space):
+    if _is(space, FlatSpace):
+        return lambda space: space.rows.shape[1]
+    if _is(space, SQ8Space):
+        return lambda space: space.codes.shape[1]
+
+
+@overload(prepare_query, jit_options=_JIT)
+def _ol_prepare_query(space, q, metric, qv):
+    if _is(space, FlatSpace):
+        def flat(space, q, metric, qv):
+            d = q.shape[0]
+            for t in range(d):
+                qv[t] = q[t]
+            for t in range(d, qv.shape[0]):
+                qv[t] = np.float32(0.0)
+            return np.float32(0.0)
+        return flat
+    if _is(space, SQ8Space):
+        def sq8(space, q, metric, qv):
+            sqp = space.sqp
+            d = q.shape[0]
+            for t in range(d, qv.shape[0]):
+                qv[t] = np.float32(0.0)
+            c = np.float32(0.0)
+            if metric == METRIC_L2:
+                # ||q - (a + s (c + .5))||^2 = sum s^2 ((q - a)/s - .5 - c)^2; a column
+                # with s = 0 adds the constant (q - a)^2, returned here
+                for t in range(d):
+                    s = sqp[1, t]
+                    if s > 0:
+                        qv[t] = (q[t] - sqp[0, t]) / s - np.float32(0.5)
+                    else:
+                        qv[t] = np.float32(0.0)
+                        e = q[t] - sqp[0, t]
+                        c += e * e
+                return c
+            for t in range(d):
+                qv[t] = q[t] * sqp[1, t]
+                c += q[t] * (sqp[0, t] + np.float32(0.5) * sqp[1, t])
+            return c
+        return sq8
+
+
+@overload(query_cost, jit_options=_JIT)
+def _ol_query_cost(space, qv, qc, j, metric):
+    if _is(space, FlatSpace):
+        def flat(space, qv, qc, j, metric):
+            if metric == METRIC_L2:
+                return sqdist_qrow(qv, space.rows, j)
+            return -dot_qrow(qv, space.rows, j)
+        return flat
+    if _is(space, SQ8Space):
+        def sq8(space, qv, qc, j, metric):
+            X = space.codes
+            sqp = space.sqp
+            s = np.float32(0.0)
+            if metric == METRIC_L2:
+                for t in range(qv.shape[0]):
+                    e = qv[t] - np.float32(X[j, t])
+                    s += sqp[2, t] * e * e
+                return s + qc
+            for t in range(qv.shape[0]):
+                s += qv[t] * np.float32(X[j, t])
+            return -(s + qc)
+        return sq8
+
+
+@overload(node_cost, jit_options=_JIT)
+def _ol_node_cost(space, i, j, metric):
+    if _is(space, FlatSpace):
+        def flat(space, i, j, metric):
+            if metric == METRIC_L2:
+                return sqdist_rows(space.rows, i, j)
+            return -dot_rows(space.rows, i, j)
+        return flat
+    if _is(space, SQ8Space):
+        def sq8(space, i, j, metric):
+            X = space.codes
+            sqp = space.sqp
+            s = np.float32(0.0)
+            if metric == METRIC_L2:
+                for t in range(X.shape[1]):
+                    e = np.float32(X[i, t]) - np.float32(X[j, t])
+                    s += sqp[2, t] * e * e
+                return s
+            for t in range(X.shape[1]):
+                a = sqp[0, t] + sqp[1, t] * (np.float32(X[i, t]) + np.float32(0.5))
+                b = sqp[0, t] + sqp[1, t] * (np.float32(X[j, t]) + np.float32(0.5))
+                s += a * b
+            return -s
+        return sq8
+
+
+@overload(node_vector, jit_options=_JIT)
+def _ol_node_vector(space, u, q):
+    if _is(space, FlatSpace):
+        def flat(space, u, q):
+            for t in range(q.shape[0]):
+                q[t] = space.rows[u, t]
+        return flat
+    if _is(space, SQ8Space):
+        def sq8(space, u, q):
+            sqp = space.sqp
+            for t in range(q.shape[0]):
+                q[t] = sqp[0, t] + sqp[1, t] * (np.float32(space.codes[u, t]) + np.float32(0.5))
+        return sq8
+
+
+@overload(prefetch, jit_options=_JIT)
+def _ol_prefetch(space, j, lines):
+    if _is(space, FlatSpace) or _is(space, SQ8Space):
+        def impl(space, j, lines):
+            X = space[0]
+            nbytes = min(X.shape[1] * X.itemsize, lines * 64)
+            for off in range(0, nbytes, 64):
+                prefetch_row(X, j, off)
+        return impl

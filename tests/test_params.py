@@ -17,6 +17,7 @@ faiss = pytest.importorskip("faiss", reason="faiss-cpu is the oracle (test extra
 
 D = 16
 DESCRIPTIONS = ["Flat", "IVF16,Flat", "IVF16,PQ4", "IVF16,SQ8", "HNSW8", "PQ4", "SQ8", "HNSW8_SQ8", "PQ4x4fs",
+                "HNSW8_SQ8,RFlat", "PCA8,HNSW8_SQ8,RFlat",
                 "PCA8,IVF16,Flat", "IDMap,IVF16,Flat", "IDMap2,HNSW8", "IVF16,Flat,RFlat", "HNSW8,RFlat",
                 "PCA8,HNSW8,RFlat", "IVF16,PQ4x4fs", "IVF16,PQ4x4fs,RFlat", "IDMap,IVF16,PQ4,RFlat",
                 "PCA8,IVF16,Flat,RFlat", "IVF16,Flat,Refine(SQ8)", "IVF16_HNSW8,Flat"]
@@ -41,6 +42,12 @@ def state(index, lib: str, prefix: str = "", out: dict | None = None) -> dict:
     out = {} if out is None else out
     ix = faiss.downcast_index(index) if lib == "faiss" else index
     out[prefix + "verbose"] = bool(ix.verbose)
+    if hasattr(ix, "count") and hasattr(ix, "at"):                  # IndexShards, IndexReplicas
+        for i in range(ix.count()):
+            state(ix.at(i), lib, f"{prefix}{i}:", out)
+        if hasattr(ix, "quantizer"):                                # IndexShardsIVF
+            state(ix.quantizer, lib, prefix + "quantizer_", out)
+        return out
     if hasattr(ix, "id_map") or hasattr(ix, "chain"):              # IDMap, PreTransform
         return state(ix.index, lib, prefix, out)
     if hasattr(ix, "base_index"):                                   # Refine
@@ -175,8 +182,40 @@ def test_any_combination_sets_exactly_its_values(data):
     assert ps.combination_name(cno) == ",".join(f"{k}={v:g}" for k, v in want.items())
 
 
+def build_sharded(kind: str, lib: str):
+    """Two IVF members in IndexShards / IndexReplicas, or IndexShardsIVF over an HNSW quantizer."""
+    m = faiss if lib == "faiss" else voisin
+    members = [m.IndexIVFFlat(m.IndexFlatL2(D), D, 16) for _ in range(2)]
+    if kind == "shards":
+        outer = m.IndexShards(D)
+        for x in members:
+            outer.add_shard(x)
+    elif kind == "replicas":
+        outer = m.IndexReplicas(D)
+        for x in members:
+            outer.add_replica(x)
+    else:
+        members.append(m.IndexHNSWFlat(D, 8))
+        outer = m.IndexShardsIVF(members[-1], 16)
+        for x in members[:2]:
+            outer.add_shard(x)
+    return outer, members             # faiss's Python members must outlive their C++ owner
+
+
+@pytest.mark.parametrize("kind", ["shards", "replicas", "shards_ivf"])
+def test_shards_and_replicas_take_every_knob_as_faiss(kind):
+    (fi, _keep), (vi, _) = build_sharded(kind, "faiss"), build_sharded(kind, "voisin")
+    fps, vps = faiss_ps(), voisin.ParameterSpace()
+    assert state(vi, "voisin") == state(fi, "faiss")
+    for name, value in KNOBS:
+        f_ok = try_set(fps, fi, name, value)
+        v_ok = try_set(vps, vi, name, value)
+        assert v_ok == f_ok, (kind, name, value, f_ok)
+        assert state(vi, "voisin") == state(fi, "faiss"), (kind, name, value)
+
+
 # --------------------------------------------------------------------------------------
-# shards plug in through sub_indexes()
+# any index plugs in through sub_indexes()
 # --------------------------------------------------------------------------------------
 
 class Shards(voisin.Index):
@@ -227,7 +266,7 @@ def test_unknown_name_is_an_error_naming_it_and_what_exists():
     ("nprobe", True, "nprobe: expected a number, got True"),
     ("max_codes", -5, "max_codes: expected an integer >= 0, got -5"),
     ("k_factor_rf", 0, "k_factor_rf: expected an integer >= 1, got 0"),
-    ("k_factor", -1, "k_factor: expected a finite number > 0, got -1"),
+    ("k_factor", 0.5, "k_factor: expected a finite number >= 1, got 0.5"),
     ("quantizer_efSearch", 0, "efSearch: expected an integer >= 1, got 0"),
     ("", 1, "name: expected a parameter name"),
     (3, 1, "name: expected a parameter name"),

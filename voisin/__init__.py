@@ -71,6 +71,16 @@ _LAZY = {
     "RandomRotationMatrix": ".transforms",
     "VectorTransform": ".transforms",
     "OPQMatrix": ".transforms_opq",
+    "AutoTuneCriterion": ".autotune",
+    "IntersectionCriterion": ".autotune",
+    "OneRecallAtRCriterion": ".autotune",
+    "OperatingPoint": ".autotune",
+    "OperatingPoints": ".autotune",
+    "ParameterError": ".params",
+    "ParameterRange": ".params",
+    "ParameterSpace": ".params",
+    "TuneReport": ".tuning",
+    "tune": ".tuning",
     "normalize_L2": ".utils",
     "omp_get_max_threads": ".utils",
     "omp_set_num_threads": ".utils",
@@ -147,7 +157,8 @@ _LAZY = {
 
 # submodules reachable as attributes (voisin.io, voisin.datasets, ...)
 _SUBMODULES = {"bench", "clustering", "codecs", "contrib", "datasets", "evaluate", "exact",
-               "factory", "indexes", "io", "kernels", "transforms", "transforms_opq", "utils"}
+               "factory", "indexes", "io", "kernels", "transforms", "transforms_opq", "utils",
+               "params", "autotune", "tuning", "machine", "building"}
 
 
 def __getattr__(name: str) -> Any:
@@ -250,4 +261,14 @@ __all__ = [
     "PyCallbackIDSelector", "ResultHeap", "kmax", "kmin", "Float32Vector", "Float64Vector",
     "Int32Vector", "Int64Vector", "UInt8Vector", "copy_array_to_vector", "rev_swig_ptr", "swig_ptr",
     "vector_float_to_array", "vector_to_array",
+    "ParameterSpace",
+    "ParameterRange",
+    "ParameterError",
+    "OperatingPoint",
+    "OperatingPoints",
+    "AutoTuneCriterion",
+    "OneRecallAtRCriterion",
+    "IntersectionCriterion",
+    "tune",
+    "TuneReport",
 ]

@@ -356,3 +356,48 @@ def write_ivecs(path: str | os.PathLike, x) -> None:
 
 def write_bvecs(path: str | os.PathLike, x) -> None:
     write_vecs(path, x, np.uint8)
+
+
+# --- any file of vectors (the CLI's --data / --queries) -----------------------------
+
+#: file types :func:`load_vectors` reads
+VECTOR_SUFFIXES = (".npy", ".fvecs", ".bvecs", ".ivecs", ".hdf5", ".h5")
+
+
+def load_vectors(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
+    """Vectors from ``.npy``, ``.fvecs``/``.bvecs``/``.ivecs`` or an HDF5 file (dataset ``key``,
+    default ``train``), as an (n, d) numeric array.
+
+    ``.npy`` and TEXMEX files are memory-mapped, so a large file is read chunk
+    by chunk by whoever consumes it. Raises FileNotFoundError, ValueError (with
+    the reason) or ImportError (h5py missing for HDF5).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    suffix = p.suffix.lower()
+    if suffix not in VECTOR_SUFFIXES:
+        raise ValueError(f"{p}: unknown vector file type {suffix!r}; expected one of {', '.join(VECTOR_SUFFIXES)}")
+    try:
+        if suffix == ".npy":
+            x = np.load(p, mmap_mode="r", allow_pickle=False)
+        elif suffix in (".hdf5", ".h5"):
+            x = _read_hdf5_array(p, key or "train")
+        else:
+            x = read_vecs(p, _VECS[suffix[1:]], mmap=True)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{p}: cannot read vectors: {exc}") from None
+    if x.ndim != 2 or x.shape[1] == 0 or x.dtype.kind not in "fiu":
+        raise ValueError(f"{p}: expected a 2-D numeric array (n, d), got shape {x.shape} and dtype {x.dtype}")
+    return x
+
+
+def _read_hdf5_array(p: Path, key: str) -> np.ndarray:
+    try:
+        import h5py  # lazy: heavy, and only needed for this format
+    except ImportError:
+        raise ImportError("reading .hdf5 needs h5py: pip install h5py") from None
+    with h5py.File(p, "r") as f:
+        if key not in f:
+            raise ValueError(f"no dataset {key!r}; it holds {', '.join(sorted(f.keys()))}")
+        return f[key][()]

@@ -128,43 +128,14 @@ class Adapter:
 
 # --- voisin ------------------------------------------------------------------------
 
-def _wrapper_chain(index: Any) -> list[Any]:
-    """``index`` and the indexes it wraps (``.index``, ``.base_index``), outermost first."""
-    chain, seen = [], set()
-    obj = index
-    while obj is not None and id(obj) not in seen:
-        chain.append(obj)
-        seen.add(id(obj))
-        nxt = None
-        for attr in ("index", "base_index"):
-            cand = getattr(obj, attr, None)
-            if cand is not None and not isinstance(cand, (np.ndarray, int, float, str)):
-                nxt = cand
-                break
-        obj = nxt
-    return chain
-
-
 def set_index_param(index: Any, name: str, value: Any) -> None:
-    """Set a build or query parameter on a voisin index, looking through wrappers.
-
-    ``efSearch``/``efConstruction`` go to the first ``.hnsw`` in the wrapper
-    chain, anything else (``nprobe``, ``k_factor``, ...) to the first object
-    in the chain that has that attribute.
-    """
-    chain = _wrapper_chain(index)
-    if name in ("efSearch", "efConstruction"):
-        for obj in chain:
-            hnsw = getattr(obj, "hnsw", None)
-            if hnsw is not None and hasattr(hnsw, name):
-                setattr(hnsw, name, value)
-                return
-    for obj in chain:
-        if hasattr(obj, name) and not callable(getattr(obj, name)):
-            setattr(obj, name, value)
-            return
-    raise ValueError(f"parameter {name!r}: none of {[type(o).__name__ for o in chain]} has it "
-                     f"(efSearch/efConstruction need an HNSW index, nprobe an IVF one)")
+    """Set a build or query parameter on a voisin index: :class:`voisin.ParameterSpace`, which
+    walks IDMap, PreTransform, Refine and IVF quantizers as FAISS does."""
+    from ..params import ParameterError, ParameterSpace
+    try:
+        ParameterSpace().set_index_parameter(index, name, value)
+    except ParameterError as exc:
+        raise ValueError(f"parameter {name!r}: {exc}") from None
 
 
 class VoisinAdapter(Adapter):

@@ -24,8 +24,9 @@ LIBRARIES = ("voisin", "faiss", "hnswlib", "pynndescent", "usearch")
 
 #: query-time knobs each library understands (anything else in a spec is a build parameter)
 QUERY_KNOBS: dict[str, frozenset[str]] = {
-    "voisin": frozenset({"efSearch", "nprobe", "k_factor", "max_codes", "quantizer_efSearch"}),
-    "faiss": frozenset({"efSearch", "nprobe", "k_factor", "max_codes", "quantizer_efSearch", "ht"}),
+    "voisin": frozenset({"efSearch", "nprobe", "k_factor", "k_factor_rf", "max_codes", "quantizer_efSearch"}),
+    "faiss": frozenset({"efSearch", "nprobe", "k_factor", "k_factor_rf", "max_codes", "quantizer_efSearch",
+                        "ht"}),
     "hnswlib": frozenset({"ef"}),
     "pynndescent": frozenset({"epsilon"}),
     "usearch": frozenset({"expansion_search"}),
@@ -162,7 +163,7 @@ def knob_applies(spec: IndexSpec, key: str) -> bool:
         return "HNSW" in desc and "IVF" in desc
     if key in ("nprobe", "max_codes", "ht"):
         return "IVF" in desc
-    if key == "k_factor":
+    if key in ("k_factor", "k_factor_rf"):
         return "REFINE" in desc or "RFLAT" in desc
     return True
 

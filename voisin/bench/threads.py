@@ -9,17 +9,10 @@ call, which their adapters pass).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 
-
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
+from ..machine import available_cores, blas_info  # noqa: F401  (re-exported: scripts import them here)
 
 
 def _set_numba(n: int) -> None:
@@ -60,13 +53,3 @@ def thread_limit(n: int) -> Iterator[None]:
         _set_numba(old_numba)
         if old_faiss is not None:
             sys.modules["faiss"].omp_set_num_threads(old_faiss)
-
-
-def blas_info() -> list[dict]:
-    """Which BLAS/OpenMP libraries are loaded and their thread counts (threadpoolctl)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
-    keep = ("user_api", "internal_api", "version", "num_threads", "architecture", "filepath")
-    return [{k: v for k, v in info.items() if k in keep} for info in threadpool_info()]

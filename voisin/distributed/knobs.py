@@ -1,10 +1,10 @@
-"""Search-time knobs by FAISS's names (nprobe, efSearch, k_factor, max_codes),
-set on an index and every index it wraps.
+"""Search-time knobs by FAISS's names (nprobe, efSearch, k_factor, max_codes...),
+set on an index and every index it wraps, for one call.
 
-This is the one place ``voisin.distributed`` turns ``params={"nprobe": 32}``
-into attributes; it recurses explicitly through the wrappers as FAISS's
-``ParameterSpace.set_index_parameter`` does, and can later be replaced by
-voisin's ParameterSpace without touching its callers.
+This is where ``voisin.distributed`` turns ``params={"nprobe": 32}`` into
+settings; what a name sets inside an index is :mod:`voisin.params`'s (the one
+place that knows how knobs travel through IDMap, PreTransform, Refine, IVF
+quantizers and shards), so a knob means the same here as in ParameterSpace.
 """
 
 from __future__ import annotations
@@ -12,29 +12,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from .._validate import check_float, check_int
+from ..params import assignments, parameter_names
 
-KNOBS = ("nprobe", "max_codes", "efSearch", "k_factor")
-
-
-def _targets(index: Any, name: str) -> list[tuple[Any, str]]:
-    """(object, attribute) pairs that knob ``name`` sets inside ``index``."""
-    found: list[tuple[Any, str]] = []
-    if hasattr(index, "count") and hasattr(index, "at") and hasattr(index, "_subs"):
-        for i in range(index.count()):  # IndexShards / IndexReplicas
-            found += _targets(index.at(i), name)
-        return found
-    if hasattr(index, "base_index") and hasattr(index, "refine_index"):  # IndexRefine
-        if name == "k_factor":
-            return [(index, "k_factor")]
-        return _targets(index.base_index, name)
-    if hasattr(index, "index") and not hasattr(index, "invlists"):  # IDMap, PreTransform
-        return _targets(index.index, name)
-    if name in ("nprobe", "max_codes") and hasattr(index, "invlists"):
-        return [(index, name)]
-    if name == "efSearch" and hasattr(index, "hnsw"):
-        return [(index.hnsw, "efSearch")]
-    return found
+KNOBS = ("nprobe", "max_codes", "efSearch", "k_factor", "k_factor_rf", "quantizer_efSearch")
 
 
 def check_knobs(index: Any, params: Any) -> dict[str, Any]:
@@ -47,10 +27,10 @@ def check_knobs(index: Any, params: Any) -> dict[str, Any]:
     for name, value in params.items():
         if name not in KNOBS:
             raise ValueError(f"params: expected knobs among {', '.join(KNOBS)}, got {name!r}")
-        if not _targets(index, name):
+        if name not in parameter_names(index):
             raise ValueError(f"params: {name!r} does not apply to a {type(index).__name__}")
-        out[name] = check_float(value, name) if name == "k_factor" else \
-            check_int(value, name, lo=0 if name == "max_codes" else 1)
+        settings = assignments(index, name, value)   # raises naming the knob on a bad value
+        out[name] = settings[0][2] if settings else value
     return out
 
 
@@ -60,9 +40,9 @@ def knobs_set(index: Any, knobs: dict[str, Any]) -> Iterator[None]:
     saved: list[tuple[Any, str, Any]] = []
     try:
         for name, value in knobs.items():
-            for obj, attr in _targets(index, name):
+            for obj, attr, setting in assignments(index, name, value):
                 saved.append((obj, attr, getattr(obj, attr)))
-                setattr(obj, attr, value)
+                setattr(obj, attr, setting)
         yield
     finally:
         for obj, attr, value in reversed(saved):

@@ -69,6 +69,11 @@ _LAZY = {
     "VectorTransform": ".transforms",
     "OPQMatrix": ".transforms_opq",
     "normalize_L2": ".utils",
+    "connect": ".db",
+    "restore": ".db",
+    "Database": ".db",
+    "Collection": ".db",
+    "FilterError": ".db",
     "omp_get_max_threads": ".utils",
     "omp_set_num_threads": ".utils",
 }
@@ -76,7 +81,7 @@ _LAZY = {
 
 
 # submodules reachable as attributes (voisin.io, voisin.datasets, ...)
-_SUBMODULES = {"bench", "clustering", "codecs", "datasets", "evaluate", "exact", "factory",
+_SUBMODULES = {"bench", "clustering", "codecs", "datasets", "db", "evaluate", "exact", "factory",
                "indexes", "io", "kernels", "transforms", "transforms_opq", "utils"}
 
 

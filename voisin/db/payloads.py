@@ -87,7 +87,7 @@ class PayloadStore:
                 entry = self._children.get(key)
                 if entry is None or self._stale(entry[0]):
                     c = ChildTable(self.docs, path)
-                    entry = self._children[key] = (self.version, StaticTable(c.docs, c.parent))
+                    entry = self._children[key] = (self.version, StaticTable(c.docs, c.parent, SMALL_TABLE))
         return entry[1], self.changed_since(entry[0])
 
     # --- versions -----------------------------------------------------------------

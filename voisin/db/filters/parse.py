@@ -118,7 +118,7 @@ def _condition(obj: Any, where: str, depth: int, max_depth: int) -> A.Node:
             raise _fail(f"{where}.{bad}", "this condition is not supported by voisin", show=False)
     if "key" in obj:
         return _field(obj, where)
-    if any(k in obj for k in _FILTER_KEYS):
+    if not obj or any(k in obj for k in _FILTER_KEYS):  # {} is an empty filter: always true
         return _filter(obj, where, depth + 1, max_depth)
     if len(obj) != 1:
         raise _fail(where, "expected a field condition (with \"key\"), is_empty, is_null, has_id, "
@@ -224,6 +224,9 @@ def _match(key: str, path: Any, body: Any, where: str) -> A.Match:
     for wi, v in values:
         kind_of, v = _operand(v, wi)
         sets[kind_of].add(v)
+    if kind != "value" and (sets["bools"] or (sets["strs"] and sets["ints"])):
+        # as Qdrant: a list of strings or a list of integers, booleans only in match value
+        raise _fail(w, "expected a list of all strings or all integers", arg)
     return A.Match(key, path, "any" if kind == "value" else kind, frozenset(sets["strs"]),
                    frozenset(sets["ints"]), frozenset(sets["bools"]))
 

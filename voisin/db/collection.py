@@ -131,8 +131,8 @@ class Collection:
 
     # --- small helpers ----------------------------------------------------------------
     def _iids_for_ids(self, ids: frozenset) -> list[int]:
-        live = self._payloads.docs
-        return [i for i in (self._iid_of.get(p) for p in ids) if i is not None and live[i] is not None]
+        live = self._payloads.is_live
+        return [i for i in (self._iid_of.get(p) for p in ids) if i is not None and live(i)]
 
     def _check_open(self) -> None:
         if self._closed is not None:
@@ -157,7 +157,7 @@ class Collection:
         iids = []
         for i, p in enumerate(pids):
             iid = self._iid_of.get(p)
-            if iid is None or self._payloads.docs[iid] is None:
+            if iid is None or not self._payloads.is_live(iid):
                 raise PointNotFoundError(f"{name}[{i}]: no point with id {p!r} in collection "
                                          f"{self.name!r}; nothing was changed")
             iids.append(iid)
@@ -230,7 +230,7 @@ class Collection:
             if ids is not None and filter is None:
                 pids = normalize_ids(ids, "ids")
                 iids = sorted({i for i in (self._iid_of.get(p) for p in pids)
-                               if i is not None and self._payloads.docs[i] is not None})
+                               if i is not None and self._payloads.is_live(i)})
             else:
                 iids = self._select(ids, filter, "delete")
             if not iids:
@@ -323,8 +323,8 @@ class Collection:
                         self._ann.index)
         self._store.purge(self._cid, self.seq)
         self._purged = self.seq
-        live = self._payloads.docs
-        self._iid_of = {p: i for p, i in self._iid_of.items() if live[i] is not None}
+        live = self._payloads.is_live
+        self._iid_of = {p: i for p, i in self._iid_of.items() if live(i)}
         self._rows_since_checkpoint = 0
 
     def _snapshot_checkpoint(self) -> tuple[dict, bytes]:
@@ -444,7 +444,7 @@ class Collection:
             seen, iids = set(), []
             for p in pids:
                 iid = self._iid_of.get(p)
-                if iid is not None and self._payloads.docs[iid] is not None and iid not in seen:
+                if iid is not None and self._payloads.is_live(iid) and iid not in seen:
                     seen.add(iid)
                     iids.append(iid)
             return self._points(iids, None, with_payload, with_vectors, with_documents)

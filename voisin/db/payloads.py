@@ -65,6 +65,9 @@ class PayloadStore:
     def count(self) -> int:
         return int(np.count_nonzero(self._live[:self.n]))
 
+    def is_live(self, iid: int) -> bool:
+        return iid < len(self.docs) and self.docs[iid] is not None
+
     def point_id(self, row: int) -> Any:
         return self.ids[row]
 

@@ -144,33 +144,40 @@ class AnnIndex:
     # --- search ---------------------------------------------------------------------
     def search(self, X: np.ndarray, k: int, mask: np.ndarray | None, allowed: int,
                ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` of each query among the ids where ``mask`` is set (None: all)."""
+        """Top ``k`` of each query among the ids where ``mask`` is set (None: all).
+
+        Through an id map the filter is handed to the wrapped index in its own
+        positions (one gather of the mask), rather than as an id set the map
+        would test id by id; the collection's gate already keeps writers out.
+        """
+        from ..indexes.idmap import IndexIDMap
+        index, id_map = self.index, None
+        if isinstance(index, IndexIDMap):
+            index, id_map = index.index, index.id_map
+            if mask is not None:
+                mask = mask[id_map]
+        params = self._params(index, k, mask, allowed, ef)
+        D, I = index.search(X, k, params=params)
+        if id_map is not None:
+            found = I >= 0
+            I[found] = id_map[I[found]]
+        return D, I
+
+    def _params(self, index: Any, k: int, mask: np.ndarray | None, allowed: int,
+                ef: int | None) -> Any:
         from .. import selector as S
+        from ..indexes.hnsw import IndexHNSW, SearchParametersHNSW
         sel = None
         if mask is not None:
-            # a short id list is cheaper to test than a bitmap over the whole id space
+            # a short id list is cheaper to test than a bitmap over the whole space
             sel = (S.IDSelectorBatch(np.flatnonzero(mask)) if allowed * 64 < mask.size
                    else S.IDSelectorBitmap(mask))
-        params = None
-        if self.kind == "target" and _is_hnsw(self.index):
-            from ..indexes.hnsw import SearchParametersHNSW
-            base = ef if ef is not None else _inner(self.index).hnsw.efSearch
-            params = SearchParametersHNSW(efSearch=max(int(base), k), sel=sel)
-        elif sel is not None:
-            params = S.SearchParameters(sel=sel)
-        return self.index.search(X, k, params=params)
+        if isinstance(index, IndexHNSW):
+            return SearchParametersHNSW(efSearch=max(int(ef or index.hnsw.efSearch), k), sel=sel)
+        return None if sel is None else S.SearchParameters(sel=sel)
 
     def scores(self, D: np.ndarray) -> np.ndarray:
         """Qdrant's scores: similarity for cosine / dot, distance for euclid."""
         if self.metric_type == METRIC_L2:
             return np.sqrt(np.maximum(D, 0.0))
         return D
-
-
-def _inner(index: Any) -> Any:
-    return getattr(index, "index", index)
-
-
-def _is_hnsw(index: Any) -> bool:
-    from ..indexes.hnsw import IndexHNSW
-    return isinstance(_inner(index), IndexHNSW)

@@ -68,11 +68,23 @@ def clean_payload(p: Any, where: str) -> dict:
     return _clean(p, where, 0)
 
 
+def _is_plain(x: Any) -> bool:
+    """A JSON scalar that needs no conversion (exact types: the abstract-class
+    checks of the general path cost about a microsecond each)."""
+    t = type(x)
+    return (x is None or t is str or t is bool or (t is int and _INT64[0] <= x <= _INT64[1])
+            or (t is float and math.isfinite(x)))
+
+
 def _clean(v: Any, where: str, depth: int) -> Any:
     if depth > MAX_PAYLOAD_DEPTH:
         raise ValueError(f"{where}: expected JSON nested at most {MAX_PAYLOAD_DEPTH} levels deep")
-    if v is None or isinstance(v, str):
+    if _is_plain(v):
         return v
+    if type(v) is dict and all(type(k) is str and _is_plain(x) for k, x in v.items()):
+        return dict(v)
+    if isinstance(v, str):
+        return str(v)
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, numbers.Integral):

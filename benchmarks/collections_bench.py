@@ -18,10 +18,10 @@ Measured per system (where it installs; the JSON says why one is missing):
   ``--queries`` queries or ``--budget`` seconds (``queries_run`` in the JSON);
   the queries are a seeded random subset of glove's test set.
 
-Systems: voisin (``index="auto"``: HNSW32, efSearch 128), chromadb
-PersistentClient (hnsw, cosine, M 32, ef_construction 200, ef_search 128),
+Systems: voisin (``index="auto"``, its defaults unless ``--hnsw``), chromadb
+PersistentClient (hnsw, cosine, M 32, ef_construction 200, ef_search 128, one thread),
 lancedb (no ANN index: exact scan with prefilter, its default at this size),
-qdrant-client local mode (``QdrantClient(path=...)``), milvus-lite (HNSW M 32,
+qdrant-client local mode (see :class:`QdrantLocal`), milvus-lite (HNSW M 32,
 efConstruction 200, ef 128). Install them with ``pip install -e ".[bench-db]"``.
 
 Usage (2-core shared machine: under the lock)::
@@ -70,11 +70,11 @@ def disk_bytes(folder: Path) -> int:
 # --- the systems -------------------------------------------------------------------------
 class VoisinDB:
     name = "voisin"
+    hnsw: dict | None = None
 
     def open(self, folder: Path, dim: int, create: bool) -> None:
         self.db = voisin.connect(folder)
-        self.col = (self.db.create_collection("bench", dim=dim, metric="cosine",
-                                              hnsw={"efConstruction": EFC // 2})
+        self.col = (self.db.create_collection("bench", dim=dim, metric="cosine", hnsw=self.hnsw)
                     if create else self.db.get_collection("bench"))
 
     def ingest(self, ids, X, payloads) -> None:
@@ -102,12 +102,12 @@ class Chroma:
                 self.col = self.client.create_collection(
                     "bench", embedding_function=None,
                     configuration={"hnsw": {"space": "cosine", "max_neighbors": M,
-                                            "ef_construction": EFC, "ef_search": EF}})
+                                            "ef_construction": EFC, "ef_search": EF, "num_threads": 1}})
             except (TypeError, ValueError):
                 self.col = self.client.create_collection(
                     "bench", embedding_function=None,
                     metadata={"hnsw:space": "cosine", "hnsw:M": M, "hnsw:construction_ef": EFC,
-                              "hnsw:search_ef": EF})
+                              "hnsw:search_ef": EF, "hnsw:num_threads": 1})
         else:
             self.col = self.client.get_collection("bench", embedding_function=None)
 
@@ -167,6 +167,11 @@ class Lance:
 
 
 class QdrantLocal:
+    """qdrant-client's local mode. Its on-disk mode stores each point in its own
+    SQLite transaction (~25 ms a point here), so ingest, reopen and disk are
+    measured on the first ``--qdrant-persist-n`` points in a folder, and the
+    searches run on all points in ``:memory:`` local mode, the same search code."""
+
     name = "qdrant-local"
 
     def open(self, folder: Path, dim: int, create: bool) -> None:
@@ -185,12 +190,21 @@ class QdrantLocal:
         f = m.Filter(must=[m.FieldCondition(key="bucket", range=m.Range(lt=t))])
         return [int(p.id) for p in self.client.query_points("bench", query=q, query_filter=f, limit=K).points]
 
+    def load_all_in_memory(self, X, payloads) -> None:
+        from qdrant_client import QdrantClient
+        self.client.close()
+        self.client = QdrantClient(":memory:")
+        self.client.create_collection("bench", vectors_config=self.models.VectorParams(
+            size=X.shape[1], distance=self.models.Distance.COSINE))
+        self.client.upload_collection("bench", vectors=X, payload=payloads, ids=list(range(len(X))))
+
     def close(self) -> None:
         self.client.close()
 
     def describe(self) -> dict:
         import qdrant_client
-        return {"version": getattr(qdrant_client, "__version__", None), "index": "local mode (exact, numpy)"}
+        return {"version": getattr(qdrant_client, "__version__", None),
+                "index": "local mode (exact scan in numpy, filters in Python)"}
 
 
 class MilvusLite:
@@ -207,7 +221,8 @@ class MilvusLite:
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             schema.add_field("bucket", DataType.INT64)
             schema.add_field("lang", DataType.VARCHAR, max_length=8)
-            self.client.create_collection("bench", schema=schema)
+            # Bounded (the default) makes a search wait for Milvus's 200 ms time tick
+            self.client.create_collection("bench", schema=schema, consistency_level="Eventually")
         else:
             self.client.load_collection("bench")
 
@@ -222,7 +237,8 @@ class MilvusLite:
 
     def query(self, q, t) -> list[int]:
         r = self.client.search("bench", data=[q.tolist()], filter=f"bucket < {t}", limit=K,
-                               search_params={"metric_type": "COSINE", "params": {"ef": EF}})
+                               search_params={"metric_type": "COSINE", "params": {"ef": EF}},
+                               consistency_level="Eventually")
         return [int(h["id"]) for h in r[0]]
 
     def close(self) -> None:
@@ -265,6 +281,11 @@ def run_system(cls, xb, xq, payloads, gt, args, root: Path, log) -> dict:
     folder = root / cls.name
     n, dim = xb.shape
     res: dict = {"system": cls.name}
+    full = (xb, payloads)
+    if cls is QdrantLocal and args.qdrant_persist_n < n:
+        n = args.qdrant_persist_n
+        xb, payloads = xb[:n], payloads[:n]
+        res["ingest_points"] = n
     t0 = time.perf_counter()
     sysobj.open(folder, dim, create=True)
     for s in range(0, n, args.batch):
@@ -282,6 +303,10 @@ def run_system(cls, xb, xq, payloads, gt, args, root: Path, log) -> dict:
     sysobj.query(xq[0], BUCKETS)
     res["reopen_s"] = time.perf_counter() - t0
     log(f"{cls.name}: reopen {res['reopen_s']:.2f} s, disk {res['disk_bytes'] / 2**20:.1f} MiB")
+    if hasattr(sysobj, "load_all_in_memory") and n < full[0].shape[0]:
+        sysobj.load_all_in_memory(*full)
+        res["search_on"] = f"all {full[0].shape[0]} points, :memory: local mode"
+    xb = full[0]
     cells = {}
     for s, (t, allowed, gi, gd) in gt.items():
         sysobj.query(xq[0], t)  # first call of a filter shape (compilation, plans) is not timed
@@ -312,12 +337,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--qdrant-persist-n", type=int, default=5000,
+                    help="points qdrant-client's on-disk local mode ingests (it is slow)")
+    ap.add_argument("--hnsw", default="",
+                    help="voisin's auto HNSW knobs, e.g. M=16,efConstruction=80,efSearch=128")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    if args.hnsw:
+        VoisinDB.hnsw = {k: int(v) for k, v in (kv.split("=") for kv in args.hnsw.split(","))}
     xb, xq, buckets, payloads = load(args.n, args.queries, args.seed)
     gt = ground_truth(xb, xq, buckets)
     root = Path(tempfile.mkdtemp(prefix="voisin-collections-bench-"))

@@ -75,22 +75,23 @@ class PayloadStore:
         return np.asarray(self._iids_of(ids), dtype=np.int64)
 
     def column(self, key: str, path: Path) -> tuple[Column, np.ndarray]:
-        entry = self._columns.get(key)
-        if entry is None or self._stale(entry[0]):
-            with self._lock:
-                entry = self._columns.get(key)
-                if entry is None or self._stale(entry[0]):
-                    entry = self._columns[key] = (self.version, Column.build(self.docs, path))
-        return entry[1], self.changed_since(entry[0])
+        return self._fresh(self._columns, key, lambda: Column.build(self.docs, path))
 
     def child(self, key: str, path: Path) -> tuple[StaticTable, np.ndarray]:
-        entry = self._children.get(key)
+        def build() -> StaticTable:
+            c = ChildTable(self.docs, path)
+            return StaticTable(c.docs, c.parent, SMALL_TABLE)
+        return self._fresh(self._children, key, build)
+
+    def _fresh(self, cache: dict, key: str, build: Callable[[], Any]) -> tuple[Any, np.ndarray]:
+        """The cached structure for ``key`` (rebuilt when too many rows changed
+        since it was built) and the rows changed since."""
+        entry = cache.get(key)
         if entry is None or self._stale(entry[0]):
             with self._lock:
-                entry = self._children.get(key)
+                entry = cache.get(key)
                 if entry is None or self._stale(entry[0]):
-                    c = ChildTable(self.docs, path)
-                    entry = self._children[key] = (self.version, StaticTable(c.docs, c.parent, SMALL_TABLE))
+                    entry = cache[key] = (self.version, build())
         return entry[1], self.changed_since(entry[0])
 
     # --- versions -----------------------------------------------------------------

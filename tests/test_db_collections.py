@@ -269,11 +269,11 @@ def test_auto_moves_to_hnsw_and_says_so(tmp_path, monkeypatch):
         c.upsert(range(200), X[:200], payloads=P[:200])
         assert c.index_description.startswith("auto: Flat (exact)")
         c.upsert(range(200, 1500), X[200:], payloads=P[200:])
-        assert c.index_description.startswith("auto: HNSW32,Flat")
+        assert c.index_description.startswith("auto: HNSW16,Flat")
         assert c.info()["index_in_use"] == c.index_description
     with voisin.connect(tmp_path / "db") as db:
         c = db.get_collection("c")
-        assert c.index_description.startswith("auto: HNSW32,Flat")
+        assert c.index_description.startswith("auto: HNSW16,Flat")
         Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
         q = Xn[:20] + 0.05
         f = {"must": [{"key": "g", "match": {"value": 2}}]}

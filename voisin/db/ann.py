@@ -29,7 +29,7 @@ log = logging.getLogger("voisin.db")
 
 #: ``index="auto"``: exact below this many points, HNSW from there on
 AUTO_HNSW_AT = 4096
-AUTO_HNSW = {"M": 32, "efConstruction": 80, "efSearch": 128}
+AUTO_HNSW = {"M": 16, "efConstruction": 100, "efSearch": 128}
 
 METRICS = {"cosine": METRIC_INNER_PRODUCT, "dot": METRIC_INNER_PRODUCT, "euclid": METRIC_L2}
 METRIC_ALIASES = {"cosine": "cosine", "dot": "dot", "ip": "dot", "inner_product": "dot",

@@ -151,3 +151,30 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path):
             db.close()
     print(f"crash test: {rounds} kills, {acked} acknowledged calls")
     assert rounds >= 5 and acked >= 20, (rounds, acked)
+
+
+@pytest.mark.slow
+def test_read_only_views_beside_a_writing_process(tmp_path):
+    """Views opened while another process writes see one consistent moment."""
+    folder = str(tmp_path / "db")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(CHILD))] + sys.path))
+    proc = subprocess.Popen([sys.executable, CHILD, folder, "7"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline().strip() == b"READY"
+        deadline = time.monotonic() + 6
+        views = 0
+        while time.monotonic() < deadline and views < 15:
+            with voisin.connect(folder, read_only=True) as db:
+                col = db.get_collection("c")
+                n = col.count()
+                if n:
+                    hits = col.search(np.zeros(DIM, dtype=np.float32), k=n + 5)[0]
+                    assert len(hits) == n and all(p is not None for p in hits.payloads)
+                    assert {r.id for r in col.scroll(limit=10_000)[0]} == set(hits.ids)
+            views += 1
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert views >= 3
+    finally:
+        proc.kill()
+        proc.wait(10)

@@ -172,12 +172,14 @@ class Database:
         with self._lock:
             col = self._open.get(name)
             if col is None:
-                row = self._store.collection(name) if isinstance(name, str) else None
-                if row is None:
-                    raise CollectionNotFoundError(f"name: no collection {name!r} in {self.path!r} "
-                                                  f"(it has {self.list_collections()})")
-                cid, uid, config, seq, purged = row
-                col = self._open[name] = Collection(self, name, cid, uid, config, seq, purged)
+                # one moment of the records, even if another process writes meanwhile
+                with self._store.read_snapshot():
+                    row = self._store.collection(name) if isinstance(name, str) else None
+                    if row is None:
+                        raise CollectionNotFoundError(f"name: no collection {name!r} in {self.path!r} "
+                                                      f"(it has {self.list_collections()})")
+                    cid, uid, config, seq, purged = row
+                    col = self._open[name] = Collection(self, name, cid, uid, config, seq, purged)
             if embedder is not None:
                 want, got = col.config.get("embedder"), _embedder_name(embedder)
                 if want is not None and want != got:

@@ -124,6 +124,20 @@ class Store:
                 raise
             conn.execute("COMMIT")
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads of this thread inside the block see one moment of the records
+        (a WAL read transaction), even while another process writes."""
+        conn = self.reader()
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
     # --- collections ---------------------------------------------------------------
     def collections(self) -> list[tuple[int, str, str, dict, int, int]]:
         rows = self.reader().execute(

@@ -77,7 +77,7 @@ class Collection(CollectionReads):
         self._gate = ReadWriteGate()
         self._write_lock = threading.Lock()
         self._rows_since_checkpoint = 0
-        self._order: tuple[int, np.ndarray] | None = None
+        self._order: tuple[int, np.ndarray, list] | None = None
         self._closed: str | None = None
         self._load()
 

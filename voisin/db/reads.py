@@ -131,26 +131,27 @@ class CollectionReads:
         start = None if offset is None else normalize_id(offset)
         node = parse_filter(filter)
         with self._gate.reading():
-            order = self._id_order()
+            order, keys = self._id_order()
             mask = self._payloads.mask(node)
             ids = self._payloads.ids
             if start is not None:
-                keys = [sort_key(ids[i]) for i in order]
                 order = order[bisect.bisect_left(keys, sort_key(start)):]
             picked = order[mask[order]][:limit + 1].tolist()
             nxt = ids[picked[limit]] if len(picked) > limit else None
             return self._points(picked[:limit], None, with_payload, with_vectors, with_documents), nxt
 
-    def _id_order(self) -> np.ndarray:
-        """Internal ids of the live points in scroll order (cached per write)."""
+    def _id_order(self) -> tuple[np.ndarray, list]:
+        """Internal ids of the live points in scroll order and their sort keys
+        (cached until the next write)."""
         version = self._payloads.version
         cached = self._order
         if cached is None or cached[0] != version:
             ids = self._payloads.ids
-            live = np.flatnonzero(self._payloads.live())
-            cached = self._order = (version, np.array(sorted(live.tolist(), key=lambda i: sort_key(ids[i])),
-                                                      dtype=np.int64))
-        return cached[1]
+            live = np.flatnonzero(self._payloads.live()).tolist()
+            keyed = sorted((sort_key(ids[i]), i) for i in live)
+            cached = self._order = (version, np.array([i for _, i in keyed], dtype=np.int64),
+                                    [key for key, _ in keyed])
+        return cached[1], cached[2]
 
     def info(self) -> dict:
         """Size, configuration and what index serves searches."""

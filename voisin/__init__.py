@@ -166,4 +166,9 @@ __all__ = [
     "normalize_L2",
     "omp_set_num_threads",
     "omp_get_max_threads",
+    "connect",
+    "restore",
+    "Database",
+    "Collection",
+    "FilterError",
 ]

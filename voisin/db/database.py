@@ -10,7 +10,7 @@ reads the records as they are at open (SQLite's WAL lets it read beside the
 writer) and never writes anything.
 
 ``connect()`` without a path keeps the database in a fresh temporary folder
-that is deleted on ``close()`` (or at interpreter exit).
+that is deleted on ``close()`` (or at interpreter exit), without an fsync per commit.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Database:
                 raise ValueError("read_only: an in-memory database (path=None) cannot be read-only")
             path = self._tmp = tempfile.mkdtemp(prefix="voisin-db-")
             weakref.finalize(self, shutil.rmtree, self._tmp, True)
+            durability = "normal"  # nothing outlives the process: no fsync per commit
         self.path = os.fspath(path)
         self.read_only = bool(read_only)
         self._lock = threading.RLock()

@@ -70,6 +70,7 @@ class Column:
         self.n = 0
         self.vocab: list[str] = []
         self._tokens: list[frozenset] | None = None
+        self._datetimes: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def build(cls, docs: Sequence[Any], path: Path) -> "Column":
@@ -126,15 +127,21 @@ class Column:
         col.o_rows = np.asarray(o_rows, dtype=np.int64)
         col.c_rows = np.asarray(c_rows, dtype=np.int64)
         col.c_vals = np.asarray(c_vals, dtype=np.int64)
-        # datetimes: parse each distinct string once
-        micros = [payload_micros(s) for s in col.vocab]
-        ok = np.array([m is not None for m in micros], dtype=bool)
-        dt_of_code = np.array([m if m is not None else 0 for m in micros], dtype=np.int64)
-        keep = ok[col.s_codes] if ok.size else np.zeros(0, dtype=bool)
-        col.t_rows, col.t_vals = _sorted(col.s_rows[keep].tolist(),
-                                         dt_of_code[col.s_codes[keep]].tolist(), np.int64)
         col.empty, col.null = empty, null
+        col._datetimes = None
         return col
+
+    def datetimes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, epoch microseconds) of the datetime strings, sorted; parsed
+        once per distinct string, on the first datetime range."""
+        if self._datetimes is None:
+            micros = [payload_micros(s) for s in self.vocab]
+            ok = np.array([m is not None for m in micros], dtype=bool)
+            of_code = np.array([m if m is not None else 0 for m in micros], dtype=np.int64)
+            keep = ok[self.s_codes] if ok.size else np.zeros(0, dtype=bool)
+            self._datetimes = _sorted(self.s_rows[keep].tolist(),
+                                      of_code[self.s_codes[keep]].tolist(), np.int64)
+        return self._datetimes
 
     # --- the conditions ----------------------------------------------------------
     def rows_equal_str(self, wanted: Any) -> np.ndarray:
@@ -171,7 +178,7 @@ class Column:
 
     def rows_range(self, node: Any) -> np.ndarray:
         if node.datetime:
-            return _range_rows(self.t_rows, self.t_vals, node)
+            return _range_rows(*self.datetimes(), node)
         return _range_rows(self.f_rows, self.f_vals, node)
 
     def rows_count(self, node: Any) -> np.ndarray:

@@ -49,6 +49,8 @@ def _strptime_any(text: str) -> datetime | None:
 def payload_micros(text: str) -> int | None:
     """Microseconds since the epoch of a payload datetime string, or None."""
     s = text.lstrip()
+    if not (s[:4].isdigit() and s[4:5] == "-"):  # every accepted shape starts YYYY-
+        return None
     if s.endswith(" UTC"):
         s = s[:-4] + "+00:00"
     elif s.endswith("z"):

@@ -132,7 +132,7 @@ def _voisin(points, mode, monkeypatch):
 
 
 @pytest.mark.parametrize("mode", ["columns", "reference"])
-@settings(max_examples=90, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(ps=st.lists(payloads, min_size=0, max_size=25), f=filters, data=st.data())
 def test_filters_match_qdrant(mode, ps, f, data, monkeypatch):
@@ -155,7 +155,7 @@ def test_filters_match_qdrant(mode, ps, f, data, monkeypatch):
         db.close()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(ps=st.lists(payloads, min_size=1, max_size=40), f=filters)
 def test_columns_equal_reference(ps, f):
     """Without Qdrant: the column evaluator and the per-payload one agree."""

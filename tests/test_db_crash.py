@@ -121,8 +121,20 @@ def _check(col, model: dict, rng: np.random.Generator) -> None:
         np.testing.assert_allclose([dist_of[i] for i in h.ids], h.scores, rtol=1e-4, atol=1e-4)
 
 
+def _warm_up() -> None:
+    """Compile (and cache on disk) the kernels the children use, so that a cold
+    numba cache does not eat the time budget in every child."""
+    with voisin.connect() as db:
+        c = db.create_collection("w", dim=DIM, metric="euclid")
+        c.upsert(range(20), np.ones((20, DIM)), payloads=[{"g": 1, "i": i} for i in range(20)])
+        c.search(np.ones(DIM), k=5, filter={"must": [{"key": "g", "match": {"value": 1}}]})
+        c.delete([1, 2])
+        c.checkpoint()
+
+
 @pytest.mark.slow
 def test_sigkill_loses_no_acknowledged_write(tmp_path):
+    _warm_up()
     folder = str(tmp_path / "db")
     rng = np.random.default_rng(2024)
     model: dict = {}
@@ -156,6 +168,7 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path):
 @pytest.mark.slow
 def test_read_only_views_beside_a_writing_process(tmp_path):
     """Views opened while another process writes see one consistent moment."""
+    _warm_up()
     folder = str(tmp_path / "db")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(CHILD))] + sys.path))
     proc = subprocess.Popen([sys.executable, CHILD, folder, "7"], stdout=subprocess.PIPE,

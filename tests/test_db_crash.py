@@ -175,6 +175,8 @@ def test_read_only_views_beside_a_writing_process(tmp_path):
                             stderr=subprocess.PIPE, env=env)
     try:
         assert proc.stdout.readline().strip() == b"READY"
+        # keep the pipe drained, or the child blocks on its acknowledgements
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         deadline = time.monotonic() + 6
         views = 0
         while time.monotonic() < deadline and views < 15:

@@ -3,7 +3,7 @@
 It holds internal ids (dense int64) and answers top-k queries restricted to an
 id set through voisin's selectivity-aware filtered search. ``index="auto"``
 serves an exact ``Flat`` index while the collection is small and moves to
-HNSW once it holds ``AUTO_HNSW_AT`` points (it does not move back); a factory
+HNSW once it holds ``AUTO_HNSW_AT`` points (it does not move back while open); a factory
 string is built as given, and one that needs training serves exactly until
 the collection holds enough vectors to train it (``train_size``), then trains
 on all of them.

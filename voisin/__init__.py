@@ -82,6 +82,11 @@ _LAZY = {
     "TuneReport": ".tuning",
     "tune": ".tuning",
     "normalize_L2": ".utils",
+    "connect": ".db",
+    "restore": ".db",
+    "Database": ".db",
+    "Collection": ".db",
+    "FilterError": ".db",
     "omp_get_max_threads": ".utils",
     "omp_set_num_threads": ".utils",
     # FAISS's Python surface (docs/faiss-python.md)
@@ -156,7 +161,7 @@ _LAZY = {
 
 
 # submodules reachable as attributes (voisin.io, voisin.datasets, ...)
-_SUBMODULES = {"bench", "clustering", "codecs", "contrib", "datasets", "evaluate", "exact",
+_SUBMODULES = {"bench", "clustering", "codecs", "contrib", "datasets", "db", "evaluate", "exact",
                "factory", "indexes", "io", "kernels", "transforms", "transforms_opq", "utils",
                "params", "autotune", "tuning", "machine", "building"}
 
@@ -271,4 +276,9 @@ __all__ = [
     "IntersectionCriterion",
     "tune",
     "TuneReport",
+    "connect",
+    "restore",
+    "Database",
+    "Collection",
+    "FilterError",
 ]

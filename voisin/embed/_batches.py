@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from .. import _blas
-from .bert import encode_batch
+from .bert import Workspace, encode_batch
 from .weights import BertWeights
 
 
@@ -45,12 +45,16 @@ def run_batches(weights: BertWeights, ids: list[np.ndarray], batch_size: int, no
         progress = make_progress(True)
         task = progress.add("encoding texts", total=len(ids))
     tick = threading.Lock()
-    pooled = [np.empty((min(len(batches[0]), batch_size), weights.dim), dtype=np.float32) for _ in range(npipe)]
+    # the first batch is the largest in both sentences and length: size every workspace by it
+    first = batches[0]
+    longest = int(lengths[first].max())
+    spaces = [Workspace(weights, first.shape[0] * longest, longest) for _ in range(min(npipe, len(batches)))]
+    pooled = [np.empty((first.shape[0], weights.dim), dtype=np.float32) for _ in spaces]
 
     def work(p: int, b: int) -> None:
         batch = batches[b]
         res = pooled[p][:batch.shape[0]]
-        encode_batch(weights, pad(ids, batch, lengths), lengths[batch], normalize, res)
+        encode_batch(weights, spaces[p], pad(ids, batch, lengths), lengths[batch], normalize, res)
         out[batch] = res
         if progress is not None:
             with tick:

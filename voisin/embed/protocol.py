@@ -7,7 +7,8 @@ sentence-transformers model object into one, checking every output.
 
 A collection records its encoder's :func:`signature` and, before it embeds a
 query, asks :func:`check_compatible`. Two encoders are compatible when they
-give the same vectors for a few fixed probe texts (cosine within 1e-4), not
+give the same vectors for a few fixed probe texts (cosine within 1e-4, lengths
+within 0.1%), not
 when their names match: voisin's TextEncoder and sentence-transformers'
 all-MiniLM-L6-v2 are interchangeable, while the same model with and without
 normalisation is not.
@@ -26,8 +27,9 @@ PROBE_TEXTS = ("The quick brown fox jumps over the lazy dog.",
                "Vector search finds the nearest neighbours of a query among millions of embeddings.",
                "Größenordnung, naïve café, 東京, emoji 🚀",
                "")
-#: cosine below which two encoders' probe vectors are taken as different models
+#: two encoders are the same when every probe vector agrees in direction (cosine) and length
 COMPATIBLE_COSINE = 1.0 - 1e-4
+COMPATIBLE_NORM = 1e-3
 
 
 @runtime_checkable
@@ -184,15 +186,22 @@ def check_compatible(recorded: dict, embedder: Embedder) -> None:
                          f"got {embedder.name!r} of dimension {embedder.dim}")
     a = np.asarray(recorded["probe"], dtype=np.float64)
     b = np.asarray(embedder.encode(list(PROBE_TEXTS)), dtype=np.float64)
-    cos = _cosines(a, b)
-    if a.shape != b.shape or cos.min() < COMPATIBLE_COSINE:
+    if a.shape != b.shape:
         raise ValueError(f"embedder: expected the encoder that made these vectors ({want!r}), got "
-                         f"{embedder.name!r}, whose vectors differ (probe cosine {cos.min():.6f})")
+                         f"{embedder.name!r}, whose probe vectors have shape {b.shape}, not {a.shape}")
+    cos, ratio = _cosines(a, b), _norm_ratios(a, b)
+    if cos.min() < COMPATIBLE_COSINE or np.abs(ratio - 1).max() > COMPATIBLE_NORM:
+        raise ValueError(f"embedder: expected the encoder that made these vectors ({want!r}), got "
+                         f"{embedder.name!r}, whose vectors differ (probe cosine {cos.min():.6f}, "
+                         f"norm ratio {ratio[np.argmax(np.abs(ratio - 1))]:.6f})")
+
+
+def _norm_ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return np.where((na == 0) & (nb == 0), 1.0, nb / np.maximum(na, 1e-30))
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if a.shape != b.shape:
-        return np.zeros(1)
     na = np.linalg.norm(a, axis=1)
     nb = np.linalg.norm(b, axis=1)
     both_zero = (na == 0) & (nb == 0)

@@ -68,6 +68,7 @@ _LAZY = {
     "RandomRotationMatrix": ".transforms",
     "VectorTransform": ".transforms",
     "OPQMatrix": ".transforms_opq",
+    "TextEncoder": ".embed",
     "normalize_L2": ".utils",
     "omp_get_max_threads": ".utils",
     "omp_set_num_threads": ".utils",
@@ -76,7 +77,7 @@ _LAZY = {
 
 
 # submodules reachable as attributes (voisin.io, voisin.datasets, ...)
-_SUBMODULES = {"bench", "clustering", "codecs", "datasets", "evaluate", "exact", "factory",
+_SUBMODULES = {"bench", "clustering", "codecs", "datasets", "embed", "evaluate", "exact", "factory",
                "indexes", "io", "kernels", "transforms", "transforms_opq", "utils"}
 
 

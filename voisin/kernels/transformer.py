@@ -34,7 +34,7 @@ B0, B1, B2, B3, B4 = (np.float32(b) for b in _B)
 _SQRT1_2 = np.float32(1.0 / math.sqrt(2.0))
 
 
-@njit(**_KW)
+@njit(inline="always", **_KW)
 def erf32(v):
     v = min(max(v, np.float32(-4.0)), np.float32(4.0))
     x2 = v * v
@@ -91,7 +91,7 @@ P0, P1, P2, P3, P4, P5 = (np.float32(c) for c in (1.9875691500e-4, 1.3981999507e
 _EXP_FLOOR = np.float32(-80.0)
 
 
-@njit(**_KW)
+@njit(inline="always", **_KW)
 def _exp_shifted(row, n, m, scale, kbits):
     """row[:n] = exp((row[:n] - m) * scale), returning their sum (all arguments <= 0)."""
     for j in range(n):

@@ -150,3 +150,14 @@ def test_text_encoder_is_an_embedder(tmp_path):
     other = TextEncoder(embed_tiny.make_model(tmp_path / "other", seed=1))
     with pytest.raises(ValueError, match="whose vectors differ"):
         check_compatible(sig, other)
+
+
+def test_importing_voisin_embed_loads_neither_numba_nor_tokenizers():
+    import subprocess
+    import sys
+    code = ("import sys, voisin.embed, voisin\n"
+            "assert voisin.embed.as_embedder\n"
+            "print(sorted(m for m in ('numba', 'tokenizers', 'safetensors', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -98,6 +98,19 @@ def test_encode_refuses_bad_options(tiny, kwargs, exc, match):
         tiny.encode(["fine"], **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"model": 3}, "model: expected None .* or the path of a sentence-transformers folder or zip, got 3"),
+    ({"model": ""}, "model: expected None"),
+    ({"name": ""}, "name: expected a non-empty string, got ''"),
+    ({"name": 5}, "name: expected a non-empty string, got 5"),
+])
+def test_constructor_refuses_bad_arguments(tiny, kwargs, match):
+    from voisin.embed import TextEncoder
+    kwargs.setdefault("model", tiny.source)
+    with pytest.raises(TypeError, match=match):
+        TextEncoder(**kwargs)
+
+
 def test_bad_element_is_found_before_any_work(tiny, monkeypatch):
     # the whole list is checked before the first batch runs
     import voisin.embed._batches as batches

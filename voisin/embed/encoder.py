@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .validation import check_batch_size, check_flag, check_texts
+from .validation import check_batch_size, check_flag, check_model_path, check_name, check_texts
 from .weights import MINILM_NAME, BertWeights, bundled_model, load_bert, max_tokens, read_model_files
 
 
@@ -40,8 +40,7 @@ class TextEncoder:
             from tokenizers import Tokenizer
         except ImportError:
             raise ModuleNotFoundError("TextEncoder needs the `text` extra: pip install 'voisin[text]'") from None
-        path = bundled_model() if model is None else model
-        files = read_model_files(path)
+        files = read_model_files(bundled_model() if model is None else check_model_path(model))
         self._weights: BertWeights = load_bert(files)
         self.max_length = max_tokens(files)
         tok = Tokenizer.from_str(files.tokenizer_json)
@@ -52,8 +51,8 @@ class TextEncoder:
         self._tokenizer = tok
         self.source = files.source
         if name is None:
-            name = MINILM_NAME if model is None else Path(str(model)).name or str(model)
-        self._name = name
+            name = MINILM_NAME if model is None else Path(model).name or str(model)
+        self._name = check_name(name)
 
     @property
     def name(self) -> str:
@@ -69,7 +68,9 @@ class TextEncoder:
 
     def tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids of each text, with [CLS]/[SEP], truncated to ``max_length``."""
-        texts = check_texts(texts)
+        return self._tokenize(check_texts(texts))
+
+    def _tokenize(self, texts: list[str]) -> list[np.ndarray]:
         return [np.asarray(e.ids, dtype=np.int64) for e in self._tokenizer.encode_batch(texts)]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, normalize: bool = True,
@@ -86,7 +87,7 @@ class TextEncoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        ids = self.tokenize(texts)
+        ids = self._tokenize(texts)
         from ._batches import run_batches
         run_batches(self._weights, ids, batch_size, normalize, out, show_progress)
         return out

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .validation import check_embeddings, check_texts
+from .validation import check_embeddings, check_name, check_texts
 
 #: texts whose vectors identify an encoder (short, long, non-ASCII, empty)
 PROBE_TEXTS = ("The quick brown fox jumps over the lazy dog.",
@@ -65,7 +65,7 @@ class CallableEmbedder:
         if not callable(fn):
             raise TypeError(f"fn: expected a callable texts -> array, got {type(fn).__name__}")
         self._fn = fn
-        self._name = _check_name(name) if name is not None else _callable_name(fn)
+        self._name = check_name(name) if name is not None else _callable_name(fn)
         self._dim = None if dim is None else _check_dim(dim)
 
     @property
@@ -105,12 +105,6 @@ class SentenceTransformerEmbedder(CallableEmbedder):
         dim = getdim()
         super().__init__(run, name=name if name is not None else _st_name(model), dim=dim)
         self.model = model
-
-
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name: expected a non-empty string, got {name!r}")
-    return name
 
 
 def _check_dim(dim: Any) -> int:

@@ -6,6 +6,7 @@ the first bad document, so a caller with ten thousand documents finds it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -67,3 +68,16 @@ def check_embeddings(vectors: Any, n: int, dim: int | None, name: str) -> np.nda
     if arr.shape[0] != n:
         raise ValueError(f"{name}: expected {n} vectors (one per text), got {arr.shape[0]}")
     return arr
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a non-empty string, got {name!r}")
+    return name
+
+
+def check_model_path(model: Any) -> str | os.PathLike:
+    if not isinstance(model, (str, os.PathLike)) or not str(model):
+        raise TypeError(f"model: expected None (the bundled all-MiniLM-L6-v2) or the path of a "
+                        f"sentence-transformers folder or zip, got {model!r}")
+    return model

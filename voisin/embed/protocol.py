@@ -88,7 +88,7 @@ class CallableEmbedder:
         return self._call(texts)
 
     def __repr__(self) -> str:
-        return f"CallableEmbedder(name={self._name!r}, dim={self._dim})"
+        return f"{type(self).__name__}(name={self._name!r}, dim={self._dim})"
 
 
 class SentenceTransformerEmbedder(CallableEmbedder):

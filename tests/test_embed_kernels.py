@@ -48,9 +48,11 @@ def test_add_layer_norm(n, d, seed, offset):
     add_layer_norm(got, res, b, g, beta, np.float32(1e-12))
     v = x.astype(np.float64) + res + b
     mu = v.mean(1, keepdims=True)
-    ref = (v - mu) / np.sqrt(((v - mu) ** 2).mean(1, keepdims=True) + 1e-12) * g + beta
-    # with the +1000 offset the float32 input itself carries ~1e-4 relative noise on the centred part
-    np.testing.assert_allclose(got, ref, atol=2e-4 if offset else 2e-5, rtol=1e-4)
+    std = np.sqrt(((v - mu) ** 2).mean(1, keepdims=True) + 1e-12)
+    ref = (v - mu) / std * g + beta
+    # float32 rounding of x + residual + bias (ulp of |v|, ~6e-5 at 1000), amplified by gamma / std
+    tol = 4 * np.finfo(np.float32).eps * np.abs(v).max(1, keepdims=True) * np.abs(g) / std + 2e-5
+    assert (np.abs(got - ref) <= tol + 1e-4 * np.abs(ref)).all()
 
 
 @SETTINGS

@@ -81,6 +81,7 @@ _LAZY = {
     "ParameterSpace": ".params",
     "TuneReport": ".tuning",
     "tune": ".tuning",
+    "TextEncoder": ".embed",
     "normalize_L2": ".utils",
     "connect": ".db",
     "restore": ".db",
@@ -161,9 +162,9 @@ _LAZY = {
 
 
 # submodules reachable as attributes (voisin.io, voisin.datasets, ...)
-_SUBMODULES = {"bench", "clustering", "codecs", "contrib", "datasets", "db", "evaluate", "exact",
-               "factory", "indexes", "io", "kernels", "transforms", "transforms_opq", "utils",
-               "params", "autotune", "tuning", "machine", "building"}
+_SUBMODULES = {"bench", "clustering", "codecs", "contrib", "datasets", "db", "embed", "evaluate",
+               "exact", "factory", "indexes", "io", "kernels", "transforms", "transforms_opq",
+               "utils", "params", "autotune", "tuning", "machine", "building"}
 
 
 def __getattr__(name: str) -> Any:

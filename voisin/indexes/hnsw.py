@@ -356,14 +356,14 @@ class IndexHNSW(Index):
                 use_mask = True
                 plan, ef = filtering.hnsw_plan(allowed, nlive, ef, self.hnsw.M)
                 if plan == "exact":
-                    return self._search_exact_subset(x, k, mask, X, labels, ref, D, I)
+                    return self._search_exact_subset(x, k, mask, X, labels, slots, ref, D, I)
         if nlive <= ef:
             # the walk would score every node anyway; the scan also reaches nodes
             # the graph cannot (a node pruned out of every list), so small
             # indexes answer exactly
             if not use_mask:
                 mask = np.ones(n, dtype=np.bool_)
-            return self._search_exact_subset(x, k, mask, X, labels, ref, D, I)
+            return self._search_exact_subset(x, k, mask, X, labels, slots, ref, D, I)
         xw, exact_t = x, _NO_EXACT
         if ref is not None:
             A, b = _NO_MAP if ref.A is None else (ref.A, ref.b)
@@ -465,17 +465,26 @@ class IndexHNSW(Index):
         ef = check_int(ef, "ef", lo=1)
         return filtering.hnsw_plan(allowed, n, ef, self.hnsw.M)
 
-    def _search_exact_subset(self, x, k, mask, X, labels, ref, D, I):
-        rows = np.flatnonzero(mask)
-        ids = rows if labels is None else labels[rows]
+    def _search_exact_subset(self, x, k, mask, X, labels, slots, ref, D, I):
+        """Exact scan of the nodes ``mask`` allows: float rows are scanned in place
+        under the mask (the exact engine gathers them only for a selective mask),
+        codes are decoded first."""
         if ref is not None:
             # the refine wrapper's exact rows, in id order
-            Ds, Is = exact.search(x, np.ascontiguousarray(ref.rows[ids]), ids.size,
-                                  self.metric_type, k)
+            ids_mask = mask if labels is None else np.ascontiguousarray(mask[slots])
+            Ds, Is = exact.search(x, ref.rows, ref.rows.shape[0], self.metric_type, k,
+                                  mask=ids_mask)
+            D[:], I[:] = Ds, Is
+            return D, I
+        if X.dtype == np.float32:
+            Ds, Is = exact.search(x, X, X.shape[0], self.metric_type, k, mask=mask)
+            ids = labels
         else:
+            rows = np.flatnonzero(mask)
             Ds, Is = exact.search(x, self._decode(X[rows]), rows.size, self.metric_type, k)
+            ids = rows if labels is None else labels[rows]
         D[:] = Ds
-        I[:] = np.where(Is >= 0, ids[np.maximum(Is, 0)], -1)
+        I[:] = Is if ids is None else np.where(Is >= 0, ids[np.maximum(Is, 0)], -1)
         return D, I
 
     # --- other hooks --------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """HNSW graph indexes (FAISS semantics): IndexHNSWFlat and IndexHNSWSQ.
 
 As in FAISS, a variant is a constructor that picks how the vectors are stored:
-float32 rows (:class:`IndexHNSWFlat`) or 8-bit scalar-quantizer codes
-(:class:`IndexHNSWSQ`); the graph (:mod:`.hnsw_graph`), its construction
+float32 rows (:class:`IndexHNSWFlat`, :mod:`.hnsw_flat`) or 8-bit scalar-quantizer
+codes (:class:`IndexHNSWSQ`, :mod:`.hnsw_sq`); this module holds what they share (the
+published state, add, search, the pushdown), the graph (:mod:`.hnsw_graph`), its construction
 (:mod:`.hnsw_build`) and its repair after deletes (:mod:`.hnsw_maintenance`) only
 see a *space*, the distance of the stored vectors (:mod:`voisin.kernels.hnsw_space`).
 
@@ -17,7 +18,7 @@ neighbour lists with exact distances. The files are plain FAISS files.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -27,8 +28,7 @@ from .._blas import run_pipelines
 from .._validate import check_int
 from ..index import Index, Refinement
 from ..kernels import hnsw as K
-from ..kernels import hnsw_search as KS
-from ..kernels.hnsw_space import FlatSpace, SQ8Space
+from ..kernels.hnsw_space import FlatSpace
 from ..metric import METRIC_L2, worst_distance
 from ..selector import IDSelector, SearchParameters
 from . import hnsw_maintenance as maintenance
@@ -64,6 +64,17 @@ def _concat_ranges(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         base += int(lm[-1])
     return (np.concatenate(lims), np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]))
+
+
+class _Plan(NamedTuple):
+    """How one search runs: ``how`` is "empty" (nothing allowed or stored),
+    "exact" (scan the nodes ``mask`` allows) or "walk" (the graph at efSearch
+    ``ef`` with the kernel filter tuple ``filt``: mask, use_mask, labels, use_labels)."""
+
+    how: str
+    ef: int
+    mask: np.ndarray
+    filt: tuple
 
 
 class SearchParametersHNSW(SearchParameters):
@@ -312,16 +323,11 @@ class IndexHNSW(Index):
     def _walk_fields(self, X: np.ndarray) -> tuple:
         return tuple(self._space(X))
 
-    def _search_snap(self, snap, x, k, params, D, I, ref: Refinement | None = None,
-                     fast: bool = False):
-        """Search one published state. ``x`` are the queries in this index's space,
-        or with ``ref`` the exact queries of the refine wrapper. With ``fast`` the
-        queries were not validated: returns None when the kernel finds NaN/inf."""
+    def _plan(self, snap: tuple, params: SearchParameters | None, ef_min: int) -> _Plan:
+        """efSearch, the node mask and the way (see :class:`_Plan`) of one call."""
         X, g, labels, slots, live = snap
-        nb0, upper, upper_off, levels, state = g
-        n = levels.size
+        n = g[3].size
         nlive = n if slots is None else slots.size
-        nq = x.shape[0]
         ef = self.hnsw.efSearch
         sel = None
         if params is not None:
@@ -329,66 +335,80 @@ class IndexHNSW(Index):
             sel = params.sel
             if getattr(params, "efSearch", None) is not None:
                 ef = params.efSearch
-        ef = max(check_int(ef, "efSearch", lo=1), k)
-        D = np.empty((nq, k), dtype=np.float32) if D is None else D
-        I = np.empty((nq, k), dtype=np.int64) if I is None else I
-        if ref is not None:
-            ef = max(ef, ref.kb)
+        ef = max(check_int(ef, "efSearch", lo=1), ef_min)
         tomb = labels is not None
         mask, use_mask = (live, True) if tomb else (_NO_MASK, False)
-        if nlive == 0 or state[0] < 0:
-            D.fill(worst_distance(self.metric_type))
-            I.fill(-1)
-            return D, I
-        if sel is not None:
+        how = "walk"
+        if nlive == 0 or g[4][0] < 0:
+            how = "empty"
+        elif sel is not None:
             ext = np.ascontiguousarray(sel.mask_sequential(nlive), dtype=np.bool_)
             allowed = int(np.count_nonzero(ext))
             if allowed == 0:
-                D.fill(worst_distance(self.metric_type))
-                I.fill(-1)
-                return D, I
-            if allowed < nlive:
+                how = "empty"
+            elif allowed < nlive:
                 if tomb:  # the selector speaks in ids, the kernels in node numbers
                     mask = np.zeros(n, dtype=np.bool_)
                     mask[slots] = ext
                 else:
                     mask = ext
                 use_mask = True
-                plan, ef = filtering.hnsw_plan(allowed, nlive, ef, self.hnsw.M)
-                if plan == "exact":
-                    return self._search_exact_subset(x, k, mask, X, labels, ref, D, I)
-        if nlive <= ef:
+                how, ef = filtering.hnsw_plan(allowed, nlive, ef, self.hnsw.M)
+                how = "walk" if how == "traverse" else how
+        if how == "walk" and nlive <= ef:
             # the walk would score every node anyway; the scan also reaches nodes
             # the graph cannot (a node pruned out of every list), so small
             # indexes answer exactly
-            if not use_mask:
-                mask = np.ones(n, dtype=np.bool_)
-            return self._search_exact_subset(x, k, mask, X, labels, ref, D, I)
+            how = "exact"
+        if how == "exact" and not use_mask:
+            mask = np.ones(n, dtype=np.bool_)
+        filt = (mask, use_mask, labels if tomb else _NO_LABELS, tomb)
+        return _Plan(how, ef, mask, filt)
+
+    def _run_blocks(self, nq: int, run) -> None:
+        """``run(lo, hi)`` over the queries: on this thread for a few, else one
+        serial kernel per core on blocks of queries (no parallel specialisation
+        to compile)."""
+        nthreads = numba.get_num_threads()
+        if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
+            run(0, nq)
+            return
+        block = max(PARALLEL_MIN_QUERIES // 4, -(-nq // (8 * nthreads)))
+        run_pipelines(range(0, nq, block), lambda p, lo: run(lo, min(nq, lo + block)), nthreads)
+
+    def _search_snap(self, snap, x, k, params, D, I, ref: Refinement | None = None,
+                     fast: bool = False):
+        """Search one published state. ``x`` are the queries in this index's space,
+        or with ``ref`` the exact queries of the refine wrapper. With ``fast`` the
+        queries were not validated: returns None when the kernel finds NaN/inf."""
+        X, g, labels, slots, live = snap
+        nq, n = x.shape[0], g[3].size
+        plan = self._plan(snap, params, k if ref is None else max(k, ref.kb))
+        D = np.empty((nq, k), dtype=np.float32) if D is None else D
+        I = np.empty((nq, k), dtype=np.int64) if I is None else I
+        if plan.how == "empty":
+            D.fill(worst_distance(self.metric_type))
+            I.fill(-1)
+            return D, I
+        if plan.how == "exact":
+            return self._search_exact_subset(x, k, plan.mask, X, labels, slots, ref, D, I)
         xw, exact_t = x, _NO_EXACT
         if ref is not None:
             A, b = _NO_MAP if ref.A is None else (ref.A, ref.b)
             xw = x if ref.xw is None else ref.xw
             exact_t = (ref.rows, True, ref.kb, A, b)
-        filt = (mask, use_mask, labels if tomb else _NO_LABELS, tomb)
-        graph_t, entry, max_level = g[:4], int(state[0]), int(state[1])
-        walk_t, kernel, metric = self._walk_fields(X), self._search_kernel, self.metric_type
+        graph_t, entry, max_level = g[:4], int(g[4][0]), int(g[4][1])
+        walk_t, kernel, metric, ef = (self._walk_fields(X), self._search_kernel, self.metric_type,
+                                      plan.ef)
         ok = [True]
 
         def run(lo: int, hi: int) -> None:
             # per-thread scratch (caller and pool threads each keep their own)
             if not kernel(xw[lo:hi], x[lo:hi], k, ef, walk_t, graph_t, entry, max_level, metric,
-                          self._scratch.get(n, ef), filt, exact_t, D[lo:hi], I[lo:hi]):
+                          self._scratch.get(n, ef), plan.filt, exact_t, D[lo:hi], I[lo:hi]):
                 ok[0] = False
 
-        nthreads = numba.get_num_threads()
-        if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
-            run(0, nq)
-        else:
-            # one serial kernel per core on blocks of queries (no second, parallel
-            # specialisation to compile)
-            block = max(PARALLEL_MIN_QUERIES // 4, -(-nq // (8 * nthreads)))
-            run_pipelines(range(0, nq, block), lambda p, lo: run(lo, min(nq, lo + block)),
-                          nthreads)
+        self._run_blocks(nq, run)
         if not ok[0]:
             if fast:
                 return None
@@ -400,52 +420,24 @@ class IndexHNSW(Index):
         its whole result list lies inside the ball, so the ball is covered rather
         than cut at efSearch (kernels.hnsw_search._range_one). Approximate as the
         walk is; exact on small indexes and selective filters (an exact scan)."""
-        X, g, labels, slots, live = self._snap
-        levels, state = g[3], g[4]
-        n = levels.size
-        nlive = n if slots is None else slots.size
-        ef = self.hnsw.efSearch
-        sel = None
-        if params is not None:
-            _check_walk_params(params)
-            sel = params.sel
-            if getattr(params, "efSearch", None) is not None:
-                ef = params.efSearch
-        ef = check_int(ef, "efSearch", lo=1)
-        tomb = labels is not None
-        mask, use_mask = (live, True) if tomb else (_NO_MASK, False)
-        if nlive == 0 or state[0] < 0:
-            return (np.zeros(x.shape[0] + 1, np.int64), np.zeros(0, np.float32),
-                    np.zeros(0, np.int64))
-        if sel is not None:
-            ext = np.ascontiguousarray(sel.mask_sequential(nlive), dtype=np.bool_)
-            allowed = int(np.count_nonzero(ext))
-            if allowed < nlive:
-                mask = np.zeros(n, dtype=np.bool_) if tomb else ext
-                if tomb:
-                    mask[slots] = ext
-                use_mask = True
-                if allowed == 0 or filtering.hnsw_plan(allowed, nlive, ef, self.hnsw.M)[0] == "exact":
-                    return self._range_exact_subset(x, radius, mask, X, labels)
-        if nlive <= ef:
-            return self._range_exact_subset(x, radius, mask if use_mask else np.ones(n, np.bool_),
-                                            X, labels)
+        snap = self._snap
+        X, g, labels, _, _ = snap
+        nq, n = x.shape[0], g[3].size
+        plan = self._plan(snap, params, 1)
+        if plan.how == "empty":
+            return np.zeros(nq + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if plan.how == "exact":
+            return self._range_exact_subset(x, radius, plan.mask, X, labels)
         bound = np.float32(radius if self.metric_type == METRIC_L2 else -radius)
-        filt = (mask, use_mask, labels if tomb else _NO_LABELS, tomb)
-        graph_t, entry, max_level = g[:4], int(state[0]), int(state[1])
-        walk_t, metric, nq = self._walk_fields(X), self.metric_type, x.shape[0]
+        graph_t, entry, max_level = g[:4], int(g[4][0]), int(g[4][1])
+        walk_t, metric, ef = self._walk_fields(X), self.metric_type, plan.ef
         parts: dict[int, tuple] = {}
 
         def run(lo: int, hi: int) -> None:
             parts[lo] = self._range_kernel(x[lo:hi], bound, ef, walk_t, graph_t, entry, max_level,
-                                           metric, self._scratch.get(n, ef), filt)
+                                           metric, self._scratch.get(n, ef), plan.filt)
 
-        block = max(PARALLEL_MIN_QUERIES // 4, -(-nq // (8 * numba.get_num_threads())))
-        if nq < PARALLEL_MIN_QUERIES or numba.get_num_threads() == 1:
-            run(0, nq)
-        else:
-            run_pipelines(range(0, nq, block), lambda p, lo: run(lo, min(nq, lo + block)),
-                          numba.get_num_threads())
+        self._run_blocks(nq, run)
         return _concat_ranges([parts[lo] for lo in sorted(parts)])
 
     def _range_exact_subset(self, x, radius, mask, X, labels):
@@ -465,17 +457,26 @@ class IndexHNSW(Index):
         ef = check_int(ef, "ef", lo=1)
         return filtering.hnsw_plan(allowed, n, ef, self.hnsw.M)
 
-    def _search_exact_subset(self, x, k, mask, X, labels, ref, D, I):
-        rows = np.flatnonzero(mask)
-        ids = rows if labels is None else labels[rows]
+    def _search_exact_subset(self, x, k, mask, X, labels, slots, ref, D, I):
+        """Exact scan of the nodes ``mask`` allows: float rows are scanned in place
+        under the mask (the exact engine gathers them only for a selective mask),
+        codes are decoded first."""
         if ref is not None:
             # the refine wrapper's exact rows, in id order
-            Ds, Is = exact.search(x, np.ascontiguousarray(ref.rows[ids]), ids.size,
-                                  self.metric_type, k)
+            ids_mask = mask if labels is None else np.ascontiguousarray(mask[slots])
+            Ds, Is = exact.search(x, ref.rows, ref.rows.shape[0], self.metric_type, k,
+                                  mask=ids_mask)
+            D[:], I[:] = Ds, Is
+            return D, I
+        if X.dtype == np.float32:
+            Ds, Is = exact.search(x, X, X.shape[0], self.metric_type, k, mask=mask)
+            ids = labels
         else:
+            rows = np.flatnonzero(mask)
             Ds, Is = exact.search(x, self._decode(X[rows]), rows.size, self.metric_type, k)
+            ids = rows if labels is None else labels[rows]
         D[:] = Ds
-        I[:] = np.where(Is >= 0, ids[np.maximum(Is, 0)], -1)
+        I[:] = Is if ids is None else np.where(Is >= 0, ids[np.maximum(Is, 0)], -1)
         return D, I
 
     # --- other hooks --------------------------------------------------------------------
@@ -518,85 +519,6 @@ class IndexHNSW(Index):
         self._publish(self._empty_storage(), self.hnsw._g, None)
 
 
-class IndexHNSWFlat(IndexHNSW):
-    """HNSW graph over raw float32 vectors (FAISS's ``IndexHNSWFlat``).
-
-    Knobs: ``index.hnsw.efConstruction`` (build quality, default 40) and
-    ``index.hnsw.efSearch`` (search quality, default 16), or per call
-    ``SearchParametersHNSW(efSearch=..., sel=...)``. For faster search at the same
-    recall, walk 8-bit codes and re-rank exactly: ``index_factory(d,
-    "HNSW32_SQ8,RFlat")`` (docs/hnsw.md).
-
-    Example:
-        >>> import numpy as np, voisin
-        >>> xb = np.random.rand(2000, 16).astype("float32")
-        >>> index = voisin.IndexHNSWFlat(16, 16)
-        >>> index.hnsw.efConstruction = 100
-        >>> index.add(xb)
-        >>> index.hnsw.efSearch = 32
-        >>> D, I = index.search(xb[:3], 5)
-        >>> I[:, 0].tolist()
-        [0, 1, 2]
-        >>> index.remove_ids(np.arange(100))   # later ids shift down, as in IndexFlat
-        100
-        >>> index.search(xb[100:102], 1)[1].ravel().tolist()
-        [0, 1]
-    """
-
-    _search_kernel = staticmethod(KS.search_flat)
-    _range_kernel = staticmethod(KS.range_flat)
-
-    def _empty_storage(self) -> np.ndarray:
-        return np.empty((0, self.d), dtype=np.float32)
-
-    def _encode(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def _decode(self, rows: np.ndarray) -> np.ndarray:
-        return rows.astype(np.float32, copy=True)
-
-    def _space(self, X: np.ndarray) -> tuple:
-        return FlatSpace(X)
-
-    def _walk_fields(self, X: np.ndarray) -> tuple:
-        return (X,)
-
-    def _build_walk(self, X: np.ndarray, n0: int) -> tuple:
-        """An add that at least doubles the graph walks SQ8 codes made for it
-        (round_up(d, 32) bytes per vector, freed after) and re-scores each level's
-        results from the floats before the neighbour heuristic, which compares
-        floats as before: the same graph quality (docs/hnsw.md, "Construction")
-        in less time. Smaller adds walk the floats: encoding every row would cost
-        more than it saves."""
-        if X.shape[0] - n0 < n0 or X.shape[0] < 2:
-            return FlatSpace(X)
-        from ..codecs.sq import QT_8bit, ScalarQuantizer
-        sq = ScalarQuantizer(self.d, QT_8bit)
-        sq.train(X)
-        width = padded_width(self.d)
-        return SQ8Space(sq8_padded(sq, X, width), sq8_params(sq, width))
-
-    @property
-    def xb(self) -> np.ndarray:
-        """The stored vectors (ntotal, d) in id order, read-only (a view, or a
-        copy while deleted nodes await compaction)."""
-        v = self.storage_rows()[:]
-        v.flags.writeable = False
-        return v
-
-    # the walk knobs of earlier versions became FAISS's index compositions
-    _GONE = ("sq8_traversal", "traversal_dims", "sq8_build", "prefetch_lines",
-             "early_abort_min_dim", "repair_back_links")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in IndexHNSWFlat._GONE:
-            raise AttributeError(
-                f"{name}: this knob is gone. Walking 8-bit codes with an exact re-rank is "
-                "FAISS's composition IndexRefineFlat(IndexHNSWSQ(d, ScalarQuantizer.QT_8bit, M)), "
-                "factory 'HNSW32_SQ8,RFlat' (with a PCA: 'PCA128,HNSW32_SQ8,RFlat'); builds "
-                "always walk codes when that is faster. See docs/hnsw.md.")
-        super().__setattr__(name, value)
-
-
-# the SQ8 variant lives in its own module; it is part of this one's public names
+# the storage variants live in their own modules; they are part of this one's public names
+from .hnsw_flat import IndexHNSWFlat  # noqa: E402,F401
 from .hnsw_sq import IndexHNSWSQ, padded_width, sq8_padded, sq8_params  # noqa: E402,F401

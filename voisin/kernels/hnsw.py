@@ -94,10 +94,12 @@ def search_layer(space, qv, qc, graph, level, ep, epd, ef, metric, walk, mask, u
     visited, cd, ci, rd, ri = walk.visited, walk.cd, walk.ci, walk.rd, walk.ri
     epoch = walk.epoch[0]
     visited[ep] = epoch
-    ncand = min_push(cd, ci, 0, epd, ep)
-    nres = 0
+    # typed arguments, not literals: a literal 0 or an int64 id would compile the
+    # heap functions once more (docs/cold-start.md)
+    nres = np.int64(0)
+    ncand = min_push(cd, ci, nres, epd, np.int32(ep))
     if not use_mask or mask[ep]:
-        nres = max_push(rd, ri, 0, epd, ep)
+        nres = max_push(rd, ri, nres, epd, np.int32(ep))
     width = nb0.shape[1] if level == 0 else upper.shape[1]
     buf = np.empty(width, dtype=np.int32)
     while ncand > 0:
@@ -180,8 +182,8 @@ def _ol_rescore_in(node_space, q, metric, walk, nres):
     if isinstance(node_space, types.NamedUniTuple) and node_space.instance_class is FlatSpace:
         def flat(node_space, q, metric, walk, nres):
             nomap = np.zeros(1, dtype=np.int64)
-            return rescore(q, node_space.rows, nomap, False, metric, walk.rd, walk.ri, nres,
-                           nres, walk.cd, walk.ci)
+            return rescore(q, node_space.rows, nomap, np.bool_(False), metric, walk.rd, walk.ri,
+                           nres, nres, walk.cd, walk.ci)
         return flat
     return lambda node_space, q, metric, walk, nres: nres
 
@@ -314,7 +316,7 @@ def _link_new_node(i, qw, qe, qv, qc, walk_space, node_space, rescore_exact, gra
     for level in range(min(top, max_level), -1, -1):
         next_epoch(walk)
         nres = search_layer(walk_space, qv, qc, graph, level, cur, curd, efc, metric, walk,
-                            nomask, False)
+                            nomask, np.bool_(False))
         if rescore_exact:
             nres = rescore_in(node_space, qe, metric, walk, nres)
         m = max_drain_sorted(walk.rd, walk.ri, nres, sd, si)

@@ -51,9 +51,11 @@ def _search_one(space, graph, entry, max_level, qw, qe, k, ef, metric, walk, qv,
     else:
         qc = prepare_query(space, qw, metric, qv)
     cur, curd = greedy_descend(space, qv, qc, graph, entry,
-                               query_cost(space, qv, qc, entry, metric), max_level, 0, metric)
+                               query_cost(space, qv, qc, entry, metric), max_level,
+                               np.int64(0), metric)
     next_epoch(walk)
-    nres = search_layer(space, qv, qc, graph, 0, cur, curd, ef, metric, walk, mask, use_mask)
+    nres = search_layer(space, qv, qc, graph, np.int64(0), cur, curd, ef, metric, walk, mask,
+                        use_mask)
     rd, ri = walk.rd, walk.ri
     if refine:
         # FAISS's IndexRefine: the kb best by walk cost are re-scored exactly
@@ -135,9 +137,11 @@ def _range_one(space, graph, entry, max_level, q, bound, ef0, metric, walk_t, qv
         walk = Walk(walk_t[0], walk_t[1], walk_t[2], walk_t[3],
                     np.empty(ef + 1, dtype=np.float32), np.empty(ef + 1, dtype=np.int32))
         cur, curd = greedy_descend(space, qv, qc, graph, entry,
-                                   query_cost(space, qv, qc, entry, metric), max_level, 0, metric)
+                                   query_cost(space, qv, qc, entry, metric), max_level,
+                                   np.int64(0), metric)
         next_epoch(walk)
-        nres = search_layer(space, qv, qc, graph, 0, cur, curd, ef, metric, walk, mask, use_mask)
+        nres = search_layer(space, qv, qc, graph, np.int64(0), cur, curd, ef, metric, walk, mask,
+                        use_mask)
         inside = 0
         for t in range(nres):
             if walk.rd[t] < bound:

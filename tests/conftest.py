@@ -18,6 +18,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Ray clusters started by the tests listen on 127.0.0.1 only: on Linux Ray turns a
+# node address of 127.0.0.1 into the machine's network address unless this is set
+# before Ray is imported (voisin.distributed.cluster.keep_on_loopback)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 import numpy as np
 import pytest
 

@@ -260,3 +260,159 @@ def test_a_lost_shard_is_reported_and_its_acknowledged_writes_survive(tmp_path):
     with vd.ShardedIndex.load(path, **ACTOR) as back:  # new actors rebuild shard 1 from its log
         assert back.ntotal == 400
         np.testing.assert_array_equal(back.search(xb, 1)[1][:, 0], ids)
+
+
+# --- the sharded collection (voisin.distributed.connect_sharded) ----------------------------
+
+def _payloads(n, rng):
+    return [{"lang": ["fr", "en", "de"][i % 3], "year": int(2000 + rng.integers(0, 25)),
+             "tags": [f"t{j}" for j in range(i % 4)]} for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def collections(tmp_path_factory):
+    """The same points in a 3-shard collection and in one embedded collection."""
+    rng = np.random.default_rng(5)
+    n = 600
+    xb = rng.standard_normal((n, D)).astype(np.float32)
+    ids = (rng.choice(10 ** 12, n, replace=False)).tolist()
+    pay = _payloads(n, rng)
+    sharded = vd.connect_sharded(tmp_path_factory.mktemp("sharded"), shards=3)
+    embedded = voisin.connect(tmp_path_factory.mktemp("embedded"))
+    cols = []
+    for db in (sharded, embedded):
+        col = db.create_collection("docs", dim=D, metric="cosine", index="Flat")
+        col.upsert(ids[:400], xb[:400], payloads=pay[:400])
+        col.upsert(ids[400:], xb[400:], payloads=pay[400:])
+        cols.append(col)
+    yield cols[0], cols[1], xb, ids
+    sharded.close()
+    embedded.close()
+
+
+FILTERS = [None, {"must": [{"key": "lang", "match": {"value": "fr"}}]},
+           {"must": [{"key": "year", "range": {"gte": 2010, "lt": 2020}}],
+            "must_not": [{"key": "tags", "match": {"any": ["t1"]}}]}]
+
+
+@pytest.mark.parametrize("flt", FILTERS, ids=["none", "match", "range-not"])
+def test_sharded_collection_answers_as_one_collection(collections, flt):
+    sharded, embedded, xb, ids = collections
+    assert sharded.count(flt) == embedded.count(flt)
+    q = np.random.default_rng(1).standard_normal((4, D)).astype(np.float32)
+    for offset in (0, 3):
+        a = sharded.search(q, k=7, filter=flt, offset=offset)
+        b = embedded.search(q, k=7, filter=flt, offset=offset)
+        assert a.ids == b.ids
+        for sa, sb in zip(a.scores, b.scores):
+            np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)
+        assert a.payloads == b.payloads
+    # scroll pages in the same id order, to the end
+    pages_a, pages_b, off_a, off_b = [], [], None, None
+    while True:
+        ra, off_a = sharded.scroll(flt, limit=64, offset=off_a)
+        rb, off_b = embedded.scroll(flt, limit=64, offset=off_b)
+        pages_a.append([r.id for r in ra])
+        pages_b.append([r.id for r in rb])
+        assert off_a == off_b
+        if off_a is None:
+            break
+    assert pages_a == pages_b
+    picked = [ids[5], 12345, ids[0], ids[5]]  # unknown ids left out, duplicates once
+    assert [r.id for r in sharded.get(picked)] == [r.id for r in embedded.get(picked)]
+
+
+def test_sharded_writes_by_filter_and_ids(tmp_path):
+    rng = np.random.default_rng(8)
+    xb = rng.standard_normal((200, D)).astype(np.float32)
+    ids = list(range(200))
+    pay = _payloads(200, rng)
+    sharded = vd.connect_sharded(tmp_path / "s", shards=2)
+    embedded = voisin.connect(tmp_path / "e")
+    try:
+        cols = [db.create_collection("c", dim=D, metric="euclid", index="Flat")
+                for db in (sharded, embedded)]
+        for col in cols:
+            col.upsert(ids, xb, payloads=pay)
+            col.delete(filter={"must": [{"key": "lang", "match": {"value": "de"}}]})
+            with pytest.raises(voisin.db.errors.PointNotFoundError, match="id 2"):
+                col.set_payload([1, 2, 3], {"flag": True})   # 2 was deleted: nothing changes
+            col.set_payload([1, 3, 4], {"flag": True})
+            col.delete_payload(ids=None, keys=["tags"], filter={"must": [{"key": "year",
+                                                                         "range": {"lt": 2005}}]})
+            col.delete([1, 10, 11])
+        a, b = cols
+        assert a.count() == b.count()
+        ra, _ = a.scroll(limit=500, with_vectors=True)
+        rb, _ = b.scroll(limit=500, with_vectors=True)
+        assert [(r.id, r.payload) for r in ra] == [(r.id, r.payload) for r in rb]
+        np.testing.assert_array_equal(np.stack([r.vector for r in ra]), np.stack([r.vector for r in rb]))
+        q = xb[:3]
+        assert a.search(q, k=5).ids == b.search(q, k=5).ids  # euclid: smaller first
+        # reopen: the shard count is kept, a different one is refused
+        sharded.close()
+        with pytest.raises(ValueError, match="shards"):
+            vd.connect_sharded(tmp_path / "s", shards=3)
+        sharded = vd.connect_sharded(tmp_path / "s")
+        assert sharded.get_collection("c").count() == b.count()
+        # snapshot to one file and restore elsewhere
+        snap = sharded.snapshot(tmp_path / "snap.zip")
+        back = vd.restore_sharded(snap, tmp_path / "restored")
+        assert back.get_collection("c").search(q, k=5).ids == b.search(q, k=5).ids
+        back.close()
+    finally:
+        sharded.close()
+        embedded.close()
+
+
+def test_sharded_collection_survives_a_killed_shard(tmp_path):
+    """SIGKILL-equivalent of one shard actor in the middle of a stream of upserts:
+    Ray restarts it, it reopens its folder, and every acknowledged point is there."""
+    rng = np.random.default_rng(9)
+    db = vd.connect_sharded(tmp_path / "f", shards=2)
+    try:
+        col = db.create_collection("c", dim=D, metric="dot", index="Flat")
+        acked = []
+        t0 = time.time()
+        for b in range(12):
+            if b == 5:
+                ray.kill(db._actors[1], no_restart=False)  # the shard dies mid-stream
+            batch = list(range(b * 20, b * 20 + 20))
+            try:
+                col.upsert(batch, rng.standard_normal((20, D)).astype(np.float32),
+                           payloads=[{"b": b}] * 20)
+                acked.extend(batch)
+            except vd.ShardedCollectionError:
+                pass  # not acknowledged: may or may not be there
+            assert time.time() - t0 < 240
+        assert len(acked) >= 11 * 20
+        got = {r.id for r in col.get(acked)}
+        assert got == set(acked)
+        assert col.count() >= len(acked)
+        assert len(col.search(np.ones(D, np.float32), k=10)[0]) == 10
+    finally:
+        db.close()
+
+
+def test_sharded_collection_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="shards"):
+        vd.connect_sharded(tmp_path / "x", shards=0)
+    db = vd.connect_sharded(tmp_path / "y", shards=2)
+    try:
+        col = db.create_collection("c", dim=4, index="Flat")
+        with pytest.raises(ValueError, match="dim|dimension"):
+            col.upsert([1], np.ones((1, 5), np.float32))
+        with pytest.raises(TypeError):
+            col.upsert([True], np.ones((1, 4), np.float32))
+        with pytest.raises(NotImplementedError, match="documents"):
+            col.upsert([1], documents=["text"])
+        with pytest.raises(Exception, match="docs|collection"):
+            db.get_collection("docs")
+        assert col.count() == 0
+    finally:
+        db.close()
+
+
+def test_the_test_cluster_listens_on_loopback_only():
+    nodes = ray.nodes()
+    assert nodes and all(n["NodeManagerAddress"] == "127.0.0.1" for n in nodes)

@@ -12,7 +12,11 @@ Needs the ``ray`` extra (``pip install 'voisin[ray]'``); see docs/scale-out.md.
 from __future__ import annotations
 
 from .cluster import init, shutdown
+from .collection import (ShardedCollection, ShardedCollectionError, ShardedDatabase,
+                         connect_sharded, restore_sharded)
 from .gather import ShardUnavailableError
 from .sharded import SearchResult, ShardedIndex, hash_shards
 
-__all__ = ["init", "shutdown", "ShardedIndex", "ShardUnavailableError", "SearchResult", "hash_shards"]
+__all__ = ["init", "shutdown", "ShardedIndex", "ShardUnavailableError", "SearchResult", "hash_shards",
+           "connect_sharded", "restore_sharded", "ShardedDatabase", "ShardedCollection",
+           "ShardedCollectionError"]

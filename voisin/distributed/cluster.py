@@ -26,6 +26,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None, **kwargs: A
         >>> ctx = vd.init(num_cpus=2)   # doctest: +SKIP
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is None:
+        keep_on_loopback()
     ray = import_ray()
     if ray.is_initialized():
         return ray.get_runtime_context()
@@ -35,6 +37,22 @@ def init(address: str | None = None, *, num_cpus: int | None = None, **kwargs: A
         kwargs.setdefault("_node_ip_address", "127.0.0.1")
         return ray.init(num_cpus=num_cpus, **kwargs)
     return ray.init(address=address, **kwargs)
+
+
+def keep_on_loopback() -> None:
+    """Make a local cluster listen on 127.0.0.1 only.
+
+    On Linux Ray replaces a node address of 127.0.0.1 by the machine's network
+    address (``services.resolve_ip_for_localhost``), so ``_node_ip_address`` alone
+    still binds every Ray process to the public interface. Ray's switch for
+    single-machine clusters (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) keeps them on
+    loopback; it is read when Ray is imported, so an imported Ray is switched too.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import sys
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+        constants.ENABLE_RAY_CLUSTER = False
 
 
 def shutdown() -> None:

@@ -25,7 +25,7 @@ from rich.console import Console
 import voisin
 
 #: the commands, one module each (voisin/cli/<name>.py defines ``command``)
-COMMANDS = ("demo", "build", "search", "tune", "info", "bench")
+COMMANDS = ("demo", "build", "search", "tune", "info", "bench", "serve")
 #: vectors per add() while `voisin build` runs (the progress bar's step)
 ADD_CHUNK = 20_000
 

@@ -26,6 +26,8 @@ import weakref
 import zipfile
 from typing import Any, Callable
 
+import numpy as np
+
 from ..io.atomic import atomic_write
 from . import checkpoint
 from .ann import AnnIndex
@@ -202,7 +204,8 @@ class Database:
 
     def list_collections(self) -> list[str]:
         self._check_open()
-        return [row[1] for row in self._store.collections()]
+        # a name starting with '.' is a collection being recovered, never a user's
+        return [row[1] for row in self._store.collections() if not row[1].startswith(".")]
 
     def delete_collection(self, name: str) -> None:
         """Delete the collection and all its points."""
@@ -218,15 +221,24 @@ class Database:
             checkpoint.remove_all(self._index_dir, row[1])
 
     # --- snapshots --------------------------------------------------------------------
-    def snapshot(self, file: str | os.PathLike) -> str:
-        """Write the whole database to one file, consistent as of one moment;
-        writes go on meanwhile (each collection pauses only while its index
-        is copied). Restore it with :func:`restore`."""
+    def snapshot(self, file: str | os.PathLike, *, collections: list[str] | None = None) -> str:
+        """Write the whole database (or only ``collections``) to one file,
+        consistent as of one moment; writes go on meanwhile (each collection
+        pauses only while its index is copied). Restore it with :func:`restore`,
+        or one collection of it with :meth:`recover_collection`."""
         self._check_open()
         file = os.fspath(file)
         with self._lock:
+            rows = [r for r in self._store.collections() if not r[1].startswith(".")]
+            if collections is not None:
+                names = {r[1] for r in rows}
+                for i, name in enumerate(collections):
+                    if name not in names:
+                        raise CollectionNotFoundError(f"collections[{i}]: no collection {name!r} "
+                                                      f"in {self.path!r}")
+                rows = [r for r in rows if r[1] in set(collections)]
             indexes: dict[str, tuple[dict, bytes]] = {}
-            for _, name, uid, _, _, _ in self._store.collections():
+            for _, name, uid, _, _, _ in rows:
                 col = self._open.get(name)
                 if col is not None and col._closed is None:
                     indexes[uid] = col._snapshot_checkpoint()
@@ -236,11 +248,13 @@ class Database:
                         indexes[uid] = raw
             with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(file))) as tmp:
                 records = os.path.join(tmp, FILE_NAME)
-                self._store.backup(records)  # after the indexes: records are never older
+                # after the indexes: records are never older
+                self._store.backup(records, [r[0] for r in rows])
 
                 def write(f: Any) -> None:
                     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
                         manifest = {"format": SNAPSHOT_FORMAT, "version": 1,
+                                    "collections": [r[1] for r in rows],
                                     "indexes": {uid: meta for uid, (meta, _) in indexes.items()}}
                         z.writestr(_MANIFEST, json.dumps(manifest))
                         z.write(records, FILE_NAME)
@@ -248,6 +262,71 @@ class Database:
                             z.writestr(f"index/{meta['file']}", data)
                 atomic_write(file, write)
         return file
+
+    def recover_collection(self, file: str | os.PathLike, name: str, *,
+                           source: str | None = None, batch: int = 2048) -> Collection:
+        """Load collection ``source`` (default: the snapshot's only collection, or
+        ``name``) from snapshot ``file`` into this database as ``name``,
+        replacing a collection of that name once the copy is complete: until
+        then the old one serves reads and writes, and a failure leaves it as it was."""
+        self._check_writable()
+        name = check_name(name)
+        with tempfile.TemporaryDirectory(dir=self.path, prefix=".recover-") as tmp:
+            src_db = restore(file, os.path.join(tmp, "db"), durability="normal")
+            try:
+                available = src_db.list_collections()
+                if source is None:
+                    source = available[0] if len(available) == 1 else name
+                if source not in available:
+                    raise CollectionNotFoundError(f"source: the snapshot {os.fspath(file)!r} holds no "
+                                                  f"collection {source!r} (it has {available})")
+                src = src_db.get_collection(source)
+                config = dict(src.config)
+                with self._lock:
+                    uid = uuid.uuid4().hex
+                    cid = self._store.create_collection(f".recover-{uid}", uid, config)
+                    col = Collection(self, f".recover-{uid}", cid, uid, config, 0, 0)
+                try:
+                    for key, schema in src.payload_schema.items():
+                        col.create_payload_index(key, schema)
+                    self._copy_points(src, col, batch)
+                    col.checkpoint()
+                except BaseException:
+                    col._closed = "was abandoned"
+                    self._store.drop_collection(cid)
+                    checkpoint.remove_all(self._index_dir, uid)
+                    raise
+            finally:
+                src_db.close()
+        with self._lock:
+            old = self._open.pop(name, None)
+            row = self._store.collection(name)
+            self._store.replace_collection(cid, name)
+            if old is not None:
+                old._closed = "was replaced by a recovered snapshot"
+            if row is not None:
+                checkpoint.remove_all(self._index_dir, row[1])
+            col.name = name
+            self._open[name] = col
+        return col
+
+    @staticmethod
+    def _copy_points(src: Collection, dst: Collection, batch: int) -> None:
+        from .ids import id_from_key
+        for rows in src._store.live_rows(src._cid, batch):
+            pids = [id_from_key(r[0]) for r in rows]
+            X = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), src.dim)
+            payloads = [json.loads(r[2]) if r[2] else {} for r in rows]
+            docs = [r[3] for r in rows]
+            # one kind of id per upsert call
+            start = 0
+            for i in range(1, len(pids) + 1):
+                if i == len(pids) or isinstance(pids[i], int) != isinstance(pids[start], int):
+                    part = slice(start, i)
+                    has_docs = all(d is not None for d in docs[part])
+                    dst.upsert(pids[part], X[part], payloads[part],
+                               documents=docs[part] if has_docs else None)
+                    start = i
 
     # --- lifetime -----------------------------------------------------------------------
     def close(self) -> None:

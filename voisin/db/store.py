@@ -167,6 +167,31 @@ class Store:
             c.execute("DELETE FROM payload_indexes WHERE cid=?", (cid,))
             c.execute(f"DROP TABLE IF EXISTS points_{cid}")
 
+    def replace_collection(self, cid: int, name: str) -> None:
+        """Give collection ``cid`` the name ``name``, dropping the collection that
+        held it (if any), in one transaction: a reader sees the old or the new."""
+        with self.write() as c:
+            row = c.execute("SELECT cid FROM collections WHERE name=?", (name,)).fetchone()
+            if row is not None and row[0] != cid:
+                c.execute("DELETE FROM collections WHERE cid=?", (row[0],))
+                c.execute("DELETE FROM payload_indexes WHERE cid=?", (row[0],))
+                c.execute(f"DROP TABLE IF EXISTS points_{row[0]}")
+            c.execute("UPDATE collections SET name=? WHERE cid=?", (name, cid))
+
+    def live_rows(self, cid: int, batch: int) -> Iterator[list[tuple[str, bytes, str, str | None]]]:
+        """(key, vector bytes, payload json, document) of the live rows, in
+        batches, in internal id order, as of one moment."""
+        conn = self._connect(writer=False)
+        try:
+            conn.execute("BEGIN")
+            cur = conn.execute(f"SELECT key, vec, payload, document FROM points_{cid} "
+                               "WHERE vec IS NOT NULL ORDER BY iid")
+            while rows := cur.fetchmany(batch):
+                yield rows
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
     # --- points -----------------------------------------------------------------------
     @staticmethod
     def upsert_rows(c: sqlite3.Connection, cid: int, rows: Iterable[tuple]) -> None:
@@ -241,14 +266,23 @@ class Store:
             else:
                 c.execute("INSERT OR REPLACE INTO payload_indexes VALUES(?, ?, ?)", (cid, key, schema))
 
-    def backup(self, target_file: str) -> None:
+    def backup(self, target_file: str, keep: Sequence[int] | None = None) -> None:
         """A consistent copy of the database as of one moment; writers go on meanwhile
-        (WAL readers do not block the writer, and one backup step is one read)."""
+        (WAL readers do not block the writer, and one backup step is one read).
+        ``keep``: only these collections (by cid) stay in the copy."""
         src = self._connect(writer=False)
-        dst = sqlite3.connect(target_file)
+        dst = sqlite3.connect(target_file, isolation_level=None)
         try:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode=DELETE")
+            if keep is not None:
+                gone = [c for (c,) in dst.execute("SELECT cid FROM collections") if c not in set(keep)]
+                for c in gone:
+                    dst.execute("DELETE FROM collections WHERE cid=?", (c,))
+                    dst.execute("DELETE FROM payload_indexes WHERE cid=?", (c,))
+                    dst.execute(f"DROP TABLE IF EXISTS points_{c}")
+                if gone:
+                    dst.execute("VACUUM")
         finally:
             dst.close()
             src.close()

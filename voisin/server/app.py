@@ -1,0 +1,418 @@
+"""The HTTP server: Qdrant's REST API over a voisin database folder (FastAPI).
+
+One process owns the folder (the database's write lock). Each request's body
+is read asynchronously (a slow client holds only its own connection), then
+its work runs on a bounded thread pool (``workers``): searches in parallel
+with each other, writes serialised per collection by the collection layer,
+which applies a batch to the in-memory index under its gate only after the
+batch has committed, so a search waits at most for one batch.
+
+Every answer has Qdrant's envelope: ``{"result": ..., "status": "ok",
+"time": seconds}``, or ``{"status": {"error": message}, "time": ...}`` with a
+4xx status (5xx only for a bug, whose traceback goes to the log, never to the
+client). See docs/server.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+
+from .. import _version
+from ..db import Database, connect
+from ..db.errors import CollectionNotFoundError
+from . import qdrant
+from .auth import Keys
+from .errors import ApiError, status_of, unsupported
+from .metrics import Metrics
+
+log = logging.getLogger("voisin.server")
+
+_PROBES = {"/healthz", "/livez", "/readyz"}
+_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9._-]+\.snapshot")
+
+
+@dataclass
+class ServerConfig:
+    """What ``voisin serve`` was asked for."""
+
+    path: str
+    api_key: str | None = None
+    read_only_key: str | None = None
+    max_body_bytes: int = 64 << 20
+    limits: qdrant.Limits = field(default_factory=qdrant.Limits)
+    workers: int = 8
+    snapshots_path: str | None = None
+    durability: str = "full"
+
+    @property
+    def snapshots(self) -> str:
+        return self.snapshots_path or os.path.join(self.path, "snapshots")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (use a finite number)")
+
+
+def _dumps(result: Any, t0: float) -> bytes:
+    return json.dumps({"result": result, "status": "ok", "time": time.perf_counter() - t0},
+                      ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _error_body(message: str, t0: float) -> bytes:
+    return json.dumps({"status": {"error": message}, "time": time.perf_counter() - t0},
+                      ensure_ascii=False).encode()
+
+
+def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
+    """The ASGI application (FastAPI) serving ``config.path`` (or ``db``)."""
+    keys = Keys(config.api_key, config.read_only_key)
+    metrics = Metrics()
+    limits = config.limits
+    state: dict[str, Any] = {"db": db}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any):
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.workers
+        own = state["db"] is None
+        if own:
+            state["db"] = await anyio.to_thread.run_sync(
+                lambda: connect(config.path, durability=config.durability))
+        log.info("voisin serve: %s, %d collections", config.path, len(state["db"].list_collections()))
+        try:
+            yield
+        finally:
+            if own:
+                await anyio.to_thread.run_sync(state["db"].close)
+
+    app = FastAPI(title="voisin", version=_version.__version__, lifespan=lifespan,
+                  description="Qdrant's REST API (a subset) over voisin collections. See docs/server.md.")
+
+    def _db() -> Database:
+        d = state["db"]
+        if d is None:
+            raise ApiError(503, "Service unavailable: the database is not open yet")
+        return d
+
+    def _col(name: str) -> Any:
+        return _db().get_collection(name)
+
+    def _error(status: int, message: str, t0: float) -> Response:
+        return Response(_error_body(message, t0), status_code=status, media_type="application/json")
+
+    async def body_of(request: Request) -> Any:
+        size = 0
+        chunks = []
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > config.max_body_bytes:
+                raise ApiError(413, f"body: larger than the server's limit of {config.max_body_bytes} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except RecursionError:
+            raise ApiError(400, "body: nests too deeply") from None
+        except ValueError as exc:
+            raise ApiError(400, f"body: not valid JSON ({exc})") from None
+
+    async def respond(work: Callable[[], Any], t0: float, raw: bool = False) -> Response:
+        try:
+            result = await anyio.to_thread.run_sync(work)
+            if raw:
+                return result
+            return Response(_dumps(result, t0), media_type="application/json")
+        except Exception as exc:  # every error leaves as Qdrant's JSON, never as a traceback
+            known = status_of(exc)
+            if known is None:
+                log.exception("voisin serve: internal error")
+                return _error(500, "Internal error: logged by the server", t0)
+            return _error(known[0], known[1], t0)
+
+    async def with_body(request: Request, work: Callable[[Any], Any]) -> Response:
+        t0 = time.perf_counter()
+        try:
+            body = await body_of(request)
+        except ApiError as exc:
+            return _error(exc.status, exc.message, t0)
+        return await respond(lambda: work(body), t0)
+
+    # --- the gate: keys, body size, metrics ----------------------------------------------
+    @app.middleware("http")
+    async def gate(request: Request, call_next: Any) -> Response:
+        t0 = time.perf_counter()
+        path = request.url.path
+        if path not in _PROBES:
+            status, message = keys.check(request.headers, request.method, path)
+            if status:
+                metrics.observe(request.method, "(refused)", status, time.perf_counter() - t0)
+                return _error(status, message, t0)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
+            return _error(413, f"body: larger than the server's limit of {config.max_body_bytes} bytes", t0)
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(request.method, getattr(route, "path", "(no route)"), response.status_code,
+                        time.perf_counter() - t0)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        t0 = time.perf_counter()
+        if exc.status_code == 404:
+            return _error(404, f"Not found: {request.method} {request.url.path} is not an endpoint "
+                          "of voisin serve", t0)
+        if exc.status_code == 405:
+            return _error(405, f"Method not allowed: {request.method} {request.url.path}", t0)
+        return _error(exc.status_code, str(exc.detail), t0)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return _error(400, f"Wrong input: {where}: {first.get('msg', 'invalid')}", time.perf_counter())
+
+    # --- service ---------------------------------------------------------------------------
+    @app.get("/")
+    async def root() -> Response:
+        # qdrant-client reads title and version from the top level, not from "result"
+        return Response(json.dumps({"title": "voisin - vector similarity search (Qdrant REST API)",
+                                    "version": qdrant.QDRANT_API_VERSION,
+                                    "voisin_version": _version.__version__, "commit": None}),
+                        media_type="application/json")
+
+    @app.get("/healthz")
+    @app.get("/livez")
+    async def healthz() -> Response:
+        return PlainTextResponse("healthz check passed")
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if state["db"] is None:
+            return PlainTextResponse("not ready", status_code=503)
+        return PlainTextResponse("all shards are ready")
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        def scrape() -> Response:
+            d = _db()
+            cols = []
+            for name in d.list_collections():
+                info = d.get_collection(name).info()
+                cols.append((name, info["points"], info["indexed_points"]))
+            return PlainTextResponse(metrics.render(cols), media_type="text/plain; version=0.0.4")
+        return await respond(scrape, time.perf_counter(), raw=True)
+
+    # --- collections -------------------------------------------------------------------------
+    @app.get("/collections")
+    async def list_collections() -> Response:
+        return await respond(lambda: {"collections": [{"name": n} for n in _db().list_collections()]},
+                             time.perf_counter())
+
+    @app.get("/collections/{collection_name}")
+    async def get_collection(collection_name: str) -> Response:
+        return await respond(lambda: qdrant.collection_info(_col(collection_name)), time.perf_counter())
+
+    @app.get("/collections/{collection_name}/exists")
+    async def collection_exists(collection_name: str) -> Response:
+        return await respond(lambda: {"exists": _db().has_collection(collection_name)},
+                             time.perf_counter())
+
+    @app.put("/collections/{collection_name}")
+    async def create_collection(collection_name: str, request: Request) -> Response:
+        def work(body: Any) -> bool:
+            _db().create_collection(collection_name, **qdrant.create_collection_args(body, limits))
+            return True
+        return await with_body(request, work)
+
+    @app.patch("/collections/{collection_name}")
+    async def update_collection(collection_name: str, request: Request) -> Response:
+        def work(body: Any) -> bool:
+            _col(collection_name)
+            raise unsupported("PATCH /collections/{collection_name} (updating a collection's parameters)")
+        return await with_body(request, work)
+
+    @app.delete("/collections/{collection_name}")
+    async def delete_collection(collection_name: str) -> Response:
+        def work() -> bool:
+            d = _db()
+            if not d.has_collection(collection_name):
+                return False
+            d.delete_collection(collection_name)
+            return True
+        return await respond(work, time.perf_counter())
+
+    @app.put("/collections/{collection_name}/index")
+    async def create_field_index(collection_name: str, request: Request) -> Response:
+        def work(body: Any) -> dict:
+            col = _col(collection_name)
+            col.create_payload_index(*qdrant.payload_index_args(body))
+            return qdrant.update_result(col.seq)
+        return await with_body(request, work)
+
+    @app.delete("/collections/{collection_name}/index/{field_name:path}")
+    async def delete_field_index(collection_name: str, field_name: str) -> Response:
+        def work() -> dict:
+            col = _col(collection_name)
+            col.delete_payload_index(field_name)
+            return qdrant.update_result(col.seq)
+        return await respond(work, time.perf_counter())
+
+    # --- points ----------------------------------------------------------------------------------
+    def points_route(method: str, suffix: str, fn: Callable[[Any, Any], Any]) -> None:
+        async def handler(collection_name: str, request: Request) -> Response:
+            return await with_body(request, lambda body: fn(_col(collection_name), body))
+        handler.__name__ = f"{method.lower()}_points{suffix.replace('/', '_')}"
+        app.add_api_route(f"/collections/{{collection_name}}/points{suffix}", handler, methods=[method])
+
+    points_route("PUT", "", lambda col, b: qdrant.update_result(qdrant.upsert(col, b, limits)))
+    points_route("POST", "", lambda col, b: qdrant.retrieve(col, b, limits))
+    points_route("POST", "/delete", lambda col, b: qdrant.update_result(qdrant.delete(col, b, limits)))
+    for method, suffix, op in (("POST", "/payload", "set"), ("PUT", "/payload", "overwrite"),
+                               ("POST", "/payload/delete", "delete"), ("POST", "/payload/clear", "clear")):
+        points_route(method, suffix, lambda col, b, op=op: qdrant.update_result(
+            qdrant.payload_write(col, b, limits, op)))
+    points_route("POST", "/count", lambda col, b: qdrant.count(col, b, limits))
+    points_route("POST", "/scroll", lambda col, b: qdrant.scroll(col, b, limits))
+    points_route("POST", "/query", lambda col, b: {"points": qdrant.query(col, b, limits)})
+    points_route("POST", "/query/batch", lambda col, b: qdrant.batch(col, b, limits))
+    points_route("POST", "/search", lambda col, b: qdrant.query(col, b, limits, legacy=True))
+    points_route("POST", "/search/batch", lambda col, b: qdrant.batch(col, b, limits, legacy=True))
+
+    @app.get("/collections/{collection_name}/points/{point_id}")
+    async def get_point(collection_name: str, point_id: str) -> Response:
+        return await respond(lambda: qdrant.point(_col(collection_name), point_id), time.perf_counter())
+
+    # --- snapshots -----------------------------------------------------------------------------
+    def snapshot_dir(collection: str | None) -> str:
+        d = os.path.join(config.snapshots, collection or "_full")
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def describe(file: str) -> dict:
+        st = os.stat(file)
+        with open(file, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return {"name": os.path.basename(file), "size": st.st_size, "checksum": digest,
+                "creation_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(st.st_mtime))}
+
+    def listing(collection: str | None) -> list:
+        d = snapshot_dir(collection)
+        return [describe(os.path.join(d, n)) for n in sorted(os.listdir(d)) if _SNAPSHOT_NAME.fullmatch(n)]
+
+    def snapshot_file(collection: str | None, name: str) -> str:
+        if not _SNAPSHOT_NAME.fullmatch(name):
+            raise ApiError(400, f"snapshot_name: expected a name like x.snapshot, got {name!r}")
+        file = os.path.join(snapshot_dir(collection), name)
+        if not os.path.isfile(file):
+            raise ApiError(404, f"Not found: snapshot {name!r}"
+                           + (f" of collection {collection!r}" if collection else ""))
+        return file
+
+    def take_snapshot(collection: str | None) -> dict:
+        d = _db()
+        if collection is not None and not d.has_collection(collection):
+            raise CollectionNotFoundError(f"Collection `{collection}` doesn't exist!")
+        stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime())
+        base = f"{collection or 'full'}-{stamp}-{time.time_ns() % 10**9:09d}.snapshot"
+        file = os.path.join(snapshot_dir(collection), base)
+        d.snapshot(file, collections=None if collection is None else [collection])
+        return describe(file)
+
+    @app.post("/collections/{collection_name}/snapshots")
+    async def create_snapshot(collection_name: str) -> Response:
+        return await respond(lambda: take_snapshot(collection_name), time.perf_counter())
+
+    @app.get("/collections/{collection_name}/snapshots")
+    async def list_snapshots(collection_name: str) -> Response:
+        def work() -> list:
+            _col(collection_name)
+            return listing(collection_name)
+        return await respond(work, time.perf_counter())
+
+    @app.get("/collections/{collection_name}/snapshots/{snapshot_name}")
+    async def get_snapshot(collection_name: str, snapshot_name: str) -> Response:
+        return await respond(lambda: FileResponse(snapshot_file(collection_name, snapshot_name),
+                                                  media_type="application/octet-stream"),
+                             time.perf_counter(), raw=True)
+
+    @app.delete("/collections/{collection_name}/snapshots/{snapshot_name}")
+    async def delete_snapshot(collection_name: str, snapshot_name: str) -> Response:
+        def work() -> bool:
+            os.remove(snapshot_file(collection_name, snapshot_name))
+            return True
+        return await respond(work, time.perf_counter())
+
+    def local_snapshot(location: Any, collection: str) -> str:
+        """The file a recover request names: a file:// path under the snapshots
+        folder, or this server's own download URL of one. Nothing is fetched
+        from another address."""
+        if not isinstance(location, str) or not location:
+            raise ApiError(400, "body.location: expected the snapshot's URL (file:///... or "
+                                "http://this-server/collections/{name}/snapshots/{file})")
+        url = urllib.parse.urlparse(location)
+        if url.scheme == "file":
+            file = os.path.realpath(urllib.parse.unquote(url.path))
+            root = os.path.realpath(config.snapshots)
+            if not file.startswith(root + os.sep):
+                raise ApiError(403, f"body.location: {location!r} is outside the server's snapshots "
+                               f"folder {root!r}")
+            if not os.path.isfile(file):
+                raise ApiError(404, f"Not found: body.location: no file {file!r}")
+            return file
+        m = re.fullmatch(r"/collections/([^/]+)/snapshots/([^/]+)", url.path or "")
+        if url.scheme in ("http", "https") and m:
+            return snapshot_file(urllib.parse.unquote(m.group(1)), urllib.parse.unquote(m.group(2)))
+        raise unsupported(f"body.location {location!r} (voisin serve recovers only its own snapshots; "
+                          "it never downloads from another address)")
+
+    @app.put("/collections/{collection_name}/snapshots/recover")
+    async def recover_snapshot(collection_name: str, request: Request) -> Response:
+        def work(body: Any) -> bool:
+            body = qdrant.obj(body, "body")
+            file = local_snapshot(body.get("location"), collection_name)
+            checksum = body.get("checksum")
+            if checksum is not None and describe(file)["checksum"] != checksum:
+                raise ApiError(400, "body.checksum: the snapshot's SHA-256 does not match")
+            _db().recover_collection(file, collection_name)
+            return True
+        return await with_body(request, work)
+
+    @app.post("/snapshots")
+    async def create_full_snapshot() -> Response:
+        return await respond(lambda: take_snapshot(None), time.perf_counter())
+
+    @app.get("/snapshots")
+    async def list_full_snapshots() -> Response:
+        return await respond(lambda: listing(None), time.perf_counter())
+
+    @app.get("/snapshots/{snapshot_name}")
+    async def get_full_snapshot(snapshot_name: str) -> Response:
+        return await respond(lambda: FileResponse(snapshot_file(None, snapshot_name),
+                                                  media_type="application/octet-stream"),
+                             time.perf_counter(), raw=True)
+
+    @app.delete("/snapshots/{snapshot_name}")
+    async def delete_full_snapshot(snapshot_name: str) -> Response:
+        def work() -> bool:
+            os.remove(snapshot_file(None, snapshot_name))
+            return True
+        return await respond(work, time.perf_counter())
+
+    return app

@@ -357,13 +357,22 @@ class Database:
 
 
 def connect(path: str | os.PathLike | None = None, *, read_only: bool = False,
-            durability: str = "full") -> Database:
-    """Open (or create) the database in folder ``path``; ``None`` keeps it in memory.
+            durability: str = "full", api_key: str | None = None, timeout: float = 60.0) -> Any:
+    """Open (or create) the database in folder ``path``; ``None`` keeps it in memory;
+    a URL (``http://host:port``) connects to a ``voisin serve`` instead, with
+    the same methods (:class:`voisin.server.client.RemoteDatabase`).
 
     ``durability="full"`` (default): a write that returned survives a killed
     process and a power loss; ``"normal"``: it survives a killed process, a
     power loss may undo the last writes (never corrupting the rest).
     """
+    if isinstance(path, str) and path.startswith(("http://", "https://")):
+        from ..server.client import RemoteDatabase
+        if read_only:
+            raise ValueError("read_only: for a server, connect with its read-only API key instead")
+        return RemoteDatabase(path, api_key=api_key, timeout=timeout)
+    if api_key is not None:
+        raise ValueError("api_key: only for a server URL (http://...), not for a folder")
     return Database(path, read_only=read_only, durability=durability)
 
 

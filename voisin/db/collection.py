@@ -140,8 +140,9 @@ class Collection(CollectionReads):
         if self.embedder is None:
             raise ValueError(f"{name}: collection {self.name!r} has no embedder to turn texts into "
                              "vectors; pass vectors, or open it with embedder=...")
-        return check_vectors(self.embedder(texts), self.dim, len(texts), self.metric,
-                             name="embedder output")
+        encode = getattr(self.embedder, "encode", None)  # an encoder object, else a plain callable
+        out = encode(texts) if callable(encode) else self.embedder(texts)
+        return check_vectors(out, self.dim, len(texts), self.metric, name="embedder output")
 
     def _existing(self, ids: Any, name: str = "ids") -> tuple[list, list[int]]:
         """Normalised ids and their internal ids; every one must be a live point."""

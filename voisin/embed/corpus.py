@@ -191,7 +191,9 @@ def _public(modname: str, mod) -> list[tuple[str, object]]:
         objs = [(n, getattr(mod, n, None)) for n in names]
     else:
         objs = [(n, getattr(mod, n, None)) for n in sorted(dir(mod)) if not n.startswith("_")]
-        objs = [(n, o) for n, o in objs if getattr(o, "__module__", None) == modname]
+        # defined here, or in the module's C accelerator (bisect.insort is _bisect.insort)
+        homes = (modname, "_" + modname.rsplit(".", 1)[-1])
+        objs = [(n, o) for n, o in objs if getattr(o, "__module__", None) in homes]
     objs = [(n, o) for n, o in objs if inspect.isclass(o) or inspect.isroutine(o)]
     # an object under two names (array.ArrayType is array.array) is met first under its own
     objs.sort(key=lambda item: (getattr(item[1], "__name__", None) != item[0], item[0]))

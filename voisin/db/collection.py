@@ -182,13 +182,16 @@ class Collection(CollectionReads):
         n = len(pids)
         check_unique_ids(pids)
         texts = None if documents is None else clean_documents(documents, n)
+        # everything the caller gave is checked before the documents are embedded (the costly part)
+        docs = clean_payloads(payloads, n)
         if vectors is None:
             if texts is None:
                 raise TypeError("vectors: expected an array of shape (n, dim), or documents=... "
                                 "for a collection with an embedder")
+            if n == 0:
+                return self.seq
             vectors = self._embed(texts, "documents")
         X = check_vectors(vectors, self.dim, n, self.metric)
-        docs = clean_payloads(payloads, n)
         if n == 0:
             return self.seq
         with self._write_lock:

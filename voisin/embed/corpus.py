@@ -155,20 +155,22 @@ def stdlib_module_names() -> list[str]:
     """Public standard-library modules and their public submodules, sorted (packages before their children)."""
     import pkgutil
     import sys
-    names = list(ALIASES)
-    for top in sorted(sys.stdlib_module_names):
-        if top.startswith("_") or top in WALK_SKIP:
-            continue
-        names.append(top)
-        mod = _import(top)
-        path = getattr(mod, "__path__", None)
+    names = []
+
+    def walk(modname: str) -> None:
+        # pkgutil.walk_packages would import every subpackage, test suites included, before
+        # any filter could say no: recurse by hand, filtering names before importing
+        names.append(modname)
+        path = getattr(_import(modname), "__path__", None)
         if path is None:
-            continue
-        for info in sorted(pkgutil.walk_packages(path, top + ".", onerror=lambda _: None),
-                           key=lambda i: i.name):
-            parts = info.name.split(".")
-            if not any(p.startswith("_") or p in WALK_SKIP for p in parts):
-                names.append(info.name)
+            return
+        for info in sorted(pkgutil.iter_modules(path), key=lambda i: i.name):
+            if not info.name.startswith("_") and info.name not in WALK_SKIP:
+                walk(f"{modname}.{info.name}")
+
+    for top in sorted(sys.stdlib_module_names):
+        if not top.startswith("_") and top not in WALK_SKIP:
+            walk(top)
     # the aliases first, so that their functions are named as people call them
     return list(ALIASES) + sorted(set(names) - set(ALIASES), key=lambda n: n.split("."))
 
@@ -217,7 +219,7 @@ def stdlib_documents(min_words: int = 3) -> list[Document]:
 
     A paragraph of fewer than ``min_words`` words is left out; one met twice (an
     alias, a re-export, a shared base docstring) counts once, under the first
-    name the walk meets. About 10,000 documents on CPython 3.11; the set
+    name the walk meets. About 4,600 documents on CPython 3.11; the set
     depends on the Python version and on which optional C modules the build has.
     """
     return list(_walk(min_words))

@@ -140,8 +140,9 @@ class Collection(CollectionReads):
         if self.embedder is None:
             raise ValueError(f"{name}: collection {self.name!r} has no embedder to turn texts into "
                              "vectors; pass vectors, or open it with embedder=...")
-        return check_vectors(self.embedder(texts), self.dim, len(texts), self.metric,
-                             name="embedder output")
+        encode = getattr(self.embedder, "encode", None)  # an encoder object, else a plain callable
+        out = encode(texts) if callable(encode) else self.embedder(texts)
+        return check_vectors(out, self.dim, len(texts), self.metric, name="embedder output")
 
     def _existing(self, ids: Any, name: str = "ids") -> tuple[list, list[int]]:
         """Normalised ids and their internal ids; every one must be a live point."""
@@ -181,13 +182,16 @@ class Collection(CollectionReads):
         n = len(pids)
         check_unique_ids(pids)
         texts = None if documents is None else clean_documents(documents, n)
+        # everything the caller gave is checked before the documents are embedded (the costly part)
+        docs = clean_payloads(payloads, n)
         if vectors is None:
             if texts is None:
                 raise TypeError("vectors: expected an array of shape (n, dim), or documents=... "
                                 "for a collection with an embedder")
+            if n == 0:
+                return self.seq
             vectors = self._embed(texts, "documents")
         X = check_vectors(vectors, self.dim, n, self.metric)
-        docs = clean_payloads(payloads, n)
         if n == 0:
             return self.seq
         with self._write_lock:

@@ -41,13 +41,23 @@ SNAPSHOT_FORMAT = "voisin-snapshot"
 _MANIFEST = "MANIFEST.json"
 
 
-def _embedder_name(fn: Callable | None) -> str | None:
+def _embedder_name(fn: Any) -> str | None:
+    """The name a collection records for its embedder: a callable texts -> vectors, or an
+    object with ``encode(texts)`` (voisin.embed.TextEncoder, a sentence-transformers model)."""
     if fn is None:
         return None
-    if not callable(fn):
-        raise TypeError(f"embedder: expected a callable texts -> vectors, got {fn!r}")
+    if not callable(fn) and not callable(getattr(fn, "encode", None)):
+        raise TypeError(f"embedder: expected a callable texts -> vectors or an encoder with "
+                        f"encode(texts) (voisin.embed.TextEncoder), got {fn!r}")
     name = getattr(fn, "name", None)
     return name if isinstance(name, str) else getattr(fn, "__qualname__", type(fn).__qualname__)
+
+
+def _check_embedder_dim(fn: Any, dim: int) -> None:
+    own = getattr(fn, "dim", None)
+    if isinstance(own, int) and not isinstance(own, bool) and own != dim:
+        raise ValueError(f"embedder: {_embedder_name(fn)!r} makes vectors of dimension {own}, "
+                         f"the collection holds dim={dim}")
 
 
 class Database:
@@ -158,6 +168,7 @@ class Database:
             if not isinstance(hnsw, dict) or set(hnsw) - {"M", "efConstruction", "efSearch"}:
                 raise ValueError(f"hnsw: expected a dict with M, efConstruction, efSearch, got {hnsw!r}")
         AnnIndex(dim, metric, index, hnsw)  # a bad factory string fails before anything is stored
+        _check_embedder_dim(embedder, dim)
         config = {"dim": dim, "metric": metric, "index": index, "hnsw": hnsw,
                   "embedder": _embedder_name(embedder)}
         with self._lock:
@@ -188,6 +199,7 @@ class Database:
                 if want is not None and want != got:
                     raise ValueError(f"embedder: collection {name!r} was embedded with {want!r}, "
                                      f"got {got!r}")
+                _check_embedder_dim(embedder, col.dim)
                 col.embedder = embedder
             return col
 

@@ -55,6 +55,13 @@ class CollectionReads:
         it); ``ef``: HNSW search breadth. Returns :class:`Hits`, one entry per query.
         """
         self._check_open()
+        # every argument is checked before the texts are embedded (the costly part)
+        k = check_k(k)
+        offset = check_limit(offset, "offset")
+        threshold = check_threshold(score_threshold)
+        if ef is not None:
+            ef = check_limit(ef, "ef", lo=1)
+        node = parse_filter(filter)
         if texts is not None:
             if query is not None:
                 raise TypeError("query: expected either query vectors or texts, got both")
@@ -63,12 +70,6 @@ class CollectionReads:
             if query is None:
                 raise TypeError("query: expected a vector of shape (dim,) or (n, dim)")
             X = check_vectors(as_matrix(query, self.dim, "query"), self.dim, None, self.metric, "query")
-        k = check_k(k)
-        offset = check_limit(offset, "offset")
-        threshold = check_threshold(score_threshold)
-        if ef is not None:
-            ef = check_limit(ef, "ef", lo=1)
-        node = parse_filter(filter)
         with self._gate.reading():
             if node is None:
                 mask, allowed = None, self._payloads.count

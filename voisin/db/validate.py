@@ -124,15 +124,25 @@ def clean_payloads(payloads: Any, n: int, name: str = "payloads") -> list[dict]:
 
 
 def clean_documents(documents: Any, n: int | None, name: str = "documents") -> list[str]:
-    if isinstance(documents, str) or documents is None:
-        raise TypeError(f"{name}: expected a list of strings, got {documents!r}")
+    if (isinstance(documents, (str, bytes, bytearray, dict)) or documents is None
+            or not hasattr(documents, "__iter__")):
+        raise TypeError(f"{name}: expected a list of strings, got {documents!r:.80}")
+    if isinstance(documents, np.ndarray) and documents.ndim != 1:
+        raise TypeError(f"{name}: expected a list of strings, got an array of shape {documents.shape}")
     seq = list(documents)
     if n is not None and len(seq) != n:
         raise ValueError(f"{name}: expected {n} documents (one per id), got {len(seq)}")
     for i, d in enumerate(seq):
         if not isinstance(d, str):
-            raise TypeError(f"{name}[{i}]: expected a string, got {type(d).__name__}")
-    return seq
+            hint = " (decode bytes to str first)" if isinstance(d, (bytes, bytearray)) else ""
+            raise TypeError(f"{name}[{i}]: expected a string, got {type(d).__name__}{hint}")
+        if not d.isascii():
+            try:
+                d.encode("utf-8")
+            except UnicodeEncodeError as exc:  # SQLite (and any tokenizer) stores UTF-8 only
+                raise ValueError(f"{name}[{i}]: expected text encodable as UTF-8, got a lone surrogate "
+                                 f"{d[exc.start]!r} at position {exc.start}") from None
+    return [str(d) for d in seq]  # numpy.str_ and other subclasses stored as plain str
 
 
 def check_unique_ids(ids: Sequence[Any], name: str = "ids") -> None:

@@ -27,13 +27,15 @@ import click
               help="Folder for snapshots (default PATH/snapshots).")
 @click.option("--durability", type=click.Choice(["full", "normal"]), default="full", show_default=True,
               help="full: fsync at each write (survives power loss); normal: survives a killed process.")
+@click.option("--text", is_flag=True,
+              help="Embed documents and text queries with voisin.embed.TextEncoder (text extra).")
 @click.option("--allow-remote-without-key", is_flag=True,
               help="Bind a non-loopback address even without --api-key.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="warning", show_default=True)
 def command(path: str, host: str, port: int, api_key: str | None, read_only_key: str | None,
             workers: int, max_body_mb: int, max_batch: int, max_limit: int,
-            snapshots_path: str | None, durability: str, allow_remote_without_key: bool,
+            snapshots_path: str | None, durability: str, text: bool, allow_remote_without_key: bool,
             log_level: str) -> None:
     """Serve the collections in PATH over HTTP; qdrant-client talks to it unchanged."""
     try:
@@ -44,7 +46,7 @@ def command(path: str, host: str, port: int, api_key: str | None, read_only_key:
     config = ServerConfig(path=path, api_key=api_key, read_only_key=read_only_key,
                           max_body_bytes=max_body_mb << 20, workers=workers,
                           limits=Limits(max_points=max_batch, max_limit=max_limit),
-                          snapshots_path=snapshots_path, durability=durability)
+                          snapshots_path=snapshots_path, durability=durability, text=text)
     try:
         serve(config, host, port, allow_remote_without_key=allow_remote_without_key,
               say=lambda m: m and click.echo(m, err=True), log_level=log_level)

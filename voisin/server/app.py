@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ class ServerConfig:
     workers: int = 8
     snapshots_path: str | None = None
     durability: str = "full"
+    #: serve collections embedded by voisin.embed.TextEncoder (documents in, text queries)
+    text: bool = False
 
     @property
     def snapshots(self) -> str:
@@ -158,8 +161,36 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
             raise ApiError(503, "Service unavailable: the database is not open yet")
         return d
 
+    encoders: dict[str, Any] = {}
+    encoder_lock = threading.Lock()
+
+    def encoder(name: str) -> Any:
+        """The server's text encoder if it is ``name`` (loaded once, on first use)."""
+        from ..embed.weights import MINILM_NAME
+        if not config.text or not qdrant._model_matches(name, MINILM_NAME):
+            raise ApiError(400, f"embedder {name!r}: this server embeds no text with it (start "
+                           f"voisin serve --text for {MINILM_NAME!r})")
+        with encoder_lock:
+            if "minilm" not in encoders:
+                from ..embed import TextEncoder
+                encoders["minilm"] = TextEncoder()
+            return encoders["minilm"]
+
     def _col(name: str) -> Any:
-        return _db().get_collection(name)
+        col = _db().get_collection(name)
+        wanted = col.config.get("embedder")
+        if col.embedder is None and wanted is not None and config.text:
+            try:
+                col = _db().get_collection(name, embedder=encoder(wanted))
+            except ApiError:
+                pass  # embedded by another encoder: vectors still work, documents say why not
+        return col
+
+    def create(name: str, body: Any) -> bool:
+        args = qdrant.create_collection_args(body, limits)
+        wanted = args.pop("embedder")
+        _db().create_collection(name, **args, embedder=None if wanted is None else encoder(wanted))
+        return True
 
     def _error(status: int, message: str, t0: float) -> Response:
         return Response(_error_body(message, t0), status_code=status, media_type="application/json")
@@ -269,10 +300,7 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
 
     @app.put("/collections/{collection_name}")
     async def create_collection(collection_name: str, request: Request) -> Response:
-        def work(body: Any) -> bool:
-            _db().create_collection(collection_name, **qdrant.create_collection_args(body, limits))
-            return True
-        return await with_body(request, work)
+        return await with_body(request, lambda body: create(collection_name, body))
 
     @app.patch("/collections/{collection_name}")
     async def update_collection(collection_name: str, request: Request) -> Response:

@@ -142,6 +142,11 @@ def _vector(v: Any) -> np.ndarray | None:
     return np.asarray(v, dtype=np.float32)
 
 
+def _embed(embedder: Any, texts: list[str]) -> np.ndarray:
+    encode = getattr(embedder, "encode", None)
+    return np.asarray(encode(texts) if callable(encode) else embedder(texts), dtype=np.float32)
+
+
 def _record(p: dict) -> Record:
     return Record(p["id"], p.get("payload"), _vector(p.get("vector")), p.get("document"))
 
@@ -171,6 +176,10 @@ class RemoteDatabase:
         if distance is None:
             raise ValueError(f"metric: expected one of 'cosine', 'dot', 'euclid' (or 'ip', 'l2'), got {metric!r}")
         body: dict[str, Any] = {"vectors": {"size": dim, "distance": distance}}
+        if isinstance(embedder, str):
+            # the name of an encoder the server runs (voisin serve --text): the server embeds
+            body["voisin_embedder"] = embedder
+            embedder = None
         if index != "auto":
             body["voisin_index"] = index
         if hnsw:
@@ -251,12 +260,10 @@ class RemoteCollection:
             if documents is None:
                 raise TypeError("vectors: expected an array of shape (n, dim), or documents=... "
                                 "for a collection with an embedder")
-            if self.embedder is None:
-                raise ValueError(f"documents: collection {self.name!r} has no embedder here; pass "
-                                 "vectors, or get_collection(name, embedder=...)")
-            vectors = self.embedder(list(documents))
-        X = np.asarray(vectors, dtype=np.float32)
-        if X.ndim != 2 or X.shape != (n, self.dim):
+            if self.embedder is not None:
+                vectors = _embed(self.embedder, list(documents))
+        X = None if vectors is None else np.asarray(vectors, dtype=np.float32)
+        if X is not None and (X.ndim != 2 or X.shape != (n, self.dim)):
             raise ValueError(f"vectors: expected shape ({n}, {self.dim}), got {X.shape}")
         if payloads is not None and (not isinstance(payloads, (list, tuple)) or len(payloads) != n):
             raise ValueError(f"payloads: expected a list of {n} JSON objects (one per id)")
@@ -265,7 +272,9 @@ class RemoteCollection:
         seq = None
         for s in range(0, max(n, 1), self.batch_size):
             e = min(n, s + self.batch_size)
-            batch: dict[str, Any] = {"ids": pids[s:e], "vectors": X[s:e].tolist()}
+            batch: dict[str, Any] = {"ids": pids[s:e]}
+            if X is not None:  # else the server embeds the documents
+                batch["vectors"] = X[s:e].tolist()
             if payloads is not None:
                 batch["payloads"] = list(payloads[s:e])
             if documents is not None:
@@ -332,13 +341,17 @@ class RemoteCollection:
                score_threshold: float | None = None, with_payload: bool = True,
                with_vectors: bool = False, with_documents: bool | None = None,
                ef: int | None = None, texts: Sequence[str] | None = None) -> Hits:
+        common = {"limit": k, "offset": offset, "filter": filter, "score_threshold": score_threshold,
+                  "with_payload": with_payload, "with_vector": with_vectors,
+                  "params": {} if ef is None else {"hnsw_ef": int(ef)}}
         if texts is not None:
             if query is not None:
                 raise TypeError("query: expected either query vectors or texts, got both")
-            if self.embedder is None:
-                raise ValueError(f"texts: collection {self.name!r} has no embedder here; pass vectors, "
-                                 "or get_collection(name, embedder=...)")
-            query = self.embedder(list(texts))
+            if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+                raise TypeError("texts: expected a list of strings")
+            if self.embedder is None:  # the server embeds them (voisin serve --text)
+                return self._queries([{"query": {"text": t}, **common} for t in texts])
+            query = _embed(self.embedder, list(texts))
         if query is None:
             raise TypeError("query: expected a vector of shape (dim,) or (n, dim)")
         Q = np.asarray(query, dtype=np.float32)
@@ -346,10 +359,9 @@ class RemoteCollection:
             Q = Q[None, :]
         if Q.ndim != 2 or Q.shape[1] != self.dim:
             raise ValueError(f"query: expected shape ({self.dim},) or (n, {self.dim}), got {np.shape(query)}")
-        params = {} if ef is None else {"hnsw_ef": int(ef)}
-        searches = [{"query": q.tolist(), "limit": k, "offset": offset, "filter": filter,
-                     "score_threshold": score_threshold, "with_payload": with_payload,
-                     "with_vector": with_vectors, "params": params} for q in Q]
+        return self._queries([{"query": q.tolist(), **common} for q in Q])
+
+    def _queries(self, searches: list[dict]) -> Hits:
         out = []
         for s in range(0, len(searches), 256):
             r = self._http.call("POST", f"{self._path}/points/query/batch", {"searches": searches[s:s + 256]})

@@ -255,7 +255,7 @@ def create_collection_args(body: Any, limits: Limits) -> dict:
         if vectors.get(key) is not None:
             raise unsupported(f"body.vectors.{key}")
     _reject_unknown(vectors, {"size", "distance", "hnsw_config"} | _VECTOR_STORAGE_ONLY, "body.vectors")
-    _reject_unknown(body, {"vectors", "hnsw_config", "voisin_index"} | _STORAGE_ONLY |
+    _reject_unknown(body, {"vectors", "hnsw_config", "voisin_index", "voisin_embedder"} | _STORAGE_ONLY |
                     {"sparse_vectors", "quantization_config", "init_from"}, "body")
     hnsw = {}
     for where, cfg in (("body.hnsw_config", body.get("hnsw_config")),
@@ -267,12 +267,16 @@ def create_collection_args(body: Any, limits: Limits) -> dict:
             hnsw["M"] = _int(cfg["m"], f"{where}.m", None, lo=2, hi=256)
         if cfg.get("ef_construct") is not None:
             hnsw["efConstruction"] = _int(cfg["ef_construct"], f"{where}.ef_construct", None, lo=4, hi=4096)
+    embedder = body.get("voisin_embedder")
+    if embedder is not None and not isinstance(embedder, str):
+        raise bad_request(f"body.voisin_embedder: expected the text encoder's name, got {_kind(embedder)}")
     index = body.get("voisin_index", "auto")
     if not isinstance(index, str):
         raise bad_request(f"body.voisin_index: expected an index_factory string, got {_kind(index)}")
     if hnsw:
         hnsw = {"M": 16, "efConstruction": 100, "efSearch": 128, **hnsw}
-    return {"dim": size, "metric": DISTANCES[distance], "index": index, "hnsw": hnsw or None}
+    return {"dim": size, "metric": DISTANCES[distance], "index": index, "hnsw": hnsw or None,
+            "embedder": embedder}
 
 
 def collection_info(col: Any) -> dict:
@@ -342,6 +346,12 @@ def upsert(col: Any, body: Any, limits: Limits) -> int:
             obj(p, where)
             _reject_unknown(p, {"id", "vector", "payload", "document"}, where)
             ids.append(_point_id(p.get("id"), f"{where}.id"))
+            vec = p.get("vector")
+            if isinstance(vec, dict) and "text" in vec:
+                # qdrant-client's models.Document: embedded here by the collection's encoder
+                if p.get("document") is not None:
+                    raise bad_request(f"{where}: expected a document in vector or in document, not both")
+                p = {**p, "vector": None, "document": document_text(col, vec, f"{where}.vector")}
             docs.append(p.get("document"))
             if p.get("vector") is None:
                 if p.get("document") is None:
@@ -392,6 +402,28 @@ def upsert(col: Any, body: Any, limits: Limits) -> int:
     else:
         X = np.asarray(vectors, dtype=np.float32)
     return col.upsert(ids, X, payloads, documents=documents)
+
+
+def _model_matches(model: str, name: str) -> bool:
+    """"sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2": one model."""
+    return model.lower() == name.lower() or model.lower() == name.lower().rsplit("/", 1)[-1]
+
+
+def document_text(col: Any, doc: dict, where: str) -> str:
+    """The text of a Qdrant ``Document`` ({"text", "model"}), checked against the
+    encoder that embeds the collection."""
+    _reject_unknown(doc, {"text", "model", "options"}, where)
+    text = doc.get("text")
+    if not isinstance(text, str):
+        raise bad_request(f"{where}.text: expected a string, got {_kind(text)}")
+    name = col.config.get("embedder")
+    if name is None or col.embedder is None:
+        raise bad_request(f"{where}: collection {col.name!r} has no text encoder on this server "
+                          "(create it with \"voisin_embedder\" on a server started with --text)")
+    model = doc.get("model")
+    if model is not None and (not isinstance(model, str) or not _model_matches(model, name)):
+        raise bad_request(f"{where}.model: collection {col.name!r} embeds with {name!r}, got {model!r}")
+    return text
 
 
 def _documents(docs: list, vectors: list) -> list | None:
@@ -483,11 +515,8 @@ def _query_vector(col: Any, q: Any, where: str) -> tuple[list | None, str | None
             if q.get("mmr") is not None:
                 raise unsupported(f"{where}.mmr")
             return _query_vector(col, q["nearest"], f"{where}.nearest")
-        if "text" in q or "document" in q:
-            text = q.get("text", q.get("document"))
-            if not isinstance(text, str):
-                raise bad_request(f"{where}.text: expected a string")
-            return None, text, None
+        if "text" in q:
+            return None, document_text(col, q, where), None
         if set(q) - {""}:
             kinds = ", ".join(sorted(q))
             raise unsupported(f"{where}: the query {kinds!r} (voisin serves nearest-vector queries)")

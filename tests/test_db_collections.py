@@ -400,3 +400,46 @@ def test_in_memory_database_leaves_nothing_behind():
     assert not os.path.exists(folder)
     with pytest.raises(RuntimeError, match="is closed"):
         db.list_collections()
+
+
+def test_collection_snapshot_and_recovery(tmp_path):
+    from voisin.db import CollectionNotFoundError, NotADatabaseError
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    db = voisin.connect(tmp_path / "db")
+    a = db.create_collection("a", dim=6, metric="euclid")
+    a.upsert(list(range(300)), X, [{"i": i} for i in range(300)])
+    a.upsert(["6f1c2b3a-4d5e-4f60-a1b2-c3d4e5f60718"], X[:1], [{"u": 1}])
+    a.create_payload_index("i", "integer")
+    db.create_collection("b", dim=2).upsert([1], [[1, 0]])
+    snap = db.snapshot(tmp_path / "a.snap", collections=["a"])
+    with pytest.raises(CollectionNotFoundError, match="collections\\[0\\]"):
+        db.snapshot(tmp_path / "x.snap", collections=["nope"])
+    only = voisin.restore(snap, tmp_path / "only")
+    assert only.list_collections() == ["a"] and only.get_collection("a").count() == 301
+    only.close()
+    before = a.scroll(limit=1000, with_vectors=True)[0]
+    hits = a.search(X[7], k=5, filter={"must": [{"key": "i", "range": {"gte": 100}}]}).ids
+    a.delete(list(range(0, 300, 2)))
+    a.set_payload([1], {"changed": True})
+    with pytest.raises(NotADatabaseError):
+        db.recover_collection(tmp_path / "missing.snap", "a")
+    with pytest.raises(CollectionNotFoundError, match="source"):
+        db.recover_collection(snap, "a", source="b")
+    assert a.count() == 151  # failed recoveries left it as it was
+    back = db.recover_collection(snap, "a")
+    assert back is db.get_collection("a") and back is not a
+    with pytest.raises(RuntimeError, match="replaced"):
+        a.count()
+    after = back.scroll(limit=1000, with_vectors=True)[0]
+    assert [(r.id, r.payload) for r in after] == [(r.id, r.payload) for r in before]
+    np.testing.assert_array_equal(np.stack([r.vector for r in after]), np.stack([r.vector for r in before]))
+    assert back.search(X[7], k=5, filter={"must": [{"key": "i", "range": {"gte": 100}}]}).ids == hits
+    assert back.payload_schema == {"i": "integer"}
+    db.recover_collection(snap, "copy")
+    assert sorted(db.list_collections()) == ["a", "b", "copy"]
+    db.close()
+    db = voisin.connect(tmp_path / "db")  # the swap is on disk, no hidden collection left
+    assert sorted(db.list_collections()) == ["a", "b", "copy"] and db.get_collection("a").count() == 301
+    assert not [f for f in os.listdir(tmp_path / "db") if f.startswith(".recover-")]
+    db.close()

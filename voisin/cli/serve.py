@@ -29,13 +29,18 @@ import click
               help="full: fsync at each write (survives power loss); normal: survives a killed process.")
 @click.option("--text", is_flag=True,
               help="Embed documents and text queries with voisin.embed.TextEncoder (text extra).")
+@click.option("--ray", "ray_shards", type=click.IntRange(0, 4096), default=0, show_default=True,
+              help="Hash-shard every collection over this many Ray actors (ray extra); 0: one process.")
+@click.option("--ray-address", default=None,
+              help="Ray cluster to join (default: a local cluster on 127.0.0.1).")
 @click.option("--allow-remote-without-key", is_flag=True,
               help="Bind a non-loopback address even without --api-key.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="warning", show_default=True)
 def command(path: str, host: str, port: int, api_key: str | None, read_only_key: str | None,
             workers: int, max_body_mb: int, max_batch: int, max_limit: int,
-            snapshots_path: str | None, durability: str, text: bool, allow_remote_without_key: bool,
+            snapshots_path: str | None, durability: str, text: bool, ray_shards: int,
+            ray_address: str | None, allow_remote_without_key: bool,
             log_level: str) -> None:
     """Serve the collections in PATH over HTTP; qdrant-client talks to it unchanged."""
     try:
@@ -46,7 +51,8 @@ def command(path: str, host: str, port: int, api_key: str | None, read_only_key:
     config = ServerConfig(path=path, api_key=api_key, read_only_key=read_only_key,
                           max_body_bytes=max_body_mb << 20, workers=workers,
                           limits=Limits(max_points=max_batch, max_limit=max_limit),
-                          snapshots_path=snapshots_path, durability=durability, text=text)
+                          snapshots_path=snapshots_path, durability=durability, text=text,
+                          ray_shards=ray_shards, ray_address=ray_address)
     try:
         serve(config, host, port, allow_remote_without_key=allow_remote_without_key,
               say=lambda m: m and click.echo(m, err=True), log_level=log_level)

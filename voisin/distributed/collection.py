@@ -71,6 +71,9 @@ def _shard_actor_class():
         def call(self, name: str, method: str, args: tuple, kwargs: dict) -> Any:
             return getattr(self.db.get_collection(name), method)(*args, **kwargs)
 
+        def attribute(self, name: str, attribute: str) -> Any:
+            return getattr(self.db.get_collection(name), attribute)
+
         def close(self) -> None:
             self.db.close()
 
@@ -222,6 +225,21 @@ class ShardedCollection:
         info = db._wait([db._actors[0].call.remote(name, "info", (), {})])[0]
         self.dim = info.get("dim")
         self.metric = info.get("metric")
+        #: the collection's configuration (the same on every shard)
+        self.config = db._wait([db._actors[0].attribute.remote(name, "config")])[0]
+        self.embedder = None
+
+    @property
+    def seq(self) -> int:
+        """The sum of the shards' write sequence numbers: it grows with every write."""
+        return int(sum(self._attr_all("seq")))
+
+    @property
+    def payload_schema(self) -> dict[str, str]:
+        return dict(self._attr_all("payload_schema")[0])
+
+    def _attr_all(self, attribute: str) -> list:
+        return self.db._wait([a.attribute.remote(self.name, attribute) for a in self.db._actors])
 
     def _one(self, shard: int, method: str, *args: Any, **kwargs: Any):
         return self.db._actors[shard].call.remote(self.name, method, args, kwargs)
@@ -368,7 +386,7 @@ class ShardedCollection:
         for key in ("points", "indexed_points"):
             out[key] = int(sum(i.get(key, 0) for i in infos))
         out["index_in_use"] = sorted({i.get("index_in_use") for i in infos})
-        out.pop("sequence", None)
+        out["sequence"] = int(sum(i.get("sequence", 0) for i in infos))
         out["shards"] = self.db.shards
         return out
 

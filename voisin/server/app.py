@@ -61,6 +61,19 @@ class ServerConfig:
     durability: str = "full"
     #: serve collections embedded by voisin.embed.TextEncoder (documents in, text queries)
     text: bool = False
+    #: hash-shard every collection over this many Ray actors (voisin.distributed); 0: one process
+    ray_shards: int = 0
+    #: the Ray cluster to join (None: a local cluster on loopback)
+    ray_address: str | None = None
+
+    def open(self) -> Any:
+        """The database this configuration serves."""
+        if self.ray_shards:
+            from ..distributed import cluster
+            from ..distributed.collection import connect_sharded
+            cluster.init(self.ray_address)
+            return connect_sharded(self.path, self.ray_shards, durability=self.durability)
+        return connect(self.path, durability=self.durability)
 
     @property
     def snapshots(self) -> str:
@@ -143,14 +156,16 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.workers
         own = state["db"] is None
         if own:
-            state["db"] = await anyio.to_thread.run_sync(
-                lambda: connect(config.path, durability=config.durability))
+            state["db"] = await anyio.to_thread.run_sync(config.open)
         log.info("voisin serve: %s, %d collections", config.path, len(state["db"].list_collections()))
         try:
             yield
         finally:
             if own:
                 await anyio.to_thread.run_sync(state["db"].close)
+                if config.ray_shards and config.ray_address is None:
+                    from ..distributed import cluster
+                    cluster.shutdown()
 
     app = FastAPI(title="voisin", version=_version.__version__, lifespan=lifespan,
                   description="Qdrant's REST API (a subset) over voisin collections. See docs/server.md.")
@@ -388,12 +403,17 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
 
     def take_snapshot(collection: str | None) -> dict:
         d = _db()
+        if collection is not None and config.ray_shards:
+            raise unsupported("collection snapshots of a sharded (--ray) server; take a full snapshot")
         if collection is not None and not d.has_collection(collection):
             raise CollectionNotFoundError(f"Collection `{collection}` doesn't exist!")
         stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime())
         base = f"{collection or 'full'}-{stamp}-{time.time_ns() % 10**9:09d}.snapshot"
         file = os.path.join(snapshot_dir(collection), base)
-        d.snapshot(file, collections=None if collection is None else [collection])
+        if collection is None:
+            d.snapshot(file)
+        else:
+            d.snapshot(file, collections=[collection])
         return describe(file)
 
     @app.post("/collections/{collection_name}/snapshots")
@@ -451,6 +471,9 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
             checksum = body.get("checksum")
             if checksum is not None and describe(file)["checksum"] != checksum:
                 raise ApiError(400, "body.checksum: the snapshot's SHA-256 does not match")
+            if config.ray_shards:
+                raise unsupported("snapshot recovery on a sharded (--ray) server; use "
+                                  "voisin.distributed.restore_sharded on a stopped server")
             _db().recover_collection(file, collection_name)
             return True
         return await with_body(request, work)

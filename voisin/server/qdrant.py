@@ -221,9 +221,11 @@ def scored(p: Any, how: Any, version: int) -> dict:
     return out
 
 
-def update_result(seq: int) -> dict:
-    # voisin applies every write before it answers: "completed" even with wait=false
-    return {"operation_id": seq, "status": "completed"}
+def update_result(seq: int | tuple) -> dict:
+    # voisin applies every write before it answers: "completed" even with wait=false;
+    # a sharded collection answers each shard's sequence, whose sum grows with every write
+    op = int(sum(seq)) if isinstance(seq, tuple) else int(seq)
+    return {"operation_id": op, "status": "completed"}
 
 
 # --- collections ----------------------------------------------------------------------------
@@ -304,7 +306,8 @@ def collection_info(col: Any) -> dict:
         },
         "payload_schema": schema,
         "voisin": {"index": info["index"], "index_in_use": info["index_in_use"],
-                   "sequence": info["sequence"], "embedder": info["embedder"]},
+                   "sequence": info.get("sequence"), "embedder": info.get("embedder"),
+                   "shards": info.get("shards", 1)},
     }
 
 

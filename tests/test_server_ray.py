@@ -23,7 +23,7 @@ def test_sharded_server_answers_like_one_collection(tmp_path):
     emb = voisin.connect(tmp_path / "embedded")
     col = emb.create_collection("c", dim=8, metric="dot")
     col.upsert(list(range(400)), X, payloads)
-    with Server(tmp_path / "sharded", "--ray", "2").start(timeout=180) as server:
+    with Server(tmp_path / "sharded", "--ray", "2", timeout=180) as server:
         client = QdrantClient(url=server.url, timeout=120, check_compatibility=False)
         client.create_collection("c", vectors_config=m.VectorParams(size=8, distance=m.Distance.DOT))
         client.upsert("c", points=m.Batch(ids=list(range(400)), vectors=X.tolist(), payloads=payloads))

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 import time
 import urllib.parse
@@ -155,7 +156,16 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
     async def lifespan(app: Any):
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.workers
         own = state["db"] is None
-        if own:
+        if own and config.ray_shards:
+            # Ray's core worker installs its own SIGTERM handler, which kills the
+            # process at once (no checkpoint, a Ray cluster left running): open on
+            # this (the main) thread and give uvicorn's handlers back afterwards
+            saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+            state["db"] = config.open()
+            for sig, handler in saved.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+        elif own:
             state["db"] = await anyio.to_thread.run_sync(config.open)
         log.info("voisin serve: %s, %d collections", config.path, len(state["db"].list_collections()))
         try:

@@ -68,3 +68,34 @@ def knn_scan(xq, xb, q0, q1, block_rows, hd, hi):
                     heap_replace_top(rd, ri, np.int32(dist), j)
     for i in range(q0, q1):
         heap_sort_inplace(hd[i], hi[i])
+
+
+@njit(cache=True, nogil=True)
+def range_count(xq, xb, q0, q1, radius, counts):
+    """``counts[i]``: how many rows of ``xb`` lie at distance < ``radius`` of query i."""
+    for i in range(q0, q1):
+        c = 0
+        for j in range(xb.shape[0]):
+            if hamming(xq, i, xb, j) < radius:
+                c += 1
+        counts[i] = c
+
+
+@njit(cache=True, nogil=True)
+def range_fill(xq, xb, q0, q1, radius, lims, D, I):
+    """The results counted by :func:`range_count`, at ``lims[i] ..`` in row order."""
+    for i in range(q0, q1):
+        o = lims[i]
+        for j in range(xb.shape[0]):
+            dist = hamming(xq, i, xb, j)
+            if dist < radius:
+                D[o] = dist
+                I[o] = j
+                o += 1
+
+
+@njit(cache=True, nogil=True)
+def distances_to_rows(xq, i, xb, rows, out):
+    """Hamming distances from query ``i`` to the rows ``rows`` of ``xb``."""
+    for t in range(rows.shape[0]):
+        out[t] = hamming(xq, i, xb, rows[t])

@@ -1,0 +1,135 @@
+"""Binary index files both ways against faiss-cpu: FAISS writes, voisin reads (same
+results) and voisin writes, FAISS reads; plus voisin's own framing (checksum,
+pickles, streams, read-only) and damaged files."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import voisin
+from binary_cases import clustered_codes
+
+faiss = pytest.importorskip("faiss")
+
+D_BITS = 128
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    return clustered_codes(rng, 3000, D_BITS // 8), clustered_codes(rng, 25, D_BITS // 8)
+
+
+def _flat(lib, xb):
+    index = lib.IndexBinaryFlat(D_BITS)
+    index.add(xb)
+    return index
+
+
+def _idmap(lib, xb, cls="IndexBinaryIDMap"):
+    index = getattr(lib, cls)(lib.IndexBinaryFlat(D_BITS))
+    index.add_with_ids(xb, np.arange(xb.shape[0], dtype=np.int64) * 5 + 1)
+    return index
+
+
+BUILDERS = {
+    "IBxF": _flat,
+    "IBMp": _idmap,
+    "IBM2": lambda lib, xb: _idmap(lib, xb, "IndexBinaryIDMap2"),
+}
+
+
+def _same_results(a, b, xq, k=10):
+    Da, Ia = a.search(xq, k)
+    Db, Ib = b.search(xq, k)
+    np.testing.assert_array_equal(Da, Db)
+    np.testing.assert_array_equal(Ia, Ib)
+
+
+@pytest.mark.parametrize("tag", sorted(BUILDERS))
+def test_faiss_writes_voisin_reads(tag, data, tmp_path):
+    xb, xq = data
+    ref = BUILDERS[tag](faiss, xb)
+    path = str(tmp_path / "f.index")
+    faiss.write_index_binary(ref, path)
+    assert open(path, "rb").read(4) == tag.encode()
+    ours = voisin.read_index_binary(path)
+    assert type(ours).__name__ == type(ref).__name__
+    assert (ours.ntotal, ours.d, ours.code_size) == (ref.ntotal, ref.d, ref.code_size)
+    _same_results(ours, ref, xq)
+    ours2 = voisin.deserialize_index_binary(faiss.serialize_index_binary(ref))
+    _same_results(ours2, ref, xq)
+
+
+@pytest.mark.parametrize("tag", sorted(BUILDERS))
+def test_voisin_writes_faiss_reads(tag, data, tmp_path):
+    xb, xq = data
+    ours = BUILDERS[tag](voisin, xb)
+    path = str(tmp_path / "v.index")
+    voisin.write_index_binary(ours, path)  # with voisin's trailer, which FAISS ignores
+    ref = faiss.read_index_binary(path)
+    _same_results(ours, ref, xq)
+    buf = voisin.serialize_index_binary(ours, checksum=False)
+    ref2 = faiss.deserialize_index_binary(buf)
+    _same_results(ours, ref2, xq)
+    # FAISS's own bytes for the same content
+    np.testing.assert_array_equal(buf, faiss.serialize_index_binary(ref2))
+
+
+@pytest.mark.parametrize("tag", sorted(BUILDERS))
+def test_voisin_round_trip_and_pickle(tag, data):
+    xb, xq = data
+    ours = BUILDERS[tag](voisin, xb)
+    back = voisin.deserialize_index_binary(voisin.serialize_index_binary(ours))
+    _same_results(ours, back, xq)
+    _same_results(ours, pickle.loads(pickle.dumps(ours)), xq)
+
+
+def test_streams_and_read_only(data, tmp_path):
+    xb, xq = data
+    ours = _flat(voisin, xb[:100])
+    w = voisin.VectorIOWriter()
+    voisin.write_index_binary(ours, w)
+    r = voisin.VectorIOReader()
+    r.data = w.data
+    back = voisin.read_index_binary(r)
+    _same_results(ours, back, xq)
+    path = str(tmp_path / "ro.index")
+    voisin.write_index_binary(ours, path)
+    ro = voisin.read_index_binary(path, voisin.IO_FLAG_READ_ONLY)
+    _same_results(ours, ro, xq)
+    with pytest.raises(RuntimeError, match="READ_ONLY"):
+        ro.add(xb[:1])
+    mapped = voisin.read_index_binary(path, voisin.IO_FLAG_MMAP)
+    _same_results(ours, mapped, xq)
+
+
+def test_kinds_are_kept_apart(data, tmp_path):
+    xb, _ = data
+    flat = voisin.IndexFlatL2(4)
+    with pytest.raises(TypeError, match="write_index"):
+        voisin.serialize_index_binary(flat)
+    with pytest.raises(TypeError, match="write_index_binary"):
+        voisin.serialize_index(_flat(voisin, xb[:3]))
+    with pytest.raises(ValueError, match="read_index_binary"):
+        voisin.deserialize_index(voisin.serialize_index_binary(_flat(voisin, xb[:3])))
+    with pytest.raises(ValueError, match="read_index"):
+        voisin.deserialize_index_binary(voisin.serialize_index(flat))
+
+
+def test_damaged_files(data):
+    xb, _ = data
+    buf = voisin.serialize_index_binary(_flat(voisin, xb[:10]), checksum=False)
+    with pytest.raises(voisin.IndexFileError, match="remain"):
+        voisin.deserialize_index_binary(buf[:-3])
+    bad = buf.copy()
+    bad[8] = 3  # code_size no longer d / 8
+    with pytest.raises(voisin.IndexFileError, match="code_size"):
+        voisin.deserialize_index_binary(bad)
+    csum = voisin.serialize_index_binary(_flat(voisin, xb[:10]))
+    csum[40] ^= 1
+    with pytest.raises(voisin.IndexFileError):
+        voisin.deserialize_index_binary(csum)

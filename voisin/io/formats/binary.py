@@ -1,0 +1,107 @@
+"""Binary indexes (FAISS's ``IndexBinary`` family).
+
+Every binary object starts, after its tag, with FAISS's binary header:
+``int32 d | int32 code_size | int64 ntotal | uint8 is_trained | int32 metric_type``.
+
+* ``IBxF`` IndexBinaryFlat: header, ``vector<uint8>`` codes (ntotal * code_size).
+* ``IBMp`` / ``IBM2`` IndexBinaryIDMap / IDMap2: header, the wrapped binary
+  index, ``vector<int64>`` ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...indexes.binary import IndexBinary
+from ...indexes.binary_flat import IndexBinaryFlat
+from ...indexes.binary_idmap import IndexBinaryIDMap, IndexBinaryIDMap2
+from ..faiss_format import MAX_DIMENSION, register_reader, register_writer, write_object
+
+
+@dataclass
+class BinaryHeader:
+    d: int
+    code_size: int
+    ntotal: int
+    is_trained: bool
+    metric_type: int
+
+
+def write_binary_header(w, index: IndexBinary, ntotal: int | None = None) -> None:
+    w.i32(index.d)
+    w.i32(index.code_size)
+    w.i64(index.ntotal if ntotal is None else ntotal)
+    w.bool(index.is_trained)
+    w.i32(index.metric_type)
+
+
+def read_binary_header(r, what: str) -> BinaryHeader:
+    at = r.pos
+    d = r.int_in("i32", 8, MAX_DIMENSION, f"{what} dimension d")
+    code_size = r.i32(f"{what} code_size")
+    if d % 8 or code_size != d // 8:
+        raise r.fail(f"{what}: d={d} bits and code_size={code_size} bytes do not match "
+                     "(expected d a multiple of 8 and code_size = d / 8)", at)
+    ntotal = r.int_in("i64", 0, 1 << 48, f"{what} ntotal")
+    is_trained = r.bool(f"{what} is_trained")
+    metric = r.i32(f"{what} metric_type")
+    return BinaryHeader(d, code_size, ntotal, is_trained, metric)
+
+
+def read_binary_nested(r, ctx, what: str) -> IndexBinary:
+    at = r.pos
+    sub = ctx.read_nested(r, what)
+    if not isinstance(sub, IndexBinary):
+        raise r.fail(f"{what}: expected a binary index, found {type(sub).__name__}", at)
+    return sub
+
+
+# --- IndexBinaryFlat ------------------------------------------------------------------------
+
+@register_writer(IndexBinaryFlat)
+def write_binary_flat(w, index: IndexBinaryFlat) -> None:
+    codes = index.codes_snapshot()
+    w.tag(b"IBxF")
+    write_binary_header(w, index, codes.shape[0])
+    w.vector(codes, np.uint8)
+
+
+@register_reader(b"IBxF")
+def read_binary_flat(r, ctx, tag: bytes) -> IndexBinaryFlat:
+    h = read_binary_header(r, "IndexBinaryFlat")
+    codes = r.vector(np.uint8, "IndexBinaryFlat codes", expect=h.ntotal * h.code_size)
+    index = IndexBinaryFlat(h.d)
+    index.set_codes(codes.reshape(h.ntotal, h.code_size))
+    return index
+
+
+# --- IndexBinaryIDMap / IndexBinaryIDMap2 ---------------------------------------------------
+
+@register_writer(IndexBinaryIDMap, IndexBinaryIDMap2)
+def write_binary_idmap(w, index: IndexBinaryIDMap) -> None:
+    w.tag(b"IBM2" if isinstance(index, IndexBinaryIDMap2) else b"IBMp")
+    write_binary_header(w, index)
+    write_object(w, index.index)
+    w.vector(index.id_map, np.int64)
+
+
+@register_reader(b"IBMp", b"IBM2")
+def read_binary_idmap(r, ctx, tag: bytes) -> IndexBinaryIDMap:
+    what = "IndexBinaryIDMap"
+    at = r.pos
+    h = read_binary_header(r, what)
+    sub = read_binary_nested(r, ctx, f"{what} sub-index")
+    if sub.d != h.d or sub.ntotal != h.ntotal:
+        raise r.fail(f"{what}: header says d={h.d}, ntotal={h.ntotal} but the wrapped index "
+                     f"has d={sub.d}, ntotal={sub.ntotal}", at)
+    ids = r.vector(np.int64, f"{what} ids", expect=h.ntotal)
+    cls = IndexBinaryIDMap2 if tag == b"IBM2" else IndexBinaryIDMap
+    # the constructor wants an empty index: build around a placeholder, then
+    # install the loaded state
+    index = cls(IndexBinaryFlat(h.d))
+    index.index = sub
+    index.params_type = sub.params_type
+    index.set_id_map(ids)
+    return index

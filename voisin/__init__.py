@@ -105,6 +105,7 @@ _LAZY = {
     "IndexBinaryFlat": ".indexes.binary_flat",
     "IndexBinaryIDMap": ".indexes.binary_idmap",
     "IndexBinaryIDMap2": ".indexes.binary_idmap",
+    "IndexBinaryIVF": ".indexes.binary_ivf",
     "read_index_binary": ".io.binary",
     "write_index_binary": ".io.binary",
     "serialize_index_binary": ".io.binary",
@@ -277,7 +278,7 @@ __all__ = [
     "Int32Vector", "Int64Vector", "UInt8Vector", "copy_array_to_vector", "rev_swig_ptr", "swig_ptr",
     "vector_float_to_array", "vector_to_array",
     # binary indexes (docs/binary.md)
-    "IndexBinary", "IndexBinaryFlat", "IndexBinaryIDMap", "IndexBinaryIDMap2",
+    "IndexBinary", "IndexBinaryFlat", "IndexBinaryIDMap", "IndexBinaryIDMap2", "IndexBinaryIVF",
     "read_index_binary", "write_index_binary", "serialize_index_binary",
     "deserialize_index_binary",
     "ParameterSpace",

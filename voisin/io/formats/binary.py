@@ -4,6 +4,8 @@ Every binary object starts, after its tag, with FAISS's binary header:
 ``int32 d | int32 code_size | int64 ntotal | uint8 is_trained | int32 metric_type``.
 
 * ``IBxF`` IndexBinaryFlat: header, ``vector<uint8>`` codes (ntotal * code_size).
+* ``IBwF`` IndexBinaryIVF: header, ``uint64 nlist | uint64 nprobe``, the quantizer
+  (a binary index), the direct map and ``ilar`` inverted lists, as the float IVFs.
 * ``IBMp`` / ``IBM2`` IndexBinaryIDMap / IDMap2: header, the wrapped binary
   index, ``vector<int64>`` ids.
 """
@@ -17,7 +19,9 @@ import numpy as np
 from ...indexes.binary import IndexBinary
 from ...indexes.binary_flat import IndexBinaryFlat
 from ...indexes.binary_idmap import IndexBinaryIDMap, IndexBinaryIDMap2
+from ...indexes.binary_ivf import IndexBinaryIVF
 from ..faiss_format import MAX_DIMENSION, register_reader, register_writer, write_object
+from .ivf import read_direct_map, read_invlists, write_direct_map, write_invlists
 
 
 @dataclass
@@ -104,4 +108,42 @@ def read_binary_idmap(r, ctx, tag: bytes) -> IndexBinaryIDMap:
     index.index = sub
     index.params_type = sub.params_type
     index.set_id_map(ids)
+    return index
+
+
+# --- IndexBinaryIVF -------------------------------------------------------------------------
+# header | uint64 nlist | uint64 nprobe | quantizer (binary index) | direct map | ilar lists
+
+@register_writer(IndexBinaryIVF)
+def write_binary_ivf(w, index: IndexBinaryIVF) -> None:
+    w.tag(b"IBwF")
+    write_binary_header(w, index)
+    w.u64(index.nlist)
+    w.u64(index.nprobe)
+    write_object(w, index.quantizer)
+    write_direct_map(w, index)
+    write_invlists(w, index)
+
+
+@register_reader(b"IBwF")
+def read_binary_ivf(r, ctx, tag: bytes) -> IndexBinaryIVF:
+    what = "IndexBinaryIVF"
+    h = read_binary_header(r, what)
+    nlist = r.int_in("u64", 1, 1 << 40, f"{what} nlist")
+    nprobe = r.int_in("u64", 1, 1 << 40, f"{what} nprobe")
+    q_at = r.pos
+    quantizer = read_binary_nested(r, ctx, f"{what} quantizer")
+    if quantizer.d != h.d:
+        raise r.fail(f"{what}: the quantizer's d={quantizer.d} differs from d={h.d}", q_at)
+    if h.is_trained and quantizer.ntotal != nlist:
+        raise r.fail(f"{what}: trained, but the quantizer holds {quantizer.ntotal} centroids "
+                     f"for nlist={nlist}", q_at)
+    dm_type = read_direct_map(r, h.ntotal, what)
+    il = read_invlists(r, nlist, h.code_size, h.ntotal, what)
+    index = IndexBinaryIVF(quantizer, h.d, nlist)
+    index.nprobe = nprobe
+    index.invlists = il
+    index.direct_map.type = dm_type
+    index.ntotal = h.ntotal
+    index.is_trained = h.is_trained
     return index

@@ -65,8 +65,8 @@ def check_knn(D: np.ndarray, I: np.ndarray, xq: np.ndarray, xb: np.ndarray, k: i
         assert np.unique(got).size == got.size
 
 
-def recall(I: np.ndarray, gt: np.ndarray) -> float:
-    """Fraction of the exact k-NN ids found (ties at the boundary count via distances
-    elsewhere; here the data has few ties at the k-th distance)."""
-    hit = sum(np.intersect1d(a[a >= 0], b[b >= 0]).size for a, b in zip(I, gt))
-    return hit / max(1, int((gt >= 0).sum()))
+def recall(D: np.ndarray, Dgt: np.ndarray) -> float:
+    """Tie-aware k-NN recall: the share of returned results at least as close as the
+    true k-th neighbour. Hamming distances tie a lot, and among equally distant
+    codes any choice is right, so ids are not compared."""
+    return float((D <= Dgt[:, -1:]).mean())

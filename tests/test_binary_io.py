@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import voisin
-from binary_cases import clustered_codes
+from binary_cases import clustered_codes, hamming_matrix
 
 faiss = pytest.importorskip("faiss")
 
@@ -43,7 +43,15 @@ def _ivf(lib, xb):
     return index
 
 
+def _hnsw(lib, xb):
+    index = lib.IndexBinaryHNSW(D_BITS, 8)
+    index.add(xb)
+    index.hnsw.efSearch = 24
+    return index
+
+
 BUILDERS = {
+    "IBHf": _hnsw,
     "IBwF": _ivf,
     "IBxF": _flat,
     "IBMp": _idmap,
@@ -54,6 +62,12 @@ BUILDERS = {
 def _same_results(a, b, xq, k=10):
     Da, Ia = a.search(xq, k)
     Db, Ib = b.search(xq, k)
+    if type(a).__name__ == "IndexBinaryHNSW":
+        # the walks differ (FAISS's and voisin's stopping rules): on the same graph
+        # the results agree in quality, not result by result
+        Dg = np.sort(hamming_matrix(xq, a.reconstruct_n()), axis=1)[:, k - 1:k]
+        assert (Da <= Dg).mean() >= (Db <= Dg).mean() - 0.02  # a: voisin
+        return
     np.testing.assert_array_equal(Da, Db)
     # FAISS's approximate indexes leave ties in scan order, voisin sorts them by id:
     # the ids must agree as sets of equally distant results

@@ -19,7 +19,7 @@ def data():
     rng = np.random.default_rng(11)
     xb = clustered_codes(rng, 8000, 32, ncenters=100, flip=0.15)
     xq = xb[rng.integers(0, xb.shape[0], 100)] ^ (rng.random((100, 32)) < 0.03).astype(np.uint8)
-    _, gt = brute_knn(xq, xb, 10)
+    gt, _ = brute_knn(xq, xb, 10)
     return xb, xq, gt
 
 
@@ -40,8 +40,8 @@ def test_recall_not_worse_than_faiss(pair, data, nprobe):
     ours, ref = pair
     _, xq, gt = data
     ours.nprobe = ref.nprobe = nprobe
-    r_ours = recall(ours.search(xq, 10)[1], gt)
-    r_ref = recall(ref.search(xq, 10)[1], gt)
+    r_ours = recall(ours.search(xq, 10)[0], gt)
+    r_ref = recall(ref.search(xq, 10)[0], gt)
     assert r_ours >= r_ref - 0.02, (r_ours, r_ref)
 
 

@@ -106,6 +106,7 @@ _LAZY = {
     "IndexBinaryIDMap": ".indexes.binary_idmap",
     "IndexBinaryIDMap2": ".indexes.binary_idmap",
     "IndexBinaryIVF": ".indexes.binary_ivf",
+    "IndexBinaryHNSW": ".indexes.binary_hnsw",
     "read_index_binary": ".io.binary",
     "write_index_binary": ".io.binary",
     "serialize_index_binary": ".io.binary",
@@ -279,6 +280,7 @@ __all__ = [
     "vector_float_to_array", "vector_to_array",
     # binary indexes (docs/binary.md)
     "IndexBinary", "IndexBinaryFlat", "IndexBinaryIDMap", "IndexBinaryIDMap2", "IndexBinaryIVF",
+    "IndexBinaryHNSW",
     "read_index_binary", "write_index_binary", "serialize_index_binary",
     "deserialize_index_binary",
     "ParameterSpace",

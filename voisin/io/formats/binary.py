@@ -6,6 +6,8 @@ Every binary object starts, after its tag, with FAISS's binary header:
 * ``IBxF`` IndexBinaryFlat: header, ``vector<uint8>`` codes (ntotal * code_size).
 * ``IBwF`` IndexBinaryIVF: header, ``uint64 nlist | uint64 nprobe``, the quantizer
   (a binary index), the direct map and ``ilar`` inverted lists, as the float IVFs.
+* ``IBHf`` IndexBinaryHNSW: header, the graph in FAISS's HNSW layout (as ``IHNf``),
+  the storage (``IBxF``).
 * ``IBMp`` / ``IBM2`` IndexBinaryIDMap / IDMap2: header, the wrapped binary
   index, ``vector<int64>`` ids.
 """
@@ -19,8 +21,10 @@ import numpy as np
 from ...indexes.binary import IndexBinary
 from ...indexes.binary_flat import IndexBinaryFlat
 from ...indexes.binary_idmap import IndexBinaryIDMap, IndexBinaryIDMap2
+from ...indexes.binary_hnsw import IndexBinaryHNSW
 from ...indexes.binary_ivf import IndexBinaryIVF
 from ..faiss_format import MAX_DIMENSION, register_reader, register_writer, write_object
+from .hnsw import install_graph, read_graph, write_graph
 from .ivf import read_direct_map, read_invlists, write_direct_map, write_invlists
 
 
@@ -146,4 +150,32 @@ def read_binary_ivf(r, ctx, tag: bytes) -> IndexBinaryIVF:
     index.direct_map.type = dm_type
     index.ntotal = h.ntotal
     index.is_trained = h.is_trained
+    return index
+
+
+# --- IndexBinaryHNSW ------------------------------------------------------------------------
+# header | the graph, as the float HNSW's (IHNf) | the storage (IBxF)
+
+@register_writer(IndexBinaryHNSW)
+def write_binary_hnsw(w, index: IndexBinaryHNSW) -> None:
+    w.tag(b"IBHf")
+    write_binary_header(w, index)
+    write_graph(w, index)
+    write_object(w, index.storage)
+
+
+@register_reader(b"IBHf")
+def read_binary_hnsw(r, ctx, tag: bytes) -> IndexBinaryHNSW:
+    what = "IndexBinaryHNSW"
+    at = r.pos
+    h = read_binary_header(r, what)
+    M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
+    storage = read_binary_nested(r, ctx, f"{what} storage")
+    if not isinstance(storage, IndexBinaryFlat) or storage.d != h.d \
+            or storage.ntotal != h.ntotal:
+        raise r.fail(f"{what}: the storage must be an IndexBinaryFlat with the graph's d "
+                     "and ntotal", at)
+    index = IndexBinaryHNSW(h.d, M)
+    install_graph(r, index, probas, cum, efc, efs, upper_beam, at)
+    index.load_state(storage.codes_snapshot(), graph)
     return index

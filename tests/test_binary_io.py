@@ -50,7 +50,23 @@ def _hnsw(lib, xb):
     return index
 
 
+def _hash(lib, xb):
+    index = lib.IndexBinaryHash(D_BITS, 12)
+    index.add(xb)
+    index.nflip = 1
+    return index
+
+
+def _multihash(lib, xb):
+    index = lib.IndexBinaryMultiHash(D_BITS, 3, 10)
+    index.add(xb)
+    index.nflip = 1
+    return index
+
+
 BUILDERS = {
+    "IBHh": _hash,
+    "IBHm": _multihash,
     "IBHf": _hnsw,
     "IBwF": _ivf,
     "IBxF": _flat,
@@ -103,8 +119,8 @@ def test_voisin_writes_faiss_reads(tag, data, tmp_path):
     buf = voisin.serialize_index_binary(ours, checksum=False)
     ref2 = faiss.deserialize_index_binary(buf)
     _same_results(ours, ref2, xq)
-    # FAISS's own bytes for the same content
-    np.testing.assert_array_equal(buf, faiss.serialize_index_binary(ref2))
+    if tag not in ("IBHh", "IBHm"):  # FAISS writes its hash maps in hash-table order
+        np.testing.assert_array_equal(buf, faiss.serialize_index_binary(ref2))
     if hasattr(ours, "nprobe"):
         assert ref2.nprobe == ours.nprobe
 

@@ -107,6 +107,8 @@ _LAZY = {
     "IndexBinaryIDMap2": ".indexes.binary_idmap",
     "IndexBinaryIVF": ".indexes.binary_ivf",
     "IndexBinaryHNSW": ".indexes.binary_hnsw",
+    "IndexBinaryHash": ".indexes.binary_hash",
+    "IndexBinaryMultiHash": ".indexes.binary_hash",
     "read_index_binary": ".io.binary",
     "write_index_binary": ".io.binary",
     "serialize_index_binary": ".io.binary",
@@ -280,7 +282,7 @@ __all__ = [
     "vector_float_to_array", "vector_to_array",
     # binary indexes (docs/binary.md)
     "IndexBinary", "IndexBinaryFlat", "IndexBinaryIDMap", "IndexBinaryIDMap2", "IndexBinaryIVF",
-    "IndexBinaryHNSW",
+    "IndexBinaryHNSW", "IndexBinaryHash", "IndexBinaryMultiHash",
     "read_index_binary", "write_index_binary", "serialize_index_binary",
     "deserialize_index_binary",
     "ParameterSpace",

@@ -8,6 +8,9 @@ Every binary object starts, after its tag, with FAISS's binary header:
   (a binary index), the direct map and ``ilar`` inverted lists, as the float IVFs.
 * ``IBHf`` IndexBinaryHNSW: header, the graph in FAISS's HNSW layout (as ``IHNf``),
   the storage (``IBxF``).
+* ``IBHh`` IndexBinaryHash and ``IBHm`` IndexBinaryMultiHash: bucket tables as FAISS's
+  bit strings (see the writers); MultiHash nests its storage (``IBxF``) and voisin
+  rebuilds its tables from the codes on load (the stored tables are the same).
 * ``IBMp`` / ``IBM2`` IndexBinaryIDMap / IDMap2: header, the wrapped binary
   index, ``vector<int64>`` ids.
 """
@@ -21,6 +24,7 @@ import numpy as np
 from ...indexes.binary import IndexBinary
 from ...indexes.binary_flat import IndexBinaryFlat
 from ...indexes.binary_idmap import IndexBinaryIDMap, IndexBinaryIDMap2
+from ...indexes.binary_hash import IndexBinaryHash, IndexBinaryMultiHash
 from ...indexes.binary_hnsw import IndexBinaryHNSW
 from ...indexes.binary_ivf import IndexBinaryIVF
 from ..faiss_format import MAX_DIMENSION, register_reader, register_writer, write_object
@@ -178,4 +182,156 @@ def read_binary_hnsw(r, ctx, tag: bytes) -> IndexBinaryHNSW:
     index = IndexBinaryHNSW(h.d, M)
     install_graph(r, index, probas, cum, efc, efs, upper_beam, at)
     index.load_state(storage.codes_snapshot(), graph)
+    return index
+
+
+# --- bit strings (FAISS's BitstringWriter / BitstringReader: LSB first) ----------------------
+
+def pack_bits(values: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Values written one after another, value i on ``widths[i]`` bits, least
+    significant bit first, into bytes (the last one zero-padded)."""
+    values = np.asarray(values, dtype=np.uint64)
+    widths = np.asarray(widths, dtype=np.int64)
+    total = int(widths.sum())
+    owner = np.repeat(np.arange(values.size), widths)
+    first = np.repeat(np.cumsum(widths) - widths, widths)
+    shift = (np.arange(total, dtype=np.int64) - first).astype(np.uint64)
+    bits = ((values[owner] >> shift) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bits, bitorder="little")
+
+
+class BitReader:
+    """Sequential reads of LSB-first bit fields from a byte buffer."""
+
+    def __init__(self, buf: np.ndarray):
+        self.bits = np.unpackbits(np.asarray(buf, dtype=np.uint8), bitorder="little")
+        self.pos = 0
+
+    def read(self, nbit: int, count: int = 1) -> np.ndarray:
+        """``count`` fields of ``nbit`` bits each (uint64); ValueError past the end."""
+        end = self.pos + nbit * count
+        if end > self.bits.size:
+            raise ValueError(f"bit string too short: {end} bits needed, {self.bits.size} held")
+        chunk = self.bits[self.pos:end].reshape(count, nbit).astype(np.uint64)
+        self.pos = end
+        return (chunk << np.arange(nbit, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+
+
+def _bits_for(n: int, strict: bool) -> int:
+    """FAISS's width: the least w with n < 2^w (``strict``) or n <= 2^w."""
+    w = 0
+    while (n >= (1 << w)) if strict else (n > (1 << w)):
+        w += 1
+    return w
+
+
+# --- IndexBinaryHash ------------------------------------------------------------------------
+# header | int32 b | int32 nflip | uint64 nbuckets | int32 il_nbit |
+# vector<uint8> bit string of (key: b bits, size: il_nbit bits) per bucket |
+# per bucket: vector<int64> ids, vector<uint8> codes
+
+@register_writer(IndexBinaryHash)
+def write_binary_hash(w, index: IndexBinaryHash) -> None:
+    buckets = index.buckets()
+    w.tag(b"IBHh")
+    write_binary_header(w, index)
+    w.i32(index.b)
+    w.i32(index.nflip)
+    w.u64(len(buckets))
+    maxil = max((ids.size for _, ids, _ in buckets), default=0)
+    il_nbit = _bits_for(maxil, strict=True)
+    w.i32(il_nbit)
+    vals = np.array([v for key, ids, _ in buckets for v in (key, ids.size)], dtype=np.uint64)
+    widths = np.tile(np.array([index.b, il_nbit], np.int64), len(buckets))
+    w.vector(pack_bits(vals, widths), np.uint8)
+    for _, ids, codes in buckets:
+        w.vector(ids, np.int64)
+        w.vector(codes, np.uint8)
+
+
+@register_reader(b"IBHh")
+def read_binary_hash(r, ctx, tag: bytes) -> IndexBinaryHash:
+    what = "IndexBinaryHash"
+    h = read_binary_header(r, what)
+    b_at = r.pos
+    b = r.int_in("i32", 1, min(63, h.d), f"{what} b")
+    nflip = r.int_in("i32", 0, b, f"{what} nflip")
+    nb = r.int_in("u64", 0, h.ntotal, f"{what} number of buckets")
+    il_nbit = r.int_in("i32", 0, 63, f"{what} il_nbit")
+    if nb and il_nbit == 0:
+        raise r.fail(f"{what}: il_nbit=0 with {nb} buckets", b_at)
+    bits_at = r.pos
+    buf = r.vector(np.uint8, f"{what} bucket sizes", expect=((b + il_nbit) * nb + 7) // 8)
+    rd = BitReader(buf)
+    pairs = rd.read(b + il_nbit, nb) if nb else np.zeros(0, np.uint64)
+    sizes = (pairs >> np.uint64(b)).astype(np.int64)
+    if sizes.sum() != h.ntotal:
+        raise r.fail(f"{what}: the buckets hold {int(sizes.sum())} codes for ntotal={h.ntotal}",
+                     bits_at)
+    all_ids, all_codes = [], []
+    for g in range(nb):
+        all_ids.append(r.vector(np.int64, f"{what} bucket ids", expect=int(sizes[g])))
+        all_codes.append(r.vector(np.uint8, f"{what} bucket codes",
+                                  expect=int(sizes[g]) * h.code_size))
+    index = IndexBinaryHash(h.d, b)
+    index.nflip = nflip
+    if nb:
+        index.set_buckets(np.concatenate(all_codes), np.concatenate(all_ids))
+    return index
+
+
+# --- IndexBinaryMultiHash -------------------------------------------------------------------
+# header | storage (IBxF) | int32 b | int32 nhash | int32 nflip | per table: int32 id_bits |
+# uint64 nbuckets | vector<uint8> bit string of (key: b, size: id_bits, ids: id_bits each)
+
+@register_writer(IndexBinaryMultiHash)
+def write_binary_multihash(w, index: IndexBinaryMultiHash) -> None:
+    maps = index.maps()
+    n = index.ntotal
+    w.tag(b"IBHm")
+    write_binary_header(w, index, n)
+    write_object(w, index.storage)
+    w.i32(index.b)
+    w.i32(index.nhash)
+    w.i32(index.nflip)
+    id_bits = _bits_for(n, strict=False)
+    for table in maps:
+        if any(rows.size >= (1 << id_bits) for _, rows in table):
+            raise ValueError("write_index_binary: a bucket holds all the codes, a size FAISS's "
+                             "IndexBinaryMultiHash layout cannot store")
+        w.i32(id_bits)
+        w.u64(len(table))
+        parts_v, parts_w = [], []
+        for key, rows in table:
+            parts_v.append(np.concatenate([np.array([key, rows.size], np.uint64),
+                                           rows.astype(np.uint64)]))
+            parts_w.append(np.concatenate([[index.b, id_bits], np.full(rows.size, id_bits)]))
+        v = np.concatenate(parts_v) if parts_v else np.zeros(0, np.uint64)
+        wd = np.concatenate(parts_w).astype(np.int64) if parts_w else np.zeros(0, np.int64)
+        w.vector(pack_bits(v, wd), np.uint8)
+
+
+@register_reader(b"IBHm")
+def read_binary_multihash(r, ctx, tag: bytes) -> IndexBinaryMultiHash:
+    what = "IndexBinaryMultiHash"
+    at = r.pos
+    h = read_binary_header(r, what)
+    storage = read_binary_nested(r, ctx, f"{what} storage")
+    if not isinstance(storage, IndexBinaryFlat) or storage.ntotal != h.ntotal \
+            or storage.d != h.d:
+        raise r.fail(f"{what}: the storage must be an IndexBinaryFlat of the same d and ntotal",
+                     at)
+    b = r.int_in("i32", 1, min(63, h.d), f"{what} b")
+    nhash = r.int_in("i32", 1, h.d // b, f"{what} nhash")
+    nflip = r.int_in("i32", 0, b, f"{what} nflip")
+    for t in range(nhash):
+        # voisin rebuilds the tables from the codes (FAISS's keys, the same buckets);
+        # the stored ones are only checked for size
+        id_bits = r.int_in("i32", 0, 63, f"{what} id_bits")
+        nb = r.int_in("u64", 0, h.ntotal, f"{what} number of buckets")
+        r.vector(np.uint8, f"{what} table {t}",
+                 expect=((b + id_bits) * nb + h.ntotal * id_bits + 7) // 8)
+    index = IndexBinaryMultiHash(h.d, nhash, b)
+    index.nflip = nflip
+    index.set_storage(storage.codes_snapshot())
     return index

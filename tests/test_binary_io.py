@@ -64,7 +64,14 @@ def _multihash(lib, xb):
     return index
 
 
+def _from_float(lib, xb):
+    index = lib.IndexBinaryFromFloat(lib.IndexFlatL2(D_BITS))
+    index.add(xb)
+    return index
+
+
 BUILDERS = {
+    "IBFf": _from_float,
     "IBHh": _hash,
     "IBHm": _multihash,
     "IBHf": _hnsw,

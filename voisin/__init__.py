@@ -109,6 +109,8 @@ _LAZY = {
     "IndexBinaryHNSW": ".indexes.binary_hnsw",
     "IndexBinaryHash": ".indexes.binary_hash",
     "IndexBinaryMultiHash": ".indexes.binary_hash",
+    "IndexBinaryFromFloat": ".indexes.binary_from_float",
+    "index_binary_factory": ".factory_binary",
     "read_index_binary": ".io.binary",
     "write_index_binary": ".io.binary",
     "serialize_index_binary": ".io.binary",
@@ -282,7 +284,8 @@ __all__ = [
     "vector_float_to_array", "vector_to_array",
     # binary indexes (docs/binary.md)
     "IndexBinary", "IndexBinaryFlat", "IndexBinaryIDMap", "IndexBinaryIDMap2", "IndexBinaryIVF",
-    "IndexBinaryHNSW", "IndexBinaryHash", "IndexBinaryMultiHash",
+    "IndexBinaryHNSW", "IndexBinaryHash", "IndexBinaryMultiHash", "IndexBinaryFromFloat",
+    "index_binary_factory",
     "read_index_binary", "write_index_binary", "serialize_index_binary",
     "deserialize_index_binary",
     "ParameterSpace",

@@ -11,6 +11,7 @@ Every binary object starts, after its tag, with FAISS's binary header:
 * ``IBHh`` IndexBinaryHash and ``IBHm`` IndexBinaryMultiHash: bucket tables as FAISS's
   bit strings (see the writers); MultiHash nests its storage (``IBxF``) and voisin
   rebuilds its tables from the codes on load (the stored tables are the same).
+* ``IBFf`` IndexBinaryFromFloat: header, the wrapped float index.
 * ``IBMp`` / ``IBM2`` IndexBinaryIDMap / IDMap2: header, the wrapped binary
   index, ``vector<int64>`` ids.
 """
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...index import Index
 from ...indexes.binary import IndexBinary
+from ...indexes.binary_from_float import IndexBinaryFromFloat
 from ...indexes.binary_flat import IndexBinaryFlat
 from ...indexes.binary_idmap import IndexBinaryIDMap, IndexBinaryIDMap2
 from ...indexes.binary_hash import IndexBinaryHash, IndexBinaryMultiHash
@@ -335,3 +338,24 @@ def read_binary_multihash(r, ctx, tag: bytes) -> IndexBinaryMultiHash:
     index.nflip = nflip
     index.set_storage(storage.codes_snapshot())
     return index
+
+
+# --- IndexBinaryFromFloat: header | the float index -------------------------------------------
+
+@register_writer(IndexBinaryFromFloat)
+def write_binary_from_float(w, index: IndexBinaryFromFloat) -> None:
+    w.tag(b"IBFf")
+    write_binary_header(w, index)
+    write_object(w, index.index)
+
+
+@register_reader(b"IBFf")
+def read_binary_from_float(r, ctx, tag: bytes) -> IndexBinaryFromFloat:
+    what = "IndexBinaryFromFloat"
+    at = r.pos
+    h = read_binary_header(r, what)
+    inner = ctx.read_nested(r, f"{what} float index")
+    if not isinstance(inner, Index) or inner.d != h.d or inner.ntotal != h.ntotal:
+        raise r.fail(f"{what}: the wrapped index must be a float index with d={h.d} and "
+                     f"ntotal={h.ntotal}", at)
+    return IndexBinaryFromFloat(inner)

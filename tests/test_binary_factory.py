@@ -84,3 +84,17 @@ def test_from_float_matches_hamming():
     assert (D <= Dg + 2).all()
     with pytest.raises(TypeError, match="float"):
         voisin.IndexBinaryFromFloat(voisin.IndexBinaryFlat(32))
+
+
+def test_downcast_and_clone():
+    rng = np.random.default_rng(1)
+    xb = random_codes(rng, 300, 8)
+    index = voisin.index_binary_factory(64, "BHNSW8")
+    index.add(xb)
+    assert voisin.downcast_IndexBinary(index) is index
+    copy = voisin.clone_binary_index(index)
+    np.testing.assert_array_equal(copy.search(xb[:5], 3)[0], index.search(xb[:5], 3)[0])
+    copy.add(xb[:10])
+    assert index.ntotal == 300 and copy.ntotal == 310
+    with pytest.raises(TypeError, match="binary index"):
+        voisin.clone_binary_index(voisin.IndexFlatL2(4))

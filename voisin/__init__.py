@@ -111,6 +111,8 @@ _LAZY = {
     "IndexBinaryMultiHash": ".indexes.binary_hash",
     "IndexBinaryFromFloat": ".indexes.binary_from_float",
     "index_binary_factory": ".factory_binary",
+    "downcast_IndexBinary": ".index_tools",
+    "clone_binary_index": ".index_tools",
     "read_index_binary": ".io.binary",
     "write_index_binary": ".io.binary",
     "serialize_index_binary": ".io.binary",
@@ -285,7 +287,7 @@ __all__ = [
     # binary indexes (docs/binary.md)
     "IndexBinary", "IndexBinaryFlat", "IndexBinaryIDMap", "IndexBinaryIDMap2", "IndexBinaryIVF",
     "IndexBinaryHNSW", "IndexBinaryHash", "IndexBinaryMultiHash", "IndexBinaryFromFloat",
-    "index_binary_factory",
+    "index_binary_factory", "downcast_IndexBinary", "clone_binary_index",
     "read_index_binary", "write_index_binary", "serialize_index_binary",
     "deserialize_index_binary",
     "ParameterSpace",

@@ -60,7 +60,7 @@ _FAISS_TAG_NAMES = {
     b"INSf": "IndexNSGFlat", b"INNf": "IndexNNDescentFlat", b"IHN2": "IndexHNSW2Level",
     b"IHNp": "IndexHNSWPQ", b"Imiq": "MultiIndexQuantizer", b"IxSQ": "IndexScalarQuantizer",
     b"IwSq": "IndexIVFScalarQuantizer", b"IxPT": "IndexPreTransform", b"IxRF": "IndexRefine",
-    b"IBxF": "IndexBinaryFlat", b"IBwF": "IndexBinaryIVF", b"IBHf": "IndexBinaryHNSW",
+    b"IBHc": "IndexBinaryHNSWCagra",
 }
 
 

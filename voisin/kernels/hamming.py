@@ -93,9 +93,3 @@ def range_fill(xq, xb, q0, q1, radius, lims, D, I):
                 I[o] = j
                 o += 1
 
-
-@njit(cache=True, nogil=True)
-def distances_to_rows(xq, i, xb, rows, out):
-    """Hamming distances from query ``i`` to the rows ``rows`` of ``xb``."""
-    for t in range(rows.shape[0]):
-        out[t] = hamming(xq, i, xb, rows[t])

@@ -67,6 +67,10 @@ def knn_codes(xq: np.ndarray, xb: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
         return D, I
     wq, wb = as_words(xq), as_words(xb)
     block_rows = max(1, _BLOCK_BYTES // max(1, xb.shape[1]))
+    if nq <= _QUERIES_PER_TASK:
+        # one task: no thread pool to ask about (its query costs microseconds)
+        knn_scan(wq, wb, 0, nq, block_rows, D, I)
+        return D, I
 
     def work(p: int, q0: int) -> None:
         knn_scan(wq, wb, q0, min(nq, q0 + _QUERIES_PER_TASK), block_rows, D, I)

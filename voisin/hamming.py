@@ -49,6 +49,16 @@ def knn_hamming(xq: Any, xb: Any, k: int, variant: str = "hc") -> tuple[np.ndarr
     xq = as_codes(xq, "xq")
     xb = as_codes(xb, "xb", xq.shape[1])
     k = check_k(k)
+    return knn_codes(xq, xb, k)
+
+
+def _pipelines(nq: int) -> int:
+    import numba
+    return min(numba.get_num_threads(), -(-nq // _QUERIES_PER_TASK))
+
+
+def knn_codes(xq: np.ndarray, xb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`knn_hamming` on validated C-contiguous uint8 codes of one width."""
     from .kernels.hamming import knn_scan
     nq = xq.shape[0]
     D = np.empty((nq, k), dtype=np.int32)
@@ -56,12 +66,36 @@ def knn_hamming(xq: Any, xb: Any, k: int, variant: str = "hc") -> tuple[np.ndarr
     if nq == 0:
         return D, I
     wq, wb = as_words(xq), as_words(xb)
-    block_rows = max(1, _BLOCK_BYTES // xb.shape[1])
+    block_rows = max(1, _BLOCK_BYTES // max(1, xb.shape[1]))
+    if nq <= _QUERIES_PER_TASK:
+        # one task: no thread pool to ask about (its query costs microseconds)
+        knn_scan(wq, wb, 0, nq, block_rows, D, I)
+        return D, I
 
     def work(p: int, q0: int) -> None:
         knn_scan(wq, wb, q0, min(nq, q0 + _QUERIES_PER_TASK), block_rows, D, I)
 
-    import numba
-    npipe = min(numba.get_num_threads(), -(-nq // _QUERIES_PER_TASK))
-    _blas.run_pipelines(range(0, nq, _QUERIES_PER_TASK), work, npipe)
+    _blas.run_pipelines(range(0, nq, _QUERIES_PER_TASK), work, _pipelines(nq))
     return D, I
+
+
+def range_codes(xq: np.ndarray, xb: np.ndarray, radius: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``xb`` at Hamming distance < ``radius`` of each query: ``(lims, D, I)``
+    with int32 distances, each query's results in row order (FAISS's order)."""
+    from .kernels.hamming import range_count, range_fill
+    nq = xq.shape[0]
+    wq, wb = as_words(xq), as_words(xb)
+    counts = np.zeros(nq, dtype=np.int64)
+    radius = int(min(max(radius, -1), 1 << 30))
+    blocks = range(0, nq, _QUERIES_PER_TASK)
+    npipe = _pipelines(nq)
+    _blas.run_pipelines(blocks, lambda p, q0: range_count(
+        wq, wb, q0, min(nq, q0 + _QUERIES_PER_TASK), radius, counts), npipe)
+    lims = np.zeros(nq + 1, dtype=np.int64)
+    np.cumsum(counts, out=lims[1:])
+    D = np.empty(int(lims[-1]), dtype=np.int32)
+    I = np.empty(int(lims[-1]), dtype=np.int64)
+    _blas.run_pipelines(blocks, lambda p, q0: range_fill(
+        wq, wb, q0, min(nq, q0 + _QUERIES_PER_TASK), radius, lims, D, I), npipe)
+    return lims, D, I

@@ -187,3 +187,18 @@ def merge_into(index0: Any, index1: Any, shift_ids: bool) -> None:
         ivf1.reset()
     index0.ntotal = ivf0.ntotal
     index1.ntotal = ivf1.ntotal
+
+
+def _check_binary(index: Any) -> Any:
+    from .indexes.binary import check_binary_index
+    return check_binary_index(index)
+
+
+def downcast_IndexBinary(index: Any) -> Any:
+    """FAISS's downcast for binary indexes; a voisin binary index already is its class."""
+    return _check_binary(index)
+
+
+def clone_binary_index(index: Any) -> Any:
+    """A deep, independent copy of a binary index (FAISS's ``clone_binary_index``)."""
+    return pickle.loads(pickle.dumps(_check_binary(index), protocol=pickle.HIGHEST_PROTOCOL))

@@ -6,6 +6,8 @@
 4
 """
 
+from .binary import (deserialize_index_binary, read_index_binary, serialize_index_binary,
+                     write_index_binary)
 from .codec_io import (read_InvertedLists, read_ProductQuantizer, read_ScalarQuantizer,
                        read_VectorTransform, write_InvertedLists, write_ProductQuantizer,
                        write_ScalarQuantizer, write_VectorTransform)
@@ -24,4 +26,6 @@ __all__ = ["write_index", "read_index", "serialize_index", "deserialize_index", 
            "PyCallbackIOWriter", "BufferedIOReader", "BufferedIOWriter", "FileIOReader",
            "FileIOWriter", "write_ProductQuantizer", "read_ProductQuantizer",
            "write_ScalarQuantizer", "read_ScalarQuantizer", "write_VectorTransform",
-           "read_VectorTransform", "write_InvertedLists", "read_InvertedLists"]
+           "read_VectorTransform", "write_InvertedLists", "read_InvertedLists",
+           "write_index_binary", "read_index_binary", "serialize_index_binary",
+           "deserialize_index_binary"]

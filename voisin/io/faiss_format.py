@@ -41,7 +41,7 @@ _DUMMY = 1 << 20
 # module whose index family does not exist yet is skipped (and remembered, so
 # the error for its tag can say so).
 _FORMAT_MODULES = ("flat", "idmap", "ivf", "sq", "pq", "ivfpq", "fastscan", "hnsw",
-                   "pretransform", "refine")
+                   "pretransform", "refine", "binary")
 
 ReadFn = Callable[[Reader, "ReadContext", bytes], Any]
 WriteFn = Callable[[Writer, Any], None]
@@ -60,7 +60,7 @@ _FAISS_TAG_NAMES = {
     b"INSf": "IndexNSGFlat", b"INNf": "IndexNNDescentFlat", b"IHN2": "IndexHNSW2Level",
     b"IHNp": "IndexHNSWPQ", b"Imiq": "MultiIndexQuantizer", b"IxSQ": "IndexScalarQuantizer",
     b"IwSq": "IndexIVFScalarQuantizer", b"IxPT": "IndexPreTransform", b"IxRF": "IndexRefine",
-    b"IBxF": "IndexBinaryFlat", b"IBwF": "IndexBinaryIVF", b"IBHf": "IndexBinaryHNSW",
+    b"IBHc": "IndexBinaryHNSWCagra",
 }
 
 
@@ -273,7 +273,7 @@ def parse_prefix(buf: Any, source: str, io_flags: int, verify: bool,
 
 @contextmanager
 def _serialize(index: Any, with_checksum: bool, layout: str = "faiss",
-               io_flags: int = 0) -> Iterator[Writer]:
+               io_flags: int = 0, binary: bool = False) -> Iterator[Writer]:
     """The index's pieces, valid only inside the ``with`` block.
 
     The chunks are views of the index's live arrays (no copy), and writers
@@ -281,9 +281,7 @@ def _serialize(index: Any, with_checksum: bool, layout: str = "faiss",
     write lock is held until the caller has consumed them, or a save racing
     a removal would store (and checksum) a state that never existed.
     """
-    from ..index import Index
-    if not isinstance(index, Index):
-        raise TypeError(f"index: expected a voisin Index, got {type(index).__name__}")
+    _check_kind(index, binary)
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected 'faiss' or 'voisin', got {layout!r}")
     w = Writer(layout, _check_flags(io_flags))
@@ -292,6 +290,33 @@ def _serialize(index: Any, with_checksum: bool, layout: str = "faiss",
         if with_checksum:
             add_trailer(w)
         yield w
+
+
+def _check_kind(index: Any, binary: bool) -> None:
+    """Float indexes go through write_index, binary ones through write_index_binary
+    (FAISS's split; a file of one kind is refused by the other reader too)."""
+    from ..index import Index
+    from ..indexes.binary import IndexBinary
+    if binary and not isinstance(index, IndexBinary):
+        hint = " (a float index: use write_index)" if isinstance(index, Index) else ""
+        raise TypeError(f"index: expected a voisin binary index (IndexBinary...), got "
+                        f"{type(index).__name__}{hint}")
+    if not binary and not isinstance(index, Index):
+        hint = (" (a binary index: use write_index_binary / serialize_index_binary)"
+                if isinstance(index, IndexBinary) else "")
+        raise TypeError(f"index: expected a voisin Index, got {type(index).__name__}{hint}")
+
+
+def check_read_kind(index: Any, binary: bool, source: str) -> Any:
+    """The index read from ``source`` when it is of the kind asked for."""
+    from ..indexes.binary import IndexBinary
+    if binary and not isinstance(index, IndexBinary):
+        raise IndexFileError(f"holds a float index ({type(index).__name__}), not a binary one: "
+                             "open it with read_index", 0, source)
+    if not binary and isinstance(index, IndexBinary):
+        raise IndexFileError(f"holds a binary index ({type(index).__name__}): open it with "
+                             "read_index_binary", 0, source)
+    return index
 
 
 def serialize_index(index: Any, io_flags: int = 0, *, checksum: bool = True,
@@ -389,6 +414,17 @@ def read_index(f: str | os.PathLike | BinaryIO, io_flags: int = 0, *, mmap: bool
         >>> voisin.read_index(path, voisin.IO_FLAG_MMAP).search(np.eye(3)[:1], 1)[1].tolist()
         [[0]]
     """
+    return check_read_kind(_read_any(f, io_flags, mmap, verify_checksum), False, _source_of(f))
+
+
+def _source_of(f: Any) -> str:
+    if isinstance(f, (str, os.PathLike)):
+        return os.fspath(f)
+    return str(getattr(f, "name", "<file>"))
+
+
+def _read_any(f: Any, io_flags: int, mmap: bool, verify_checksum: bool | None) -> Any:
+    """Any index (float or binary) from a path, a file object or an IOReader."""
     io_flags = _check_flags(io_flags)
     if mmap:
         io_flags |= IO_FLAG_MMAP
@@ -432,13 +468,14 @@ def read_index(f: str | os.PathLike | BinaryIO, io_flags: int = 0, *, mmap: bool
 def _freeze(index: Any) -> None:
     """IO_FLAG_READ_ONLY: refuse modifications and make the loaded arrays non-writeable."""
     from ..index import Index
+    from ..indexes.binary import IndexBinary
     seen: set[int] = set()
 
     def walk(obj: Any) -> None:
         if id(obj) in seen:
             return
         seen.add(id(obj))
-        if isinstance(obj, Index):
+        if isinstance(obj, (Index, IndexBinary)):
             obj._read_only = True
         for v in vars(obj).values():
             if isinstance(v, np.ndarray):
@@ -457,6 +494,11 @@ def _freeze(index: Any) -> None:
 
 def deserialize_index(data: Any, io_flags: int = 0, *, verify_checksum: bool = True) -> Any:
     """The index held in ``data`` (uint8 array or bytes from :func:`serialize_index`)."""
+    return check_read_kind(_deserialize_any(data, io_flags, verify_checksum), False,
+                           "<serialized index>")
+
+
+def _deserialize_any(data: Any, io_flags: int, verify_checksum: bool) -> Any:
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8 or data.ndim != 1:
             raise TypeError(f"data: expected a 1-D uint8 array, got dtype {data.dtype} "

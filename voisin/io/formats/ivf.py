@@ -29,7 +29,7 @@ _LO_SHIFT = 32
 # the IVF common part
 # --------------------------------------------------------------------------
 
-def _direct_map_entries(index: IndexIVF) -> tuple[np.ndarray, np.ndarray]:
+def _direct_map_entries(index) -> tuple[np.ndarray, np.ndarray]:
     """(ids, lo) of every stored entry, lo = list_no << 32 | offset in the list."""
     il = index.invlists
     rows, lists = il.used_rows()
@@ -44,6 +44,11 @@ def write_ivf_header(w, index: IndexIVF) -> None:
     w.u64(index.nlist)
     w.u64(index.nprobe)
     write_object(w, index.quantizer)
+    write_direct_map(w, index)
+
+
+def write_direct_map(w, index) -> None:
+    """``int8 type | vector<int64> array | [vector<(int64, int64)> hashtable]``."""
     dm_type = int(index.direct_map.type)
     w.u8(dm_type)
     if dm_type == DirectMap.Array:
@@ -81,21 +86,26 @@ class IVFCommon:
         if h.is_trained and self.quantizer.ntotal != self.nlist:
             raise r.fail(f"{what}: trained, but the quantizer holds {self.quantizer.ntotal} "
                          f"centroids for nlist={self.nlist}", q_at)
-        dm_at = r.pos
-        self.dm_type = r.u8(f"{what} direct_map type")
-        if self.dm_type > 2:
-            raise r.fail(f"{what}: unknown direct map type {self.dm_type}", dm_at)
-        array = r.vector(np.int64, f"{what} direct map array")
-        if self.dm_type == DirectMap.Array and array.size != h.ntotal:
-            raise r.fail(f"{what}: direct map has {array.size} entries for ntotal={h.ntotal}", dm_at)
-        if self.dm_type == DirectMap.Hashtable:
-            pairs_at = r.pos
-            npairs = r.u64(f"{what} direct map hashtable length")
-            if npairs > r.remaining // 16:
-                raise r.fail(f"{what}: direct map hashtable length {npairs} exceeds the file",
-                             pairs_at)
-            r.array(np.int64, 2 * npairs, f"{what} direct map hashtable")
-        # voisin rebuilds its id lookup from the lists; only the type is kept
+        self.dm_type = read_direct_map(r, h.ntotal, what)
+
+
+def read_direct_map(r, ntotal: int, what: str) -> int:
+    """The direct map's type (voisin rebuilds its id lookup from the lists)."""
+    dm_at = r.pos
+    dm_type = r.u8(f"{what} direct_map type")
+    if dm_type > 2:
+        raise r.fail(f"{what}: unknown direct map type {dm_type}", dm_at)
+    array = r.vector(np.int64, f"{what} direct map array")
+    if dm_type == DirectMap.Array and array.size != ntotal:
+        raise r.fail(f"{what}: direct map has {array.size} entries for ntotal={ntotal}", dm_at)
+    if dm_type == DirectMap.Hashtable:
+        pairs_at = r.pos
+        npairs = r.u64(f"{what} direct map hashtable length")
+        if npairs > r.remaining // 16:
+            raise r.fail(f"{what}: direct map hashtable length {npairs} exceeds the file",
+                         pairs_at)
+        r.array(np.int64, 2 * npairs, f"{what} direct map hashtable")
+    return dm_type
 
 
 def write_slab(w, index: IndexIVF) -> None:

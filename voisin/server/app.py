@@ -120,6 +120,15 @@ class _Gate:
         if not status and length is not None and (not length.isdigit() or int(length) > self.max_body):
             status, message = 413, f"body: larger than the server's limit of {self.max_body} bytes"
         if status:
+            if status == 413:
+                # read (and drop) what the client is sending, within bounds, so that it
+                # gets the 413 rather than a connection reset in the middle of its upload
+                left = 4 * self.max_body
+                while left > 0:
+                    msg = await receive()
+                    left -= len(msg.get("body", b""))
+                    if msg["type"] != "http.request" or not msg.get("more_body"):
+                        break
             await _send_error(send, status, message, t0)
             self.metrics.observe(method, "(refused)", status, time.perf_counter() - t0)
             return

@@ -522,3 +522,28 @@ def test_range_search_on_wide_large_data(rng, kind, nq):
         sel = voisin.SearchParameters(sel=voisin.IDSelectorBitmap(allowed))
         lims, D, I = index.range_search(xq, radius, params=sel)
         _check_range(lims, D, I, xq, xb, radius, voisin.METRIC_L2, allowed=allowed)
+
+
+@pytest.mark.parametrize("metric", [voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT])
+def test_selective_mask_few_queries_scores_rows_in_place(metric):
+    # fewer than GATHER_MIN_QUERIES queries score the allowed rows where they lie;
+    # more gather them first: both must equal brute force over the allowed rows
+    from voisin import exact
+    from voisin.filtering import GATHER_MIN_QUERIES
+    rng = np.random.default_rng(3)
+    xb = rng.normal(size=(5000, 24)).astype(np.float32)
+    xq = rng.normal(size=(GATHER_MIN_QUERIES + 1, 24)).astype(np.float32)
+    mask = rng.random(5000) < 0.05
+    rows = np.flatnonzero(mask)
+    if metric == voisin.METRIC_L2:
+        full = ((xq[:, None, :].astype(np.float64) - xb[rows][None]) ** 2).sum(-1)
+    else:
+        full = -(xq.astype(np.float64) @ xb[rows].T)
+    want = rows[np.argsort(full, axis=1, kind="stable")[:, :7]]
+    D1, I1 = exact.search(xq[:2], xb, 5000, metric, 7, mask=mask)
+    Db, Ib = exact.search(xq, xb, 5000, metric, 7, mask=mask)
+    np.testing.assert_array_equal(I1, want[:2])
+    np.testing.assert_array_equal(Ib, want)
+    np.testing.assert_allclose(D1, Db[:2], rtol=1e-5, atol=1e-5)
+    few = exact.search(xq[:1], xb, 5000, metric, 400, mask=mask)[1]   # k > allowed rows
+    assert (few[0, rows.size:] == -1).all() and set(few[0, :rows.size]) == set(rows)

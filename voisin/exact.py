@@ -15,7 +15,7 @@ import numba
 
 from . import _blas
 from ._validate import as_matrix, check_k
-from .filtering import GATHER_FRACTION
+from .filtering import GATHER_FRACTION, GATHER_MIN_QUERIES
 from .metric import METRIC_L2, check_metric, is_similarity, worst_distance
 from .kernels import flat as K
 
@@ -71,6 +71,19 @@ def search(xq: np.ndarray, xb: np.ndarray, nb: int, metric: int, k: int,
         if allowed == 0:
             D.fill(worst_distance(metric))
             I.fill(-1)
+            return D, I
+        if allowed < GATHER_FRACTION * nb and nq < GATHER_MIN_QUERIES:
+            # a few queries: score the allowed rows where they lie (a gather would
+            # copy them once for so few scans)
+            rows = np.flatnonzero(mask[:nb])
+            hd = np.empty((nq, k), dtype=np.float32)
+            K.scan_rows_topk(xq, xb, rows, metric, hd, I)
+            if is_similarity(metric):
+                np.negative(hd, out=D)
+            else:
+                D[:] = hd
+            if (I[:, -1] < 0).any():
+                D[I < 0] = worst_distance(metric)
             return D, I
         if allowed < GATHER_FRACTION * nb:
             rows = np.flatnonzero(mask[:nb])

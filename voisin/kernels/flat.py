@@ -152,6 +152,27 @@ def scan_topk_serial(xq, xb, nb, metric, hd, hi, mask, use_mask):
         heap_sort_inplace(hd[i], hi[i])
 
 
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def scan_rows_topk(xq, xb, rows, metric, hd, hi):
+    """Each query scores only ``rows`` of xb (ids kept as row numbers): a
+    selective filter for a few queries, without gathering the rows first."""
+    d = xb.shape[1]
+    for i in range(xq.shape[0]):
+        heap_init(hd[i], hi[i])
+        rd, ri = hd[i], hi[i]
+        thr = rd[0]
+        for t in range(rows.shape[0]):
+            j = rows[t]
+            if metric == METRIC_L2:
+                c = _l2(xq[i], xb, j, d)
+            else:
+                c = -_dot(xq[i], xb, j, d)
+            if c < thr:
+                heap_replace_top(rd, ri, c, j)
+                thr = rd[0]
+        heap_sort_inplace(rd, ri)
+
+
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def scan_topk_parallel(xq, xb, nb, metric, nchunks, hd, hi, mask, use_mask):
     """Split the database in ``nchunks`` slices so even one query uses every

@@ -127,30 +127,15 @@ def _renumbers_on_removal(index: Index) -> bool:
     return getattr(index, "invlists", None) is None
 
 
-class IndexIDMap(_Gated, Index):
-    """Gives the vectors of ``index`` user-chosen int64 ids.
+class _IdTable:
+    """The id bookkeeping of an id map over a position-numbered index, shared by
+    :class:`IndexIDMap` and :class:`~voisin.indexes.binary_idmap.IndexBinaryIDMap`:
+    ``_ids[p]`` is the user id at position ``p`` of ``self.index``, ``_sorted``
+    a lazily rebuilt (sorted ids, positions) pair; writes hold ``self._gate``."""
 
-    The wrapped index must be empty and number its vectors by position (Flat,
-    PQ, SQ, HNSW...). Searching translates positions back to ids; filters
-    (``SearchParameters(sel=...)``) and ``remove_ids`` speak in user ids.
-    Adding an id that is already present replaces its vector.
+    _item = "vector"
 
-    Example:
-        >>> import numpy as np, voisin
-        >>> index = voisin.IndexIDMap(voisin.IndexFlatL2(4))
-        >>> index.add_with_ids(np.eye(4), np.array([10, 20, 30, 40]))
-        >>> D, I = index.search(np.eye(4)[:1], 1)
-        >>> int(I[0, 0])
-        10
-    """
-
-    def __init__(self, index: Index):
-        if not isinstance(index, Index):
-            raise TypeError(f"index: expected a voisin Index to wrap, got {index!r}")
-        if index.ntotal != 0:
-            raise ValueError(f"index: must be empty when wrapped in {type(self).__name__}, "
-                             f"it holds {index.ntotal} vectors")
-        super().__init__(index.d, index.metric_type)
+    def _init_ids(self, index: Any) -> None:
         self.index = index
         self.params_type = index.params_type
         self._ids = np.empty(0, dtype=np.int64)
@@ -173,7 +158,7 @@ class IndexIDMap(_Gated, Index):
         return v
 
     def add(self, x) -> None:
-        raise NotImplementedError(f"{type(self).__name__}.add: every vector needs an id, "
+        raise NotImplementedError(f"{type(self).__name__}.add: every {self._item} needs an id, "
                                   "call add_with_ids(x, ids)")
 
     def _train(self, x: np.ndarray) -> None:
@@ -193,12 +178,6 @@ class IndexIDMap(_Gated, Index):
         pos[pos == n] = 0
         found = sids[pos] == keys
         return np.where(found, order[pos], -1)
-
-    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
-        if ids is None:  # pragma: no cover - add() refuses before we get here
-            raise NotImplementedError
-        with self._gate.writing():
-            self._add_locked(x, ids)
 
     def _add_locked(self, x: np.ndarray, ids: np.ndarray) -> None:
         # validation passes int64 arrays through without a copy, so ``ids`` may
@@ -227,14 +206,6 @@ class IndexIDMap(_Gated, Index):
         inner = copy.copy(params)
         inner.sel = _MaskSelector(params.sel.contains(self._ids[:self.ntotal]))
         return inner
-
-    def _search(self, x, k, params, D, I):
-        with self._gate.reading():
-            ids = self._ids
-            D, I = self.index._search(x, k, self._translate(params), D, I)
-        valid = I >= 0
-        I[valid] = ids[I[valid]]
-        return D, I
 
     def _range_search(self, x, radius, params):
         with self._gate.reading():
@@ -275,7 +246,7 @@ class IndexIDMap(_Gated, Index):
             return self.index._reconstruct_keys(pos)
 
     def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
-        """Vectors at positions i0 .. i0+ni-1 of the wrapped index (not ids)."""
+        """Vectors (codes) at positions i0 .. i0+ni-1 of the wrapped index (not ids)."""
         with self._gate.reading():
             return self.index.reconstruct_n(i0, ni)
 
@@ -285,6 +256,48 @@ class IndexIDMap(_Gated, Index):
             self.ntotal = 0
             self._ids = np.empty(0, dtype=np.int64)
             self._sorted = None
+
+
+
+class IndexIDMap(_Gated, _IdTable, Index):
+    """Gives the vectors of ``index`` user-chosen int64 ids.
+
+    The wrapped index must be empty and number its vectors by position (Flat,
+    PQ, SQ, HNSW...). Searching translates positions back to ids; filters
+    (``SearchParameters(sel=...)``) and ``remove_ids`` speak in user ids.
+    Adding an id that is already present replaces its vector.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> index = voisin.IndexIDMap(voisin.IndexFlatL2(4))
+        >>> index.add_with_ids(np.eye(4), np.array([10, 20, 30, 40]))
+        >>> D, I = index.search(np.eye(4)[:1], 1)
+        >>> int(I[0, 0])
+        10
+    """
+
+    def __init__(self, index: Index):
+        if not isinstance(index, Index):
+            raise TypeError(f"index: expected a voisin Index to wrap, got {index!r}")
+        if index.ntotal != 0:
+            raise ValueError(f"index: must be empty when wrapped in {type(self).__name__}, "
+                             f"it holds {index.ntotal} vectors")
+        super().__init__(index.d, index.metric_type)
+        self._init_ids(index)
+
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is None:  # pragma: no cover - add() refuses before we get here
+            raise NotImplementedError
+        with self._gate.writing():
+            self._add_locked(x, ids)
+
+    def _search(self, x, k, params, D, I):
+        with self._gate.reading():
+            ids = self._ids
+            D, I = self.index._search(x, k, self._translate(params), D, I)
+        valid = I >= 0
+        I[valid] = ids[I[valid]]
+        return D, I
 
 
 class IndexIDMap2(IndexIDMap):

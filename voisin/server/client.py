@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..db.errors import CollectionExistsError, CollectionNotFoundError, PointNotFoundError
-from ..db.ids import normalize_id
+from ..db.ids import normalize_ids
 from ..db.results import Hits, QueryHits, Record, ScoredPoint
 
 _METRIC_OF = {"Cosine": "cosine", "Dot": "dot", "Euclid": "euclid"}
@@ -121,17 +121,8 @@ def _q(name: str) -> str:
 
 
 def _ids_json(ids: Any) -> list:
-    if isinstance(ids, np.ndarray):
-        ids = ids.tolist()
-    elif isinstance(ids, (str, int, np.integer)):
-        ids = [ids]
-    out = []
-    for v in ids:
-        try:
-            out.append(normalize_id(v))
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"ids: {exc}") from None
-    return out
+    # the embedded layer's normal form: ints and canonical UUID strings, as JSON takes them
+    return normalize_ids(ids, "ids")
 
 
 def _vector(v: Any) -> np.ndarray | None:

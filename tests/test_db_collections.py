@@ -233,9 +233,12 @@ def test_snapshot_is_consistent_while_writes_go_on(tmp_path):
         voisin.restore(snap, tmp_path / "restored")
 
 
-def test_readers_run_beside_a_writer(tmp_path):
+@pytest.mark.parametrize("index", ["auto", "HNSW16,Flat"])
+def test_readers_run_beside_a_writer(tmp_path, index):
+    # with HNSW the graph insertion runs beside the searches (staged add): a search
+    # must still see each point with its vector and its payload together
     db = voisin.connect(tmp_path / "db", durability="normal")
-    c = db.create_collection("c", dim=8, metric="euclid")
+    c = db.create_collection("c", dim=8, metric="euclid", index=index)
     X, P = _points(2000, seed=3)
     c.upsert(range(500), X[:500], payloads=P[:500])
     errors = []
@@ -247,6 +250,8 @@ def test_readers_run_beside_a_writer(tmp_path):
                 h = c.search(rng.standard_normal(8), k=5, filter={"must": [{"key": "g", "match": {"value": 1}}]})
                 assert all(p["g"] == 1 for p in h.payloads[0])
                 assert len(h[0]) == 5
+                h = c.search(rng.standard_normal(8), k=20)
+                assert len(h[0]) == 20 and all(p is not None and "g" in p for p in h.payloads[0])
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
     threads = [threading.Thread(target=reader, args=(s,)) for s in range(3)]

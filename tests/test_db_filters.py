@@ -11,6 +11,7 @@ with the plain per-payload evaluator; all must agree with Qdrant.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import numpy as np
@@ -25,6 +26,7 @@ from qdrant_client import models  # noqa: E402
 import voisin  # noqa: E402
 from voisin.db import FilterError, payloads as payload_module  # noqa: E402
 from voisin.db.filters import StaticTable, evaluate, matches, parse_filter  # noqa: E402
+evaluate_module = importlib.import_module("voisin.db.filters.evaluate")  # the module, not the function
 from voisin.db.filters.reference import NO_ID  # noqa: E402
 
 DIM = 4
@@ -118,6 +120,8 @@ def _qdrant(points):
 def _voisin(points, mode, monkeypatch):
     monkeypatch.setattr(payload_module, "SMALL_TABLE", 10 ** 9 if mode == "reference" else 0)
     monkeypatch.setattr(payload_module, "REBUILD_ROWS", 10 ** 9)
+    # "merged": the columns built after the first write are merged forward with the second's rows
+    monkeypatch.setattr(payload_module, "MERGE_ROWS", 0 if mode == "merged" else 10 ** 9)
     db = voisin.connect()
     col = db.create_collection("t", dim=DIM, metric="euclid")
     half = len(points) // 2
@@ -131,7 +135,7 @@ def _voisin(points, mode, monkeypatch):
     return db, col
 
 
-@pytest.mark.parametrize("mode", ["columns", "reference"])
+@pytest.mark.parametrize("mode", ["columns", "merged", "reference"])
 @settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(ps=st.lists(payloads, min_size=0, max_size=25), f=filters, data=st.data())
@@ -222,3 +226,70 @@ def test_large_collection_filters_through_columns(tmp_path):
         want = sum(matches(node, d, i) for i, d in enumerate(docs))
         assert col.count(f) == want
         assert col.payload_schema == {"year": "integer"}
+
+
+def test_columns_merge_forward_the_rows_written_after_them(tmp_path, monkeypatch):
+    """Hundreds of writes after the columns were built (fewer than a rebuild takes):
+    counts equal the reference, each write is seen, and no payload is re-tested
+    one by one per query (the reference evaluator is never called)."""
+    rng = np.random.default_rng(3)
+    n = 6_000
+    docs = {i: {"cat": int(i % 10), "year": int(2000 + i % 25)} for i in range(n)}
+    with voisin.connect(tmp_path / "db") as db:
+        col = db.create_collection("c", dim=2, metric="euclid")
+        col.upsert(np.arange(n), rng.standard_normal((n, 2)), payloads=[docs[i] for i in range(n)])
+        f = {"must": [{"key": "cat", "match": {"any": [3, 99]}}, {"key": "year", "range": {"gte": 2010}}],
+             "must_not": [{"key": "cat", "is_null": True}]}
+        node = parse_filter(f)
+
+        def want():
+            return sum(matches(node, d, i) for i, d in docs.items())
+        assert col.count(f) == want() > 0  # builds the columns
+
+        def refuse(*a, **k):
+            raise AssertionError("a payload was re-tested one by one")
+        for step in range(6):
+            new = np.arange(n + 100 * step, n + 100 * (step + 1))
+            col.upsert(new, rng.standard_normal((100, 2)), payloads=[{"cat": 99, "year": 2020}] * 100)
+            docs.update({int(i): {"cat": 99, "year": 2020} for i in new})
+            old = rng.choice([i for i in docs if i < n], 40, replace=False)
+            col.set_payload(old[:20].tolist(), {"cat": 3, "year": 2011})
+            for i in old[:20]:
+                docs[int(i)] = {**docs[int(i)], "cat": 3, "year": 2011}
+            col.delete(old[20:].tolist())
+            for i in old[20:]:
+                docs.pop(int(i), None)
+            with monkeypatch.context() as m:
+                m.setattr(evaluate_module, "matches", refuse)
+                assert col.count(f) == want()
+                got = col.search(np.zeros(2, np.float32), k=50, filter=f)
+                assert all(matches(node, docs[int(i)], i) for i in got.ids[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(old=st.lists(payloads, min_size=0, max_size=30), f=filters, data=st.data())
+def test_merged_columns_equal_columns_built_afresh(old, f, data):
+    """Column.merged (rows rewritten, deleted or appended since the column was
+    built, its string caches already filled) answers as a column built from the
+    new payloads, and as the per-payload evaluator."""
+    from voisin.db.filters.columns import Column
+    new = list(old)
+    changed = set()
+    for i in data.draw(st.lists(st.integers(0, max(0, len(old) - 1)), max_size=10)) if old else []:
+        new[i] = data.draw(st.one_of(payloads, st.none()))
+        changed.add(i)
+    appended = data.draw(st.lists(payloads, max_size=8))
+    changed |= set(range(len(old), len(old) + len(appended)))
+    new += appended
+    rows = np.array(sorted(changed), dtype=np.int64)
+
+    class Merged(StaticTable):
+        def column(self, key, path):
+            col = Column.build(old, path)
+            col.datetimes()
+            col.rows_text(("red",))
+            return col.merged(self.docs, rows, path), np.zeros(0, dtype=np.int64)
+
+    node = parse_filter(f)
+    want = [d is not None and matches(node, d, NO_ID) for d in new]
+    assert evaluate(node, Merged(new, small=0)).tolist() == want

@@ -336,3 +336,55 @@ def test_output_arrays_receive_external_ids(rng):
     D2, I2 = index.search(xq, 6, D=D, I=I)
     assert D2 is D and I2 is I
     assert_knn_valid(D, I, xq, xb, 6, voisin.METRIC_L2, ids=ids)
+
+
+def test_staged_add_inserts_while_searches_see_the_old_graph(rng):
+    """IndexIDMap(HNSW).staged_add: entering inserts (searches still see the old
+    vectors only), the call publishes vectors and ids together; the result equals
+    a plain add_with_ids. Replacing an id, or an inner index that cannot prepare,
+    falls back to the whole add inside the call; a block left without the call
+    adds nothing."""
+    d = 12
+    xb = rng.standard_normal((600, d)).astype(np.float32)
+    ids = np.arange(600, dtype=np.int64) * 5 + 1
+    xq = rng.standard_normal((20, d)).astype(np.float32)
+
+    def make():
+        ix = voisin.IndexIDMap2(voisin.IndexHNSWFlat(d, 8))
+        ix.index.hnsw.efSearch = 64
+        ix.add_with_ids(xb[:400], ids[:400])
+        return ix
+
+    plain, staged = make(), make()
+    plain.add_with_ids(xb[400:], ids[400:])
+    before = staged.search(xq, 5)
+    with staged.staged_add(xb[400:], ids[400:]) as publish:
+        during = staged.search(xq, 5)
+        assert staged.ntotal == 400
+        np.testing.assert_array_equal(during[1], before[1])
+        publish()
+    assert staged.ntotal == 600
+    np.testing.assert_array_equal(staged.id_map, plain.id_map)
+    (Ds, Is), (Dp, Ip) = staged.search(xq, 5), plain.search(xq, 5)
+    np.testing.assert_array_equal(Is, Ip)  # the same levels drawn, the same graph
+    np.testing.assert_allclose(Ds, Dp, rtol=1e-6)
+    np.testing.assert_array_equal(staged.reconstruct(int(ids[450])), xb[450])
+
+    # not published: nothing added, and the index takes further writes
+    with staged.staged_add(xb[:1] + 1, np.array([10_000])) as publish:
+        pass
+    assert staged.ntotal == 600 and 10_000 not in set(staged.id_map.tolist())
+    # replacing ids: done whole by the call
+    with staged.staged_add(xb[:3] * 0, ids[:3]) as publish:
+        publish()
+    np.testing.assert_array_equal(staged.reconstruct(int(ids[1])), np.zeros(d, np.float32))
+    assert staged.ntotal == 600
+    # an inner index that cannot prepare an add
+    flat = voisin.IndexIDMap(voisin.IndexFlatL2(d))
+    with flat.staged_add(xb[:10], ids[:10]) as publish:
+        assert flat.ntotal == 0
+        publish()
+    assert flat.ntotal == 10
+    with pytest.raises(ValueError, match="ids"):
+        with flat.staged_add(xb[:2], np.array([1, 1])):
+            pass

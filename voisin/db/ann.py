@@ -19,7 +19,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -136,6 +137,19 @@ class AnnIndex:
         """Insert or replace these vectors."""
         if len(iids):
             self.index.add_with_ids(X, np.asarray(iids, dtype=np.int64))
+
+    @contextmanager
+    def staged_add(self, iids: np.ndarray, X: np.ndarray) -> Iterator[Callable[[], None]]:
+        """:meth:`add` in two steps: entering inserts into the graph while searches go
+        on (an HNSW target), the yielded call makes the vectors visible and is made
+        under the collection's gate with the payloads. For the exact index, or when
+        ids are replaced, the call does the whole add."""
+        staged = getattr(self.index, "staged_add", None)
+        if staged is None or not len(iids):
+            yield lambda: self.add(iids, X)
+            return
+        with staged(X, np.asarray(iids, dtype=np.int64)) as publish:
+            yield publish
 
     def remove(self, iids: np.ndarray) -> None:
         if len(iids):

@@ -209,12 +209,15 @@ class Collection(CollectionReads):
             with self._store.write() as c:
                 self._store.upsert_rows(c, self._cid, rows)
                 self._store.set_seq(c, self._cid, seq)
-            with self._gate.writing():
-                self._iid_of.update(fresh)
-                self._next_iid += len(fresh)
-                self._payloads.put(iids, docs, pids)
-                self._ann.add(np.asarray(iids, dtype=np.int64), X)
-                self.seq = seq
+            # the graph insertion runs while searches go on; they wait only while
+            # the new vectors and their payloads become visible together
+            with self._ann.staged_add(np.asarray(iids, dtype=np.int64), X) as publish_vectors:
+                with self._gate.writing():
+                    self._iid_of.update(fresh)
+                    self._next_iid += len(fresh)
+                    self._payloads.put(iids, docs, pids)
+                    publish_vectors()
+                    self.seq = seq
             self._after_write(n)
             return seq
 

@@ -35,6 +35,8 @@ from .filters.paths import Path, parse_path
 
 REBUILD_ROWS = 2048
 REBUILD_FRACTION = 0.02
+#: changed rows a query re-tests one by one before the column is merged forward
+MERGE_ROWS = 32
 
 
 class PayloadStore:
@@ -75,7 +77,8 @@ class PayloadStore:
         return np.asarray(self._iids_of(ids), dtype=np.int64)
 
     def column(self, key: str, path: Path) -> tuple[Column, np.ndarray]:
-        return self._fresh(self._columns, key, lambda: Column.build(self.docs, path))
+        return self._fresh(self._columns, key, lambda: Column.build(self.docs, path),
+                           lambda col, rows: col.merged(self.docs, rows, path))
 
     def child(self, key: str, path: Path) -> tuple[StaticTable, np.ndarray]:
         def build() -> StaticTable:
@@ -83,16 +86,29 @@ class PayloadStore:
             return StaticTable(c.docs, c.parent, SMALL_TABLE)
         return self._fresh(self._children, key, build)
 
-    def _fresh(self, cache: dict, key: str, build: Callable[[], Any]) -> tuple[Any, np.ndarray]:
-        """The cached structure for ``key`` (rebuilt when too many rows changed
-        since it was built) and the rows changed since."""
+    def _fresh(self, cache: dict, key: str, build: Callable[[], Any],
+               merge: Callable[[Any, np.ndarray], Any] | None = None) -> tuple[Any, np.ndarray]:
+        """The cached structure for ``key`` and the rows changed since it was built.
+        Beyond ``MERGE_ROWS`` changed rows a column is merged forward (its entries
+        for those rows re-read, once per write, by the first query after it)
+        rather than leaving every query to re-test them; a structure that cannot
+        merge (a nested table) is rebuilt once they exceed ``REBUILD_ROWS`` +
+        ``REBUILD_FRACTION`` of the table."""
         entry = cache.get(key)
         if entry is None or self._stale(entry[0]):
             with self._lock:
                 entry = cache.get(key)
                 if entry is None or self._stale(entry[0]):
                     entry = cache[key] = (self.version, build())
-        return entry[1], self.changed_since(entry[0])
+        dirty = self.changed_since(entry[0])
+        if merge is not None and dirty.size > MERGE_ROWS:
+            with self._lock:
+                latest = cache[key]
+                if latest[0] == entry[0]:
+                    latest = cache[key] = (self.version, merge(entry[1], dirty))
+                entry = latest
+            dirty = self.changed_since(entry[0])
+        return entry[1], dirty
 
     # --- versions -----------------------------------------------------------------
     def changed_since(self, version: int) -> np.ndarray:

@@ -18,7 +18,7 @@ neighbour lists with exact distances. The files are plain FAISS files.
 from __future__ import annotations
 
 import copy
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numba
 import numpy as np
@@ -249,6 +249,20 @@ class IndexHNSW(Index):
         return True
 
     def _add_vectors(self, x: np.ndarray, xe: np.ndarray | None, rows: np.ndarray | None) -> None:
+        self._publish(*self._added_state(x, xe, rows))
+
+    def _prepare_add(self, x: np.ndarray) -> Callable[[], None]:
+        """Build the graph with ``x`` added without publishing it, and return the
+        call that publishes it. Searches meanwhile go on reading the current graph
+        (insertion writes copies), so a caller that must show the new vectors
+        together with other state (an id map's ids, a collection's payloads) holds
+        its own gate only for the publish, not for the insertion. The caller keeps
+        other writers out from here until the publish."""
+        state = self._added_state(x, None, None)
+        return lambda: self._publish(*state)
+
+    def _added_state(self, x: np.ndarray, xe: np.ndarray | None,
+                     rows: np.ndarray | None) -> tuple[np.ndarray, tuple, np.ndarray | None]:
         h = self.hnsw
         efc = check_int(h.efConstruction, "efConstruction", lo=1)
         M = h.M
@@ -286,7 +300,7 @@ class IndexHNSW(Index):
             dead = np.concatenate([self._dead, np.zeros(n, dtype=bool)])
         if n >= ORPHAN_CHECK_FRACTION * n1:
             maintenance.relink_orphans(nb0, dead, n1, int(state[0]))
-        self._publish(X, (nb0, upper, upper_off, levels, state), dead)
+        return X, (nb0, upper, upper_off, levels, state), dead
 
     # --- search ---------------------------------------------------------------------
     def _search_fast(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -200,6 +200,56 @@ class _IdTable:
         self.ntotal = need
         self._sorted = None
 
+    def _prepare_add_locked(self, x: np.ndarray, ids: np.ndarray) -> Callable[[], None] | None:
+        """The add of new ids prepared without the gate (the wrapped index builds its
+        next state while searches read the current one), as the call that publishes
+        it with the ids; None when it must run under the gate: an id is already
+        present (replacing removes, which renumbers), or the wrapped index cannot
+        prepare an add (``_prepare_add``)."""
+        prepare = getattr(self.index, "_prepare_add", None)
+        if prepare is None or (self._positions(ids) >= 0).any():
+            return None
+        ids = ids.copy()
+        publish_inner = prepare(x)
+
+        def publish() -> None:
+            n0 = self.ntotal
+            need = n0 + ids.size
+            if need > self._ids.size:
+                grown = np.empty(max(need, 2 * self._ids.size, 1024), dtype=np.int64)
+                grown[:n0] = self._ids[:n0]
+                self._ids = grown
+            self._ids[n0:need] = ids
+            publish_inner()
+            self.ntotal = need
+            self._sorted = None
+        return publish
+
+    @contextmanager
+    def staged_add(self, x: Any, ids: Any) -> Iterator[Callable[[], None]]:
+        """``add_with_ids(x, ids)`` in two steps, for a caller (a collection) that must
+        show the new vectors together with state of its own: entering does the costly
+        part (graph insertion) while searches continue, the yielded call makes the
+        vectors visible, fast, and the caller makes it under its own lock. Where the
+        add cannot be prepared the yielded call does all of it. Other writers of this
+        index wait until the block exits; a block left without the call adds nothing."""
+        from .._validate import as_ids, as_matrix, check_unique
+        x = as_matrix(x, self.d, "x")
+        ids = as_ids(ids, x.shape[0], "ids")
+        check_unique(ids)
+        self._check_trained()
+        self._check_writable()
+        with self._write_lock:
+            publish = self._prepare_add_locked(x, ids) if x.shape[0] else (lambda: None)
+
+            def run() -> None:
+                with self._gate.writing():
+                    if publish is None:
+                        self._add_locked(x, ids)
+                    else:
+                        publish()
+            yield run
+
     def _translate(self, params: SearchParameters | None) -> SearchParameters | None:
         if params is None or params.sel is None:
             return params
@@ -288,8 +338,13 @@ class IndexIDMap(_Gated, _IdTable, Index):
     def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
         if ids is None:  # pragma: no cover - add() refuses before we get here
             raise NotImplementedError
+        # an HNSW inside inserts outside the gate: searches wait only for the publish
+        publish = self._prepare_add_locked(x, ids)
         with self._gate.writing():
-            self._add_locked(x, ids)
+            if publish is None:
+                self._add_locked(x, ids)
+            else:
+                publish()
 
     def _search(self, x, k, params, D, I):
         with self._gate.reading():

@@ -4,7 +4,9 @@ a scatter into a boolean mask instead of a Python test per point.
 
 A column is built once from the payloads (one Python pass) and is immutable
 afterwards; :class:`voisin.db.payloads.PayloadStore` tracks the rows written
-since and re-checks those with the reference evaluator until it rebuilds.
+since, re-checks them with the reference evaluator while they are few, and
+beyond that replaces the column by :meth:`Column.merged`, which re-reads only
+those rows.
 
 Every value the path selects (arrays unwrapped one level, as Qdrant does) is
 one *entry* ``(row, value)``, kept per type because Qdrant never equates
@@ -71,6 +73,7 @@ class Column:
         self.vocab: list[str] = []
         self._tokens: list[frozenset] | None = None
         self._datetimes: tuple[np.ndarray, np.ndarray] | None = None
+        self._micros: list | None = None  # epoch microseconds of each vocab string (None: not a datetime)
 
     @classmethod
     def build(cls, docs: Sequence[Any], path: Path) -> "Column":
@@ -128,14 +131,75 @@ class Column:
         col.c_rows = np.asarray(c_rows, dtype=np.int64)
         col.c_vals = np.asarray(c_vals, dtype=np.int64)
         col.empty, col.null = empty, null
-        col._datetimes = None
         return col
+
+    def merged(self, docs: Sequence[Any], rows: np.ndarray, path: Path) -> "Column":
+        """This column with ``rows`` (sorted, unique) re-read from ``docs``: the rows
+        written since it was built, in one numpy pass over the entries and one Python
+        pass over the written rows only. ``self`` is left as it is (readers may hold it).
+
+        >>> from voisin.db.filters.paths import parse_path
+        >>> docs = [{"t": "a"}, {"t": "b"}]
+        >>> col = Column.build(docs, parse_path("t"))
+        >>> docs[0], docs[1:] = {"t": "c"}, [None, {"t": "b"}]
+        >>> sorted(col.merged(docs, np.array([0, 1, 2]), parse_path("t")).rows_equal_str({"b", "c"}).tolist())
+        [0, 2]
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        part = Column.build([docs[r] for r in rows.tolist()], path)
+        out = Column()
+        out.n = n = max(len(docs), self.n)
+        stale = np.zeros(n, dtype=bool)
+        stale[rows] = True
+
+        def kept(r: np.ndarray, *vals: np.ndarray) -> tuple[np.ndarray, ...]:
+            keep = ~stale[r]
+            return (r[keep],) + tuple(v[keep] for v in vals)
+
+        def merge(r_old: np.ndarray, v_old: np.ndarray, r_new: np.ndarray, v_new: np.ndarray):
+            r_old, v_old = kept(r_old, v_old)
+            at = np.searchsorted(v_old, v_new, side="right")  # v_new is sorted: so is the result
+            return np.insert(r_old, at, rows[r_new]), np.insert(v_old, at, v_new)
+
+        # strings: the new rows' codes renumbered into this vocabulary, extended
+        code_of, vocab = dict(self.code_of), list(self.vocab)
+        recode = np.empty(len(part.vocab), dtype=np.int64)
+        for j, v in enumerate(part.vocab):
+            c = code_of.get(v)
+            if c is None:
+                c = code_of[v] = len(vocab)
+                vocab.append(v)
+            recode[j] = c
+        out.vocab, out.code_of = vocab, code_of
+        new_codes = recode[part.s_codes] if part.s_codes.size else part.s_codes
+        order = np.argsort(new_codes, kind="stable")
+        out.s_rows, out.s_codes = merge(self.s_rows, self.s_codes, part.s_rows[order], new_codes[order])
+        out.i_rows, out.i_vals = merge(self.i_rows, self.i_vals, part.i_rows, part.i_vals)
+        out.b_rows, out.b_vals = merge(self.b_rows, self.b_vals, part.b_rows, part.b_vals)
+        out.f_rows, out.f_vals = merge(self.f_rows, self.f_vals, part.f_rows, part.f_vals)
+        (o_rows,) = kept(self.o_rows)
+        out.o_rows = np.concatenate([o_rows, rows[part.o_rows]])
+        c_rows, c_vals = kept(self.c_rows, self.c_vals)
+        out.c_rows = np.concatenate([c_rows, rows[part.c_rows]])
+        out.c_vals = np.concatenate([c_vals, part.c_vals])
+        out.empty, out.null = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        out.empty[:self.n], out.null[:self.n] = self.empty, self.null
+        out.empty[rows], out.null[rows] = part.empty, part.null
+        # the per-string caches grow with the vocabulary instead of being redone
+        if self._tokens is not None:
+            from .parse import text_tokens
+            out._tokens = self._tokens + [frozenset(text_tokens(v)) for v in vocab[len(self.vocab):]]
+        if self._micros is not None:
+            out._micros = self._micros + [payload_micros(v) for v in vocab[len(self.vocab):]]
+        return out
 
     def datetimes(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, epoch microseconds) of the datetime strings, sorted; parsed
         once per distinct string, on the first datetime range."""
         if self._datetimes is None:
-            micros = [payload_micros(s) for s in self.vocab]
+            if self._micros is None:
+                self._micros = [payload_micros(s) for s in self.vocab]
+            micros = self._micros
             ok = np.array([m is not None for m in micros], dtype=bool)
             of_code = np.array([m if m is not None else 0 for m in micros], dtype=np.int64)
             keep = ok[self.s_codes] if ok.size else np.zeros(0, dtype=bool)

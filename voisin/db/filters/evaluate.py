@@ -4,8 +4,8 @@ mask, with numpy operations over :class:`~.columns.Column` arrays.
 A table (:class:`StaticTable`, or the collection's live
 :class:`voisin.db.payloads.PayloadStore`) hands out columns and nested child
 tables together with the rows written since they were built; those rows are
-re-checked one by one with the reference evaluator, so a column never has to
-be rebuilt on every write. Tables smaller than ``SMALL_TABLE`` rows are
+re-checked one by one with the reference evaluator (the live table keeps them
+few by merging its columns forward, see :mod:`voisin.db.payloads`). Tables smaller than ``SMALL_TABLE`` rows are
 evaluated by the reference evaluator directly (a column would not pay).
 
 Example:
@@ -132,6 +132,11 @@ def _eval(node: A.Node, t: Any) -> np.ndarray:
         hit = evaluate(node.filter, child)
         return _fix(_scatter(n, child.parent[hit]), node, t, dirty)
     col, dirty = t.column(node.key, node.path)
+    return _fix(_leaf(node, col, n), node, t, dirty)
+
+
+def _leaf(node: A.Node, col: Column, n: int) -> np.ndarray:
+    """Mask over ``n`` rows of a condition on one key, from its column alone."""
     if isinstance(node, A.Match):
         if node.kind == "any":
             rows = col.rows_equal(node)
@@ -144,12 +149,12 @@ def _eval(node: A.Node, t: Any) -> np.ndarray:
     elif isinstance(node, A.ValuesCount):
         rows = col.rows_count(node)
     elif isinstance(node, A.IsEmpty):
-        return _fix(_pad(col.empty, n), node, t, dirty)
+        return _pad(col.empty, n)
     elif isinstance(node, A.IsNull):
-        return _fix(_pad(col.null, n), node, t, dirty)
+        return _pad(col.null, n)
     else:  # pragma: no cover
         raise TypeError(f"unknown filter node {node!r}")
-    return _fix(_scatter(n, rows), node, t, dirty)
+    return _scatter(n, rows)
 
 
 def _pad(flags: np.ndarray, n: int) -> np.ndarray:

@@ -4,7 +4,8 @@
 one starts as an ANNG (``edge_size_for_creation`` edges per node,
 ``epsilon_for_creation`` widening the insertion searches); ONNG and QG then
 adjust its degrees to ``outdegree`` / ``indegree`` (NGT's optimizer, the
-``ngt reconstruct-graph -mS`` step); QG finally quantizes the graph
+``ngt reconstruct-graph -mS`` step; ``refine=true`` first refines the ANNG,
+as ann-benchmarks' "with-refinement" groups do); QG finally quantizes the graph
 (``max_edge`` edges kept per node, its codebooks trained on ``sample``
 vectors). Query knobs: ``epsilon`` (NGT's own value: ann-benchmarks writes
 it as 1 + epsilon), ``edge_size`` (ANNG/ONNG) and ``result_expansion`` (QG).
@@ -30,7 +31,7 @@ from .adapters import Adapter, LibraryMissing
 #: build parameters, with ann-benchmarks' values as defaults (QG overrides some, below)
 _BUILD: dict[str, Any] = {"edge_size_for_creation": 100, "edge_size_for_search": 0, "epsilon_for_creation": 0.1,
                           "outdegree": 10, "indegree": 120, "max_edge": 96, "sample": 20000,
-                          "build_time_limit": 4.0, "tree": True}
+                          "build_time_limit": 4.0, "tree": True, "refine": False}
 _QG_DEFAULTS = {"outdegree": 64, "edge_size_for_search": 40}
 #: ann-benchmarks' names for the same parameters
 _ALIASES = {"edge": "edge_size_for_creation", "search_edge": "edge_size_for_search", "timeout": "build_time_limit"}
@@ -103,8 +104,9 @@ class NgtAdapter(Adapter):
                 raise ValueError(f"{self.spec.label}: unknown ngt build parameter {name!r} "
                                  f"(known: {', '.join(sorted(_BUILD))})")
             opts[key] = value
-        if not isinstance(opts["tree"], bool):
-            raise ValueError(f"{self.spec.label}: tree: expected true or false, got {opts['tree']!r}")
+        for flag in ("tree", "refine"):
+            if not isinstance(opts[flag], bool):
+                raise ValueError(f"{self.spec.label}: {flag}: expected true or false, got {opts[flag]!r}")
         for key in ("edge_size_for_creation", "outdegree", "indegree", "max_edge", "sample"):
             if int(opts[key]) < 1:
                 raise ValueError(f"{self.spec.label}: {key} must be >= 1, got {opts[key]!r}")
@@ -129,6 +131,10 @@ class NgtAdapter(Adapter):
                               "BuildTimeLimit": float(o["build_time_limit"]), **_ANN_BENCHMARKS_PROPERTIES})
         index = ngtpy.Index(anng, log_disabled=True)
         index.batch_insert(xb, num_threads=max(1, self.threads))
+        if o["refine"]:
+            # ann-benchmarks' "with-refinement" ONNG groups: the ANNG's edges re-searched before degree adjustment
+            index.refine_anng(epsilon=float(o["epsilon_for_creation"]), num_of_edges=int(o["edge_size_for_creation"]),
+                              num_of_explored_edges=int(o["edge_size_for_search"]))
         index.save()
         index.close()
         path = anng

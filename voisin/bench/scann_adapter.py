@@ -104,7 +104,7 @@ class ScannAdapter(Adapter):
         # ScaNN pads a short answer (fewer candidates than k in the leaves searched) with NaN distances
         out = np.full((ids.shape[0], k), -1, dtype=np.int64)
         width = min(k, ids.shape[1])
-        out[:, :width] = np.where(np.isnan(dist[:, :width]), -1, ids[:, :width])
+        out[:, :width] = np.where(np.isnan(dist[:, :width]), -1, ids[:, :width].astype(np.int64))
         return out
 
     def search_batch(self, xq: np.ndarray, k: int) -> np.ndarray:

@@ -56,8 +56,8 @@ usearch expansion_search, Flat nothing.
 @click.option("--out-dir", type=click.Path(file_okay=False), default="benchmarks/results", show_default=True)
 @click.option("--no-plot", is_flag=True, help="do not write the recall/QPS PNG")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def bench(dataset, indexes, presets, modes, sweeps, queries, seed, k, repeat, min_time, threads, cold_compile, out, out_dir,
-          no_plot, quiet):
+def bench(dataset, indexes, presets, modes, sweeps, queries, seed, k, repeat, min_time, threads, cold_compile, out,
+          out_dir, no_plot, quiet):
     """Measure recall@k (with ties) and QPS of voisin and its peers on a dataset.
 
     Writes a JSON result (machine, dataset, build time, JIT time, memory,

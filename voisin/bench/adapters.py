@@ -24,7 +24,8 @@ from .spec import IndexSpec
 
 #: import name of each library (the spec's LIB) and its distribution name
 MODULES = {"voisin": ("voisin", "voisin"), "faiss": ("faiss", "faiss-cpu"), "hnswlib": ("hnswlib", "hnswlib"),
-           "pynndescent": ("pynndescent", "pynndescent"), "usearch": ("usearch", "usearch")}
+           "pynndescent": ("pynndescent", "pynndescent"), "usearch": ("usearch", "usearch"),
+           "scann": ("scann", "scann"), "ngt": ("ngtpy", "ngt"), "voyager": ("voyager", "voyager")}
 
 
 class LibraryMissing(RuntimeError):
@@ -351,8 +352,14 @@ class PynndescentAdapter(Adapter):
         return numpy_nbytes(self.index), "numpy arrays held by the index"
 
 
+# The stronger peers live in their own modules, which import Adapter from here.
+from .ngt_adapter import NgtAdapter  # noqa: E402
+from .scann_adapter import ScannAdapter  # noqa: E402
+from .voyager_adapter import VoyagerAdapter  # noqa: E402
+
 ADAPTERS: dict[str, type[Adapter]] = {"voisin": VoisinAdapter, "faiss": FaissAdapter, "hnswlib": HnswlibAdapter,
-                                      "usearch": UsearchAdapter, "pynndescent": PynndescentAdapter}
+                                      "usearch": UsearchAdapter, "pynndescent": PynndescentAdapter,
+                                      "scann": ScannAdapter, "ngt": NgtAdapter, "voyager": VoyagerAdapter}
 
 
 def make_adapter(spec: IndexSpec, d: int, metric: int) -> Adapter:

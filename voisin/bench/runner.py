@@ -222,7 +222,8 @@ def _build_all(specs, ds, xb, xq, metric, k, threads, cold_compile, result, prog
         record: dict[str, Any] = {
             "spec": spec.label, "library": spec.library, "version": adapter.version,
             "description": spec.description, "build_params": dict(spec.build_params),
-            "sweep": {k_: list(v) for k_, v in spec.sweep.items()}, "modes": {},
+            "sweep": {k_: [list(x) if isinstance(x, tuple) else x for x in v] for k_, v in spec.sweep.items()},
+            "modes": {},
         }
         task = prog.add(f"{spec.label}: compile, then build", None)
         try:

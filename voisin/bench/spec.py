@@ -11,6 +11,13 @@ comma-separated list: those are swept at query time.
 ('faiss', 'HNSW32', {'efConstruction': 200}, {'efSearch': [16, 64]})
 >>> parse_spec("hnswlib:M=16 efConstruction=200").build_params
 {'M': 16, 'efConstruction': 200}
+
+Knobs that ann-benchmarks sweeps in pairs (ScaNN's leaves and re-rank depth,
+NGT-QG's result expansion and epsilon) are written ``a+b=x1:y1,x2:y2``: the
+pairs are swept as given, not as a cartesian product.
+
+>>> parse_spec("scann:num_leaves=100 leaves_to_search+reorder=1:30,8:60").sweep_points()
+[{'leaves_to_search': 1, 'reorder': 30}, {'leaves_to_search': 8, 'reorder': 60}]
 """
 
 from __future__ import annotations
@@ -20,7 +27,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-LIBRARIES = ("voisin", "faiss", "hnswlib", "pynndescent", "usearch")
+LIBRARIES = ("voisin", "faiss", "hnswlib", "pynndescent", "usearch", "scann", "ngt", "voyager")
+
+#: libraries whose spec names a structure before its key=value pairs
+DESCRIBED = ("voisin", "faiss", "ngt")
+#: NGT graph kinds (the description of an ``ngt:`` spec)
+NGT_GRAPHS = ("ANNG", "ONNG", "QG")
 
 #: query-time knobs each library understands (anything else in a spec is a build parameter)
 QUERY_KNOBS: dict[str, frozenset[str]] = {
@@ -30,6 +42,9 @@ QUERY_KNOBS: dict[str, frozenset[str]] = {
     "hnswlib": frozenset({"ef"}),
     "pynndescent": frozenset({"epsilon"}),
     "usearch": frozenset({"expansion_search"}),
+    "scann": frozenset({"leaves_to_search", "reorder"}),
+    "ngt": frozenset({"epsilon", "edge_size", "result_expansion"}),
+    "voyager": frozenset({"ef"}),
 }
 
 _GRAPH_SWEEP = [16, 32, 64, 128, 256]
@@ -50,18 +65,27 @@ class IndexSpec:
     description: str
     build_params: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, list[Any]] = field(default_factory=dict)
+    #: short name for tables and JSON (presets set it: their grids make the text long)
+    name: str = ""
 
     @property
     def label(self) -> str:
-        """The spec as typed, whitespace normalised: names the index in tables and JSON."""
-        return " ".join(self.text.split())
+        """The spec's name, else the spec as typed, whitespace normalised: names the index in tables and JSON."""
+        return self.name or " ".join(self.text.split())
 
     def sweep_points(self) -> list[dict[str, Any]]:
         """Every combination of the swept knobs (one empty point when nothing is swept)."""
         if not self.sweep:
             return [{}]
-        names = list(self.sweep)
-        return [dict(zip(names, combo)) for combo in itertools.product(*(self.sweep[n] for n in names))]
+        keys = list(self.sweep)
+        points = []
+        for combo in itertools.product(*(self.sweep[k] for k in keys)):
+            point: dict[str, Any] = {}
+            for key, value in zip(keys, combo):
+                names = knob_names(key)
+                point.update(zip(names, value) if len(names) > 1 else [(key, value)])
+            points.append(point)
+        return points
 
 
 def parse_value(text: str) -> Any:
@@ -86,12 +110,27 @@ def parse_assignment(text: str, what: str = "parameter") -> tuple[str, list[Any]
     key = key.strip()
     if not sep or not key or not value.strip():
         raise ValueError(f"{what} {text!r}: expected key=value (or key=v1,v2,... to sweep)")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        raise ValueError(f"{what} {text!r}: {key!r} is not a valid parameter name")
+    names = knob_names(key)
+    if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"{what} {text!r}: {key!r} is not a valid parameter name (or a+b pair of names)")
     parts = [p for p in value.split(",")]
     if any(not p.strip() for p in parts):
         raise ValueError(f"{what} {text!r}: empty value in the list")
-    return key, [parse_value(p) for p in parts]
+    if len(names) == 1:
+        return key, [parse_value(p) for p in parts]
+    values = []
+    for p in parts:
+        items = p.split(":")
+        if len(items) != len(names) or any(not i.strip() for i in items):
+            raise ValueError(f"{what} {text!r}: {p!r} should give {len(names)} values joined by ':' "
+                             f"(one for each of {', '.join(names)})")
+        values.append(tuple(parse_value(i) for i in items))
+    return key, values
+
+
+def knob_names(key: str) -> list[str]:
+    """``"leaves_to_search+reorder"`` -> ``["leaves_to_search", "reorder"]`` (a plain key -> ``[key]``)."""
+    return [n.strip() for n in key.split("+")]
 
 
 def parse_spec(text: str) -> IndexSpec:
@@ -114,16 +153,26 @@ def parse_spec(text: str) -> IndexSpec:
             description = tok
             continue
         key, values = parse_assignment(tok, f"index spec {text!r}:")
-        if key in build or key in sweep:
+        given = set(build).union(*(knob_names(k) for k in sweep))
+        if given & set(knob_names(key)):
             raise ValueError(f"index spec {text!r}: parameter {key!r} given twice")
-        if len(values) > 1 or key in QUERY_KNOBS[lib]:
+        paired = len(knob_names(key)) > 1
+        if paired and not set(knob_names(key)) <= QUERY_KNOBS[lib]:
+            raise ValueError(f"index spec {text!r}: a paired sweep {key!r} must join query knobs of {lib} "
+                             f"({', '.join(sorted(QUERY_KNOBS[lib]))})")
+        if len(values) > 1 or paired or key in QUERY_KNOBS[lib]:
             sweep[key] = values
         else:
             build[key] = values[0]
     if lib in ("voisin", "faiss") and not description:
         raise ValueError(f"index spec {text!r}: {lib} needs a factory description, e.g. '{lib}:Flat' "
                          f"or '{lib}:HNSW32'")
-    if lib not in ("voisin", "faiss") and description:
+    if lib == "ngt":
+        description = description.upper() or "ONNG"
+        if description not in NGT_GRAPHS:
+            raise ValueError(f"index spec {text!r}: the NGT graph must be one of {', '.join(NGT_GRAPHS)}, "
+                             f"got {description!r}")
+    if lib not in DESCRIBED and description:
         raise ValueError(f"index spec {text!r}: {lib} takes only key=value parameters, "
                          f"e.g. 'hnswlib:M=16 efConstruction=200'")
     return IndexSpec(text, lib, description, build, sweep)
@@ -146,14 +195,30 @@ def default_sweep(spec: IndexSpec) -> dict[str, list[Any]]:
         return {"expansion_search": list(_GRAPH_SWEEP)}
     if spec.library == "pynndescent":
         return {"epsilon": [0.0, 0.05, 0.1, 0.2, 0.3]}
+    if spec.library == "voyager":
+        return {"ef": list(_GRAPH_SWEEP)}
+    if spec.library == "scann":
+        return {"leaves_to_search": [1, 2, 4, 8, 16, 32, 64]}
+    if spec.library == "ngt":
+        # NGT's epsilon widens the search radius (ann-benchmarks writes it as 1 + epsilon)
+        if spec.description == "QG":
+            return {"result_expansion+epsilon": [(0.0, -0.05), (2.0, 0.0), (3.0, 0.02), (5.0, 0.04)]}
+        return {"epsilon": [0.0, 0.02, 0.05, 0.1, 0.2]}
     return {}
 
 
 def knob_applies(spec: IndexSpec, key: str) -> bool:
     """Whether the query knob ``key`` means something for this spec's structure
     (no ``nprobe`` on an HNSW index, no ``efSearch`` on a Flat one)."""
+    names = knob_names(key)
+    if len(names) > 1:
+        return all(knob_applies(spec, n) for n in names)
     if key not in QUERY_KNOBS[spec.library]:
         return False
+    if spec.library == "ngt":
+        # result expansion re-ranks the quantized graph's candidates; edge_size is the plain graph's
+        return (key != "result_expansion" or spec.description == "QG") and \
+            (key != "edge_size" or spec.description != "QG")
     if spec.library not in ("voisin", "faiss"):
         return True
     desc = spec.description.upper()
@@ -187,15 +252,16 @@ def resolve_sweeps(specs: list[IndexSpec], sweeps: list[str] | dict[str, list[An
     for spec in specs:
         default = default_sweep(spec)
         sweep = dict(spec.sweep)
+        taken = set().union(*(knob_names(k) for k in sweep)) if sweep else set()
         for key, values in glob.items():
-            if key in sweep:
+            if taken & set(knob_names(key)):
                 continue
             if knob_applies(spec, key):
                 sweep[key] = values
                 used.add(key)
         if not sweep:
             sweep = default
-        out.append(IndexSpec(spec.text, spec.library, spec.description, dict(spec.build_params), sweep))
+        out.append(IndexSpec(spec.text, spec.library, spec.description, dict(spec.build_params), sweep, spec.name))
     unused = set(glob) - used
     if unused:
         raise ValueError(f"--sweep {', '.join(sorted(unused))}: no index spec uses this knob "

@@ -205,6 +205,22 @@ def test_snapshot_download_and_recover(tmp_path):
         file = tmp_path / "db" / "snapshots" / "s" / snap.name
         client.recover_snapshot("copy", location=file.as_uri())
         assert client.count("copy").count == 100
+        # uploaded (multipart, as qdrant-client sends it), checked against its SHA-256
+        upload = tmp_path / "upload.snapshot"
+        upload.write_bytes(data)
+        api = client.http.snapshots_api
+        with open(upload, "rb") as f:
+            assert api.recover_from_uploaded_snapshot("up", wait=True, checksum=snap.checksum,
+                                                      snapshot=f).result is True
+        assert client.count("up").count == 100
+        assert client.get_collection("up").payload_schema["color"].data_type == "keyword"
+        upload.write_bytes(b"not a snapshot")
+        for checksum in ("0" * 64, None):
+            with open(upload, "rb") as f, pytest.raises(UnexpectedResponse) as err:
+                api.recover_from_uploaded_snapshot("up", wait=True, checksum=checksum, snapshot=f)
+            assert err.value.status_code == 400, err.value.content
+        assert client.count("up").count == 100  # a failed recovery leaves the collection as it was
+        assert not [p for p in (tmp_path / "db" / "snapshots" / "_full").iterdir() if p.name.startswith(".")]
         # never from another address, never outside the snapshots folder
         for location in ("http://192.0.2.1/x.snapshot", (tmp_path / "elsewhere.snapshot").as_uri()):
             with pytest.raises(UnexpectedResponse) as err:
@@ -216,7 +232,7 @@ def test_snapshot_download_and_recover(tmp_path):
         assert [s.name for s in client.list_full_snapshots()] == [full.name]
         client.close()
     restored = voisin.restore(tmp_path / "db" / "snapshots" / "_full" / full.name, tmp_path / "restored")
-    assert sorted(restored.list_collections()) == ["copy", "other", "s"]
+    assert sorted(restored.list_collections()) == ["copy", "other", "s", "up"]
     restored.close()
 
 

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -36,7 +37,7 @@ from starlette.exceptions import HTTPException
 
 from .. import _version
 from ..db import Database, connect
-from ..db.errors import CollectionNotFoundError
+from ..db.errors import CollectionNotFoundError, NotADatabaseError
 from . import qdrant
 from .auth import Keys
 from .errors import ApiError, status_of, unsupported
@@ -496,6 +497,51 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
             _db().recover_collection(file, collection_name)
             return True
         return await with_body(request, work)
+
+    @app.post("/collections/{collection_name}/snapshots/upload")
+    async def upload_snapshot(collection_name: str, request: Request, checksum: str | None = None,
+                              priority: str | None = None) -> Response:
+        """Qdrant's recover-from-upload: a multipart form whose ``snapshot`` field is a
+        snapshot file (as ``GET .../snapshots/{name}`` returns one), within the body limit."""
+        t0 = time.perf_counter()
+        if priority not in (None, "snapshot", "no_sync", "replica"):
+            return _error(400, f"priority: expected snapshot, no_sync or replica, got {priority!r}", t0)
+        if config.ray_shards:
+            return _error(*status_of(unsupported(
+                "snapshot recovery on a sharded (--ray) server; use voisin.distributed.restore_sharded "
+                "on a stopped server")), t0)
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return _error(400, "body: expected multipart/form-data with the file in field 'snapshot'", t0)
+        root = snapshot_dir(None)
+        fd, file = tempfile.mkstemp(dir=root, prefix=".upload-", suffix=".snapshot")
+        try:
+            try:
+                form = await request.form(max_files=1, max_fields=8)
+            except Exception as exc:  # a malformed multipart body
+                return _error(400, f"body: not a valid multipart form ({exc})", t0)
+            up = form.get("snapshot")
+            if not hasattr(up, "read"):
+                return _error(400, "body.snapshot: expected a file field named 'snapshot'", t0)
+            with os.fdopen(fd, "wb") as out:
+                fd = -1
+                while chunk := await up.read(1 << 20):
+                    out.write(chunk)
+            await form.close()
+
+            def work() -> bool:
+                if checksum is not None and describe(file)["checksum"] != checksum:
+                    raise ApiError(400, "checksum: the uploaded snapshot's SHA-256 does not match")
+                try:
+                    _db().recover_collection(file, collection_name)
+                except NotADatabaseError:  # its message names the server's temporary file
+                    raise ApiError(400, "body.snapshot: not a readable voisin snapshot") from None
+                return True
+            return await respond(work, t0)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(file)
 
     @app.post("/snapshots")
     async def create_full_snapshot() -> Response:

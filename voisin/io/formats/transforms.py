@@ -24,7 +24,8 @@ from ..faiss_format import MAX_DIMENSION
 
 def _write_linear_body(w, t) -> None:
     w.bool(t.have_bias)
-    w.vector(t.A, np.float32)
+    # an untrained transform has no matrix yet: FAISS writes it empty
+    w.vector(t.A if t.is_trained else np.empty(0, np.float32), np.float32)
     w.vector(t.b if t.have_bias else np.empty(0, np.float32), np.float32)
     w.i32(t.d_in)
     w.i32(t.d_out)

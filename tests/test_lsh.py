@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import voisin
 
 faiss = pytest.importorskip("faiss")
+pytestmark = pytest.mark.usefixtures("faiss_single_thread")
 
 CONFIGS = [  # (d, nbits, rotate_data, train_thresholds)
     (32, 64, True, False),

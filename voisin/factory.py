@@ -6,11 +6,12 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     body        := body , RFlat | body , Refine(description)
                  | transform , body
                  | core
-    transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm
+    transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
     core        := Flat
                  | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | HNSW{M}[,Flat | _SQ8]
+                 | LSH[{nbits}][r][t]
 
 Refinement re-ranks on the original vectors, so ``Refine(...)``'s index is
 built at the input dimension even when the base starts with a transform, as in
@@ -178,9 +179,20 @@ class _Parser:
                 raise self.fail(tok, f"OPQ{M}: output dimension {d_out} is not a multiple of M={M}")
             cls = _load("transforms_opq", "OPQMatrix")
             return cls(d, M, d_out)
-        if text == "L2norm":
+        if text in ("L2norm", "L2Norm"):
             cls = _load("transforms", "NormalizationTransform")
             return cls(d)
+        m = re.fullmatch(r"(ITQ|RR)(\d+)?", text)
+        if m:
+            n = int(m.group(2)) if m.group(2) else d
+            if m.group(1) == "ITQ":
+                if not 0 < n <= d:
+                    raise self.fail(tok, f"ITQ output dimension must be in [1, {d}], got {n}")
+                # FAISS: an explicit dimension means PCA first, even when it equals d
+                return _load("transforms_itq", "ITQTransform")(d, n, m.group(2) is not None)
+            if n <= 0:
+                raise self.fail(tok, "RR needs an output dimension >= 1")
+            return _load("transforms", "RandomRotationMatrix")(d, n)
         if re.match(r"(PCA|OPQ)", text):
             raise self.fail(tok, "malformed transform; expected PCA{n}[W][R] or OPQ{m}[_{d}]")
         return None
@@ -227,8 +239,18 @@ class _Parser:
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
             return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
+        m = re.fullmatch(r"LSH(\d*)(r?)(t?)", text)
+        if m:
+            self._no_more(toks, 1)
+            if self.metric != METRIC_L2:
+                raise self.fail(tok, "IndexLSH searches by Hamming distance and takes METRIC_L2 only")
+            nbits = int(m.group(1)) if m.group(1) else d
+            try:
+                return _load("indexes.lsh", "IndexLSH")(d, nbits, bool(m.group(2)), bool(m.group(3)))
+            except ValueError as exc:
+                raise self.fail(tok, str(exc)) from None
         raise self.fail(tok, "unknown token; expected Flat, IVF{n}, PQ{m}, SQ8/SQ4/SQfp16, HNSW{M}, "
-                        "or a transform (PCA{n}, OPQ{m}, L2norm)")
+                        "LSH, or a transform (PCA{n}, OPQ{m}, L2norm, ITQ{n})")
 
     def _no_more(self, toks: list[_Tok], used: int) -> None:
         if len(toks) > used:

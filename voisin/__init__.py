@@ -113,6 +113,7 @@ _LAZY = {
     # hashing indexes (docs/lsh.md)
     "IndexLSH": ".indexes.lsh",
     "IndexRandom": ".indexes.random_index",
+    "IndexIVFSpectralHash": ".indexes.ivf_spectral_hash",
     "ITQMatrix": ".transforms_itq",
     "ITQTransform": ".transforms_itq",
     "index_binary_factory": ".factory_binary",
@@ -296,7 +297,7 @@ __all__ = [
     "read_index_binary", "write_index_binary", "serialize_index_binary",
     "deserialize_index_binary",
     # hashing indexes (docs/lsh.md)
-    "IndexLSH", "IndexRandom", "ITQMatrix", "ITQTransform",
+    "IndexLSH", "IndexRandom", "ITQMatrix", "ITQTransform", "IndexIVFSpectralHash",
     "ParameterSpace",
     "ParameterRange",
     "ParameterError",

@@ -12,6 +12,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | HNSW{M}[,Flat | _SQ8]
                  | LSH[{nbits}][r][t]
+                 | IVF{n} , (ITQ|PCA|PCAR)[{nbit}] , SH[{period}][g|c|m]
 
 Refinement re-ranks on the original vectors, so ``Refine(...)``'s index is
 built at the input dimension even when the base starts with a transform, as in
@@ -217,6 +218,8 @@ class _Parser:
             hnsw_m = int(m.group(3)) if m.group(3) else None
             if hnsw_m is not None and hnsw_m < 2:
                 raise self.fail(tok, "the HNSW coarse quantizer needs M >= 2")
+            if len(toks) == 3 and toks[2].text.startswith("SH"):
+                return self.spectral_hash(d, nlist, hnsw_m, toks[1], toks[2])
             self._no_more(toks, 2)
             return self.ivf(d, nlist, tok, toks[1], hnsw_m)
         if text.startswith("IVF"):
@@ -308,6 +311,46 @@ class _Parser:
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
+
+    def spectral_hash(self, d: int, nlist: int, hnsw_m: int | None, vt_tok: _Tok,
+                      sh_tok: _Tok) -> Index:
+        """FAISS's ``IVF{n},(ITQ|PCA|PCAR)[{nbit}],SH[{period}][g|c|m]``."""
+        m = re.fullmatch(r"(ITQ|PCA|PCAR)(\d+)?", vt_tok.text)
+        if not m:
+            raise self.fail(vt_tok, "a spectral hash needs its transform here: ITQ{n}, PCA{n} or PCAR{n}")
+        sh = re.fullmatch(r"SH([-0-9.e]+)?([gcm])?", sh_tok.text)
+        if not sh:
+            raise self.fail(sh_tok, "malformed spectral hash token; expected SH[{period}][g|c|m], "
+                            "e.g. SH1.0m")
+        if self.metric != METRIC_L2:
+            raise self.fail(sh_tok, "IndexIVFSpectralHash searches by Hamming distance and takes "
+                            "METRIC_L2 only")
+        nbit = int(m.group(2)) if m.group(2) else d
+        if not 0 < nbit <= d:
+            raise self.fail(vt_tok, f"the number of bits must be in [1, {d}], got {nbit}")
+        try:
+            # FAISS: no period means -1e10, plain thresholding of the projections
+            period = float(sh.group(1)) if sh.group(1) else -1e10
+        except ValueError:
+            raise self.fail(sh_tok, f"period {sh.group(1)!r} is not a number") from None
+        if m.group(1) == "ITQ":
+            vt = _load("transforms_itq", "ITQTransform")(d, nbit, nbit != d)
+        else:
+            vt = _load("transforms", "PCAMatrix")(d, nbit, 0.0, m.group(1) == "PCAR")
+        if hnsw_m is None:
+            from .indexes.flat import IndexFlat
+            quantizer = IndexFlat(d, self.metric)
+        else:
+            from .indexes.hnsw import IndexHNSWFlat
+            quantizer = IndexHNSWFlat(d, hnsw_m, self.metric)
+        cls = _load("indexes.ivf_spectral_hash", "IndexIVFSpectralHash")
+        try:
+            index = cls(quantizer, d, nlist, nbit, period)
+        except ValueError as exc:
+            raise self.fail(sh_tok, str(exc)) from None
+        index.replace_vt(vt)
+        index.threshold_type = {"": 0, "g": 0, "c": 1, "m": 3}[sh.group(2) or ""]
+        return index
 
     def hnsw(self, d: int, M: int, suffix: str | None, tok: _Tok, toks: list[_Tok]) -> Index:
         if M <= 1:

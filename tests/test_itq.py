@@ -201,3 +201,13 @@ def test_itq_transform_alone_through_vector_transform_io(tmp_path):
     m = voisin.read_VectorTransform(vpath)
     assert type(m) is voisin.ITQMatrix and (m.max_iter, m.seed) == (50, 123)
     np.testing.assert_allclose(m.A, faiss.vector_to_array(fm.A).reshape(8, 8))
+
+
+def test_faiss_itq_bytes_survive_a_voisin_round_trip():
+    x = _data(10)
+    ref = faiss.index_factory(32, "ITQ16,LSH")
+    ref.train(x)
+    ref.add(x[:500])
+    buf = faiss.serialize_index(ref)
+    np.testing.assert_array_equal(
+        voisin.serialize_index(voisin.deserialize_index(buf), checksum=False), buf)

@@ -251,3 +251,13 @@ def test_spectral_hash_with_lsh_encoder_equals_the_lsh_codes(data):
     assert index.is_trained
     np.testing.assert_array_equal(index.encode_vectors(x, np.zeros(len(x), np.int64)),
                                   enc.index.sa_encode(enc.apply_chain(x)))
+
+
+@pytest.mark.parametrize("tt", [0, 1, 3])
+def test_faiss_bytes_survive_a_voisin_round_trip(data, tt):
+    _, ref = _pair(data, tt, 2.0)
+    if tt == 3:  # FAISS's median training leaves n_train x nbit values, voisin keeps nlist x nbit
+        ref.trained.resize(NLIST * NBIT)
+    buf = faiss.serialize_index(ref)
+    np.testing.assert_array_equal(
+        voisin.serialize_index(voisin.deserialize_index(buf), checksum=False), buf)

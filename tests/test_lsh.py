@@ -297,3 +297,11 @@ def test_property_self_match_and_code_size(n, d, extra, rotate, seed):
     D, I = index.search(x, 1)
     assert (D[:, 0] == 0).all()  # every vector hashes to its own code
     assert (np.take_along_axis(_hamming(index.codes, index.codes), I, 1) == 0).all()
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_faiss_bytes_survive_a_voisin_round_trip(cfg, data):
+    ref = _pair(cfg, data)[1]
+    buf = faiss.serialize_index(ref)
+    np.testing.assert_array_equal(
+        voisin.serialize_index(voisin.deserialize_index(buf), checksum=False), buf)

@@ -236,7 +236,9 @@ class RandomRotationMatrix(LinearTransform):
         cols = self.d_in if self.d_out <= self.d_in else self.d_out
         # FAISS's QR sees the row-major (rows, cols) draws as a column-major
         # (cols, rows) matrix and keeps its orthonormal columns as A's rows
-        q, _ = np.linalg.qr(randn(rows * cols, seed).reshape(rows, cols).T)
+        from . import _blas
+        with _blas.single_threaded():  # a thread pool slows a QR of this size down
+            q, _ = np.linalg.qr(randn(rows * cols, seed).reshape(rows, cols).T)
         self.A = np.ascontiguousarray(q.T[:, :self.d_in], dtype=np.float32)
         self.is_orthonormal = True
         self.is_trained = True

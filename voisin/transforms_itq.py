@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _blas
 from ._validate import as_matrix, check_bool, check_int
 from .transforms import LinearTransform, RandomRotationMatrix, VectorTransform
 
@@ -93,11 +94,14 @@ class ITQMatrix(LinearTransform):
         max_iter = check_int(self.max_iter, "max_iter", lo=0)
         check_int(self.seed, "seed")
         X = x.astype(np.float64)
-        R = self._start()
-        for _ in range(max_iter):
-            B = np.where(X @ R < 0, -1.0, 1.0)
-            U, _s, Vt = np.linalg.svd(B.T @ X)
-            R = Vt.T @ U.T
+        # d x d SVDs and thin products: OpenBLAS's thread pool only adds
+        # hand-offs (50 iterations at d=64 took 8.6 s on 2 busy cores, 0.23 s on one)
+        with _blas.single_threaded():
+            R = self._start()
+            for _ in range(max_iter):
+                B = np.where(X @ R < 0, -1.0, 1.0)
+                U, _s, Vt = np.linalg.svd(B.T @ X)
+                R = Vt.T @ U.T
         self.A = np.ascontiguousarray(R.T, dtype=np.float32)
         self.is_orthonormal = True
         self.is_trained = True
@@ -150,6 +154,10 @@ class ITQTransform(VectorTransform):
         if n > nmax:
             from .rng import permutation
             x = x[permutation(n, _SUBSAMPLE_SEED)[:nmax]]
+        with _blas.single_threaded():  # small products (see ITQMatrix.train)
+            self._train_on(x)
+
+    def _train_on(self, x: np.ndarray) -> None:
         mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
         xn = _renorm_rows(x - mean)
         if self.do_pca:

@@ -208,6 +208,13 @@ class IndexLSH(Index):
             D[missing] = MISSING_DISTANCE
         return D, I
 
+    def _search_fast(self, x, k):
+        # without it IndexPreTransform would apply its chain twice (once for the
+        # fast path, once for the validated one); NaN/inf are refused here
+        if self.ntotal == 0 or not self.is_trained or not np.isfinite(x).all():
+            return None
+        return self._search(x, k, None, None, None)
+
     def _search(self, x, k, params, D, I):
         Db, Ib = self._store.search(self._encode(x), k, params)
         if D is None:

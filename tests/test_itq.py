@@ -211,3 +211,26 @@ def test_faiss_itq_bytes_survive_a_voisin_round_trip():
     buf = faiss.serialize_index(ref)
     np.testing.assert_array_equal(
         voisin.serialize_index(voisin.deserialize_index(buf), checksum=False), buf)
+
+
+@pytest.mark.parametrize("name,nb,desc", [("siftsmall-128-euclidean", 10000, "ITQ64,LSH"),
+                                          ("glove-50-angular", 30000, "ITQ32,LSH")])
+def test_itq_lsh_recall_on_real_data_at_least_faiss(name, nb, desc):
+    """Real data: the Procrustes update finds more of the true neighbours than
+    faiss's update (10@100: siftsmall 0.80 vs 0.74, glove 0.58 vs 0.52 when
+    measured). On synthetic data made of a few tight clusters it is the other
+    way round (docs/lsh.md)."""
+    from conftest import dataset_path
+    from voisin.datasets import load
+    ds = load(str(dataset_path(name)))
+    xb = np.ascontiguousarray(ds.train[:nb], np.float32)
+    xq = np.ascontiguousarray(ds.test[:200], np.float32)
+    gt = voisin.knn(xq, xb, 10)[1]
+    recalls = []
+    for lib in (voisin, faiss):
+        index = lib.index_factory(xb.shape[1], desc)
+        index.train(xb)
+        index.add(xb)
+        I = index.search(xq, 100)[1]
+        recalls.append(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)]))
+    assert recalls[0] >= recalls[1] - 0.01, recalls

@@ -305,3 +305,18 @@ def test_faiss_bytes_survive_a_voisin_round_trip(cfg, data):
     buf = faiss.serialize_index(ref)
     np.testing.assert_array_equal(
         voisin.serialize_index(voisin.deserialize_index(buf), checksum=False), buf)
+
+
+def test_read_only_and_search_and_reconstruct(data, tmp_path):
+    index = _pair((32, 24, True, False), data)[0]
+    path = str(tmp_path / "ro.index")
+    voisin.write_index(index, path)
+    ro = voisin.read_index(path, voisin.IO_FLAG_READ_ONLY | voisin.IO_FLAG_MMAP)
+    xq = data[2][:4]
+    np.testing.assert_array_equal(ro.search(xq, 3)[1], index.search(xq, 3)[1])
+    for change in (lambda: ro.add(xq), lambda: ro.remove_ids([0]), ro.reset,
+                   lambda: ro.add_sa_codes(ro.sa_encode(xq))):
+        with pytest.raises(RuntimeError, match="READ_ONLY"):
+            change()
+    D, I, R = index.search_and_reconstruct(xq, 3)
+    np.testing.assert_allclose(R, index.sa_decode(index.codes[I.ravel()]).reshape(4, 3, 32))

@@ -27,6 +27,7 @@ from ..index import Index
 from ..metric import METRIC_L2
 from ..selector import IDSelector, SearchParameters
 from ..transforms import LinearTransform, RandomRotationMatrix
+from ..hamming import knn_codes
 from .binary_flat import IndexBinaryFlat
 
 #: what FAISS reports for a missing result: the int heap's INT_MAX, as a float
@@ -216,7 +217,13 @@ class IndexLSH(Index):
         return self._search(x, k, None, None, None)
 
     def _search(self, x, k, params, D, I):
-        Db, Ib = self._store.search(self._encode(x), k, params)
+        codes = self._encode(x)
+        if params is None or params.sel is None:
+            # the codes are ours, already valid: the scan directly, on one
+            # consistent snapshot of the storage
+            Db, Ib = knn_codes(codes, self._store.codes_snapshot(), k)
+        else:
+            Db, Ib = self._store.search(codes, k, params)
         if D is None:
             D = Db.astype(np.float32)
         else:

@@ -261,3 +261,13 @@ def test_faiss_bytes_survive_a_voisin_round_trip(data, tt):
     buf = faiss.serialize_index(ref)
     np.testing.assert_array_equal(
         voisin.serialize_index(voisin.deserialize_index(buf), checksum=False), buf)
+
+
+def test_batch_pipelines_equal_one_query_at_a_time(data):
+    ours, _ = _pair(data, 3, 1.0, nprobe=4)
+    xq = np.random.default_rng(8).normal(size=(200, D_)).astype("float32")
+    D, I = ours.search(xq, 10)
+    for i in range(0, 200, 37):
+        Di, Ii = ours.search(xq[i:i + 1], 10)
+        np.testing.assert_array_equal(Di[0], D[i])
+        np.testing.assert_array_equal(Ii[0], I[i])

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _blas
 from .._validate import check_float, check_int
 from ..hamming import as_words
 from ..index import Index
@@ -30,6 +31,13 @@ from .ivf import IndexIVF
 
 #: the seed FAISS's constructor gives the default rotation
 ROTATION_SEED = 1234
+#: queries per pipeline task of a batch search (as the binary flat scan)
+_QUERIES_PER_TASK = 64
+
+
+def _pipelines(nq: int) -> int:
+    import numba
+    return min(numba.get_num_threads(), -(-nq // _QUERIES_PER_TASK))
 
 
 def _median_rows(y: np.ndarray) -> np.ndarray:
@@ -192,9 +200,16 @@ class IndexIVFSpectralHash(IndexIVF):
         hd = np.empty((n, k), dtype=np.int32)
         hi = np.empty((n, k), dtype=np.int64)
         if n:
-            sh_knn(self._query_codes(x, probes), as_words(np.ascontiguousarray(ctx.codes)),
-                   ctx.ids, ctx.offsets, ctx.sizes, probes, ctx.max_codes, ctx.mask, ctx.use_mask,
-                   hd, hi)
+            qc = self._query_codes(x, probes)
+            codes = as_words(np.ascontiguousarray(ctx.codes))
+            npr = probes.shape[1]
+
+            def work(p: int, q0: int) -> None:
+                q1 = min(n, q0 + _QUERIES_PER_TASK)
+                sh_knn(qc[q0 * npr:q1 * npr], codes, ctx.ids, ctx.offsets, ctx.sizes,
+                       probes[q0:q1], ctx.max_codes, ctx.mask, ctx.use_mask, hd[q0:q1], hi[q0:q1])
+
+            _blas.run_pipelines(range(0, n, _QUERIES_PER_TASK), work, _pipelines(n))
         D[:] = np.where(hi < 0, np.float32(worst_distance(METRIC_L2)), hd.astype(np.float32))
         I[:] = hi
         return D, I

@@ -234,3 +234,20 @@ def test_itq_lsh_recall_on_real_data_at_least_faiss(name, nb, desc):
         I = index.search(xq, 100)[1]
         recalls.append(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)]))
     assert recalls[0] >= recalls[1] - 0.01, recalls
+
+
+@pytest.mark.parametrize("desc,inner", [("ITQ16,PQ4x4", "IndexPQ"), ("ITQ8,IVF4,Flat", "IndexIVFFlat"),
+                                        ("ITQ,Flat", "IndexFlat"), ("L2Norm,ITQ16,LSH", "IndexLSH")])
+def test_itq_before_other_bodies(desc, inner):
+    x = _data(11, 2000)
+    ours = voisin.index_factory(32, desc)
+    ref = faiss.index_factory(32, desc)
+    assert type(ours).__name__ == type(faiss.downcast_index(ref)).__name__ == "IndexPreTransform"
+    assert type(ours.index).__name__ == inner
+    assert ours.d == 32 and ours.index.d == ref.chain.at(ref.chain.size() - 1).d_out
+    ours.train(x)
+    ours.add(x)
+    D, I = ours.search(x[:20], 5)
+    assert (I[:, 0] >= 0).all()
+    if inner != "IndexLSH":  # exact-ish bodies find the query itself
+        assert (I[:, 0] == np.arange(20)).mean() > 0.9

@@ -110,6 +110,12 @@ _LAZY = {
     "IndexBinaryHash": ".indexes.binary_hash",
     "IndexBinaryMultiHash": ".indexes.binary_hash",
     "IndexBinaryFromFloat": ".indexes.binary_from_float",
+    # hashing indexes (docs/lsh.md)
+    "IndexLSH": ".indexes.lsh",
+    "IndexRandom": ".indexes.random_index",
+    "IndexIVFSpectralHash": ".indexes.ivf_spectral_hash",
+    "ITQMatrix": ".transforms_itq",
+    "ITQTransform": ".transforms_itq",
     "index_binary_factory": ".factory_binary",
     "downcast_IndexBinary": ".index_tools",
     "clone_binary_index": ".index_tools",
@@ -290,6 +296,8 @@ __all__ = [
     "index_binary_factory", "downcast_IndexBinary", "clone_binary_index",
     "read_index_binary", "write_index_binary", "serialize_index_binary",
     "deserialize_index_binary",
+    # hashing indexes (docs/lsh.md)
+    "IndexLSH", "IndexRandom", "ITQMatrix", "ITQTransform", "IndexIVFSpectralHash",
     "ParameterSpace",
     "ParameterRange",
     "ParameterError",

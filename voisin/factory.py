@@ -6,11 +6,13 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     body        := body , RFlat | body , Refine(description)
                  | transform , body
                  | core
-    transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm
+    transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
     core        := Flat
                  | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | HNSW{M}[,Flat | _SQ8]
+                 | LSH[{nbits}][r][t]
+                 | IVF{n} , (ITQ|PCA|PCAR)[{nbit}] , SH[{period}][g|c|m]
 
 Refinement re-ranks on the original vectors, so ``Refine(...)``'s index is
 built at the input dimension even when the base starts with a transform, as in
@@ -178,9 +180,20 @@ class _Parser:
                 raise self.fail(tok, f"OPQ{M}: output dimension {d_out} is not a multiple of M={M}")
             cls = _load("transforms_opq", "OPQMatrix")
             return cls(d, M, d_out)
-        if text == "L2norm":
+        if text in ("L2norm", "L2Norm"):
             cls = _load("transforms", "NormalizationTransform")
             return cls(d)
+        m = re.fullmatch(r"(ITQ|RR)(\d+)?", text)
+        if m:
+            n = int(m.group(2)) if m.group(2) else d
+            if m.group(1) == "ITQ":
+                if not 0 < n <= d:
+                    raise self.fail(tok, f"ITQ output dimension must be in [1, {d}], got {n}")
+                # FAISS: an explicit dimension means PCA first, even when it equals d
+                return _load("transforms_itq", "ITQTransform")(d, n, m.group(2) is not None)
+            if n <= 0:
+                raise self.fail(tok, "RR needs an output dimension >= 1")
+            return _load("transforms", "RandomRotationMatrix")(d, n)
         if re.match(r"(PCA|OPQ)", text):
             raise self.fail(tok, "malformed transform; expected PCA{n}[W][R] or OPQ{m}[_{d}]")
         return None
@@ -205,6 +218,8 @@ class _Parser:
             hnsw_m = int(m.group(3)) if m.group(3) else None
             if hnsw_m is not None and hnsw_m < 2:
                 raise self.fail(tok, "the HNSW coarse quantizer needs M >= 2")
+            if len(toks) == 3 and toks[2].text.startswith("SH"):
+                return self.spectral_hash(d, nlist, hnsw_m, toks[1], toks[2])
             self._no_more(toks, 2)
             return self.ivf(d, nlist, tok, toks[1], hnsw_m)
         if text.startswith("IVF"):
@@ -227,8 +242,18 @@ class _Parser:
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
             return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
+        m = re.fullmatch(r"LSH(\d*)(r?)(t?)", text)
+        if m:
+            self._no_more(toks, 1)
+            if self.metric != METRIC_L2:
+                raise self.fail(tok, "IndexLSH searches by Hamming distance and takes METRIC_L2 only")
+            nbits = int(m.group(1)) if m.group(1) else d
+            try:
+                return _load("indexes.lsh", "IndexLSH")(d, nbits, bool(m.group(2)), bool(m.group(3)))
+            except ValueError as exc:
+                raise self.fail(tok, str(exc)) from None
         raise self.fail(tok, "unknown token; expected Flat, IVF{n}, PQ{m}, SQ8/SQ4/SQfp16, HNSW{M}, "
-                        "or a transform (PCA{n}, OPQ{m}, L2norm)")
+                        "LSH, or a transform (PCA{n}, OPQ{m}, L2norm, ITQ{n})")
 
     def _no_more(self, toks: list[_Tok], used: int) -> None:
         if len(toks) > used:
@@ -286,6 +311,46 @@ class _Parser:
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
+
+    def spectral_hash(self, d: int, nlist: int, hnsw_m: int | None, vt_tok: _Tok,
+                      sh_tok: _Tok) -> Index:
+        """FAISS's ``IVF{n},(ITQ|PCA|PCAR)[{nbit}],SH[{period}][g|c|m]``."""
+        m = re.fullmatch(r"(ITQ|PCA|PCAR)(\d+)?", vt_tok.text)
+        if not m:
+            raise self.fail(vt_tok, "a spectral hash needs its transform here: ITQ{n}, PCA{n} or PCAR{n}")
+        sh = re.fullmatch(r"SH([-0-9.e]+)?([gcm])?", sh_tok.text)
+        if not sh:
+            raise self.fail(sh_tok, "malformed spectral hash token; expected SH[{period}][g|c|m], "
+                            "e.g. SH1.0m")
+        if self.metric != METRIC_L2:
+            raise self.fail(sh_tok, "IndexIVFSpectralHash searches by Hamming distance and takes "
+                            "METRIC_L2 only")
+        nbit = int(m.group(2)) if m.group(2) else d
+        if not 0 < nbit <= d:
+            raise self.fail(vt_tok, f"the number of bits must be in [1, {d}], got {nbit}")
+        try:
+            # FAISS: no period means -1e10, plain thresholding of the projections
+            period = float(sh.group(1)) if sh.group(1) else -1e10
+        except ValueError:
+            raise self.fail(sh_tok, f"period {sh.group(1)!r} is not a number") from None
+        if m.group(1) == "ITQ":
+            vt = _load("transforms_itq", "ITQTransform")(d, nbit, nbit != d)
+        else:
+            vt = _load("transforms", "PCAMatrix")(d, nbit, 0.0, m.group(1) == "PCAR")
+        if hnsw_m is None:
+            from .indexes.flat import IndexFlat
+            quantizer = IndexFlat(d, self.metric)
+        else:
+            from .indexes.hnsw import IndexHNSWFlat
+            quantizer = IndexHNSWFlat(d, hnsw_m, self.metric)
+        cls = _load("indexes.ivf_spectral_hash", "IndexIVFSpectralHash")
+        try:
+            index = cls(quantizer, d, nlist, nbit, period)
+        except ValueError as exc:
+            raise self.fail(sh_tok, str(exc)) from None
+        index.replace_vt(vt)
+        index.threshold_type = {"": 0, "g": 0, "c": 1, "m": 3}[sh.group(2) or ""]
+        return index
 
     def hnsw(self, d: int, M: int, suffix: str | None, tok: _Tok, toks: list[_Tok]) -> Index:
         if M <= 1:

@@ -210,17 +210,38 @@ class NormalizationTransform(VectorTransform):
 
 
 class RandomRotationMatrix(LinearTransform):
-    """A random orthogonal map (FAISS's ``RandomRotationMatrix``, ``RR{d}`` token)."""
+    """A random orthogonal map (FAISS's ``RandomRotationMatrix``, ``RR{d}`` token).
+
+    ``init(seed)`` draws the matrix as FAISS does (``float_randn`` then a QR
+    factorisation), so the same seed gives FAISS's matrix up to float32
+    rounding; ``train`` is ``init(seed)`` (FAISS: ``init(12345)``, the default
+    seed). With ``d_out > d_in`` the rows are a tight frame (FAISS's choice).
+
+    Example:
+        >>> rr = RandomRotationMatrix(8, 4); rr.init(5)
+        >>> bool(np.allclose(rr.A @ rr.A.T, np.eye(4), atol=1e-5))
+        True
+    """
 
     def __init__(self, d_in: int, d_out: int, seed: int = 12345):
         super().__init__(d_in, d_out)
         self.seed = check_int(seed, "seed")
         self.is_trained = False
 
-    def train(self, x: Any = None) -> None:
-        d = max(self.d_in, self.d_out)
-        q, r = np.linalg.qr(np.random.default_rng(self.seed).normal(size=(d, d)))
-        q *= np.sign(np.diag(r))
-        self.A = np.ascontiguousarray(q[:self.d_out, :self.d_in], dtype=np.float32)
-        self.is_orthonormal = self.d_out <= self.d_in
+    def init(self, seed: int) -> None:
+        """Draw the matrix from ``seed`` (FAISS's ``RandomRotationMatrix::init``)."""
+        from .rng import randn
+        seed = check_int(seed, "seed")
+        rows = self.d_out
+        cols = self.d_in if self.d_out <= self.d_in else self.d_out
+        # FAISS's QR sees the row-major (rows, cols) draws as a column-major
+        # (cols, rows) matrix and keeps its orthonormal columns as A's rows
+        from . import _blas
+        with _blas.single_threaded():  # a thread pool slows a QR of this size down
+            q, _ = np.linalg.qr(randn(rows * cols, seed).reshape(rows, cols).T)
+        self.A = np.ascontiguousarray(q.T[:, :self.d_in], dtype=np.float32)
+        self.is_orthonormal = True
         self.is_trained = True
+
+    def train(self, x: Any = None) -> None:
+        self.init(self.seed)

@@ -10,6 +10,10 @@ vector<float32> b | int32 d_in | int32 d_out | uint8 is_trained``.
   random_rotation | int32 balanced_bins | vector mean | vector eigenvalues |
   vector PCAMat`` then the LinearTransform body;
 * ``VNrm`` NormalizationTransform: ``float32 norm`` then ``int32 d_in | int32
+  d_out | uint8 is_trained``;
+* ``Viqm`` ITQMatrix: ``int32 max_iter | int32 seed`` then the LinearTransform body;
+* ``Viqt`` ITQTransform: ``vector<float32> mean | uint8 do_pca``, its ITQMatrix
+  (``Viqm``), its ``pca_then_itq`` map (``LTra``), then ``int32 d_in | int32
   d_out | uint8 is_trained``.
 """
 
@@ -18,13 +22,15 @@ from __future__ import annotations
 import numpy as np
 
 from ...transforms import LinearTransform, NormalizationTransform, PCAMatrix, RandomRotationMatrix
+from ...transforms_itq import ITQMatrix, ITQTransform
 from ...transforms_opq import OPQMatrix
 from ..faiss_format import MAX_DIMENSION
 
 
 def _write_linear_body(w, t) -> None:
     w.bool(t.have_bias)
-    w.vector(t.A, np.float32)
+    # an untrained transform has no matrix yet: FAISS writes it empty
+    w.vector(t.A if t.is_trained else np.empty(0, np.float32), np.float32)
     w.vector(t.b if t.have_bias else np.empty(0, np.float32), np.float32)
     w.i32(t.d_in)
     w.i32(t.d_out)
@@ -45,6 +51,20 @@ def write_transform(w, t) -> None:
     elif isinstance(t, RandomRotationMatrix):
         w.tag(b"rrot")
         _write_linear_body(w, t)
+    elif isinstance(t, ITQMatrix):
+        w.tag(b"Viqm")
+        w.i32(t.max_iter)
+        w.i32(t.seed)
+        _write_linear_body(w, t)
+    elif isinstance(t, ITQTransform):
+        w.tag(b"Viqt")
+        w.vector(t.mean, np.float32)
+        w.bool(t.do_pca)
+        write_transform(w, t.itq)
+        write_transform(w, t.pca_then_itq)
+        w.i32(t.d_in)
+        w.i32(t.d_out)
+        w.bool(t.is_trained)
     elif isinstance(t, (LinearTransform, OPQMatrix)):
         w.tag(b"LTra")
         _write_linear_body(w, t)
@@ -126,6 +146,45 @@ def read_transform(r, what: str = "transform"):
         if not (np.isfinite(norm) and norm > 0):
             raise r.fail(f"{w}: norm exponent {norm} must be a positive number", at)
         return NormalizationTransform(d_in, float(norm))
-    names = {b"Viqm": "ITQMatrix", b"Viqt": "ITQTransform", b"VCnt": "CenteringTransform",
+    if tag == b"Viqm":
+        w = f"{what} (ITQMatrix)"
+        max_iter = r.int_in("i32", 0, 1 << 30, f"{w} max_iter")
+        seed = r.i32(f"{w} seed")
+        t = _read_linear_body(r, w)
+        if t.d_in != t.d_out:
+            raise r.fail(f"{w}: a rotation maps d to d, got {t.d_in} -> {t.d_out}", at)
+        itq = ITQMatrix(t.d_in)
+        itq.max_iter, itq.seed = max_iter, seed
+        itq.A, itq.b, itq.have_bias, itq.is_trained = t.A, t.b, t.have_bias, t.is_trained
+        itq.is_orthonormal = t.is_orthonormal
+        return itq
+    if tag == b"Viqt":
+        return _read_itq_transform(r, what, at)
+    names = {b"VCnt": "CenteringTransform",
              b"RmDT": "RemapDimensionsTransform"}
     raise r.fail(f"{what}: transform {names.get(tag, repr(tag))} is not supported by voisin", at)
+
+
+def _read_itq_transform(r, what: str, at: int) -> ITQTransform:
+    w = f"{what} (ITQTransform)"
+    mean = r.vector(np.float32, f"{w} mean")
+    do_pca = r.bool(f"{w} do_pca")
+    sub_at = r.pos
+    itq = read_transform(r, f"{w} rotation")
+    lin_at = r.pos
+    lin = read_transform(r, f"{w} pca_then_itq")
+    d_in = r.int_in("i32", 1, MAX_DIMENSION, f"{w} d_in")
+    d_out = r.int_in("i32", 1, MAX_DIMENSION, f"{w} d_out")
+    is_trained = r.bool(f"{w} is_trained")
+    if not isinstance(itq, ITQMatrix) or itq.d_in != d_out:
+        raise r.fail(f"{w}: expected an ITQMatrix of dimension {d_out}, found {itq!r}", sub_at)
+    if type(lin) is not LinearTransform or (lin.d_in, lin.d_out) != (d_in, d_out):
+        raise r.fail(f"{w}: expected a LinearTransform {d_in} -> {d_out}, found {lin!r}", lin_at)
+    if mean.size not in (0, d_in) or (is_trained and (mean.size != d_in or not lin.is_trained)):
+        raise r.fail(f"{w}: mean of {mean.size} values / an untrained map for d_in={d_in}", at)
+    t = ITQTransform(d_in, d_out, do_pca)
+    t.mean = np.ascontiguousarray(mean, dtype=np.float32)
+    t.itq = itq
+    t.pca_then_itq = lin
+    t.is_trained = is_trained
+    return t

@@ -14,7 +14,8 @@ from typing import Any
 
 from ._version import __version__
 from .index import Index
-from .metric import METRIC_INNER_PRODUCT, METRIC_L2
+from .metric import (METRIC_BrayCurtis, METRIC_Canberra, METRIC_INNER_PRODUCT, METRIC_Jaccard,
+                     METRIC_JensenShannon, METRIC_L1, METRIC_L2, METRIC_Linf, METRIC_Lp)
 from .selector import (IDSelector, IDSelectorAll, IDSelectorAnd, IDSelectorArray, IDSelectorBatch,
                        IDSelectorBitmap, IDSelectorFunction, IDSelectorNot, IDSelectorOr,
                        IDSelectorRange, IDSelectorXOr, SearchParameters)
@@ -233,6 +234,13 @@ __all__ = [
     "IndexIDMap2",
     "METRIC_L2",
     "METRIC_INNER_PRODUCT",
+    "METRIC_L1",
+    "METRIC_Linf",
+    "METRIC_Lp",
+    "METRIC_Canberra",
+    "METRIC_BrayCurtis",
+    "METRIC_JensenShannon",
+    "METRIC_Jaccard",
     "SearchParameters",
     "IDSelector",
     "IDSelectorAll",

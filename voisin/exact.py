@@ -14,7 +14,8 @@ import numpy as np
 import numba
 
 from . import _blas
-from ._validate import as_matrix, check_k
+from . import extra_metrics
+from ._validate import as_matrix, check_float, check_k
 from .filtering import GATHER_FRACTION, GATHER_MIN_QUERIES
 from .metric import METRIC_L2, check_metric, is_similarity, worst_distance
 from .kernels import flat as K
@@ -181,7 +182,8 @@ def range_search(xq: np.ndarray, xb: np.ndarray, nb: int, metric: int, radius: f
                         mask if use_mask else _NO_MASK, use_mask)
 
 
-def knn(xq, xb, k: int, metric: int = METRIC_L2) -> tuple[np.ndarray, np.ndarray]:
+def knn(xq, xb, k: int, metric: int = METRIC_L2,
+        metric_arg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours of each row of ``xq`` among the rows of ``xb``.
 
     Same as building an ``IndexFlat(d, metric)`` on ``xb`` and searching it,
@@ -193,22 +195,27 @@ def knn(xq, xb, k: int, metric: int = METRIC_L2) -> tuple[np.ndarray, np.ndarray
     >>> I.ravel().tolist()
     [0, 1, 2]
     """
-    metric = check_metric(metric)
+    metric = check_metric(metric, extra=True)
     xb = as_matrix(xb, None, "xb")
     xq = as_matrix(xq, xb.shape[1], "xq")
     k = check_k(k)
+    if extra_metrics.is_extra(metric):
+        return extra_metrics.search(xq, xb, xb.shape[0], metric, check_float(metric_arg, "metric_arg"), k)
     return search(xq, xb, xb.shape[0], metric, k)
 
 
-def pairwise_distances(xq, xb, metric: int = METRIC_L2) -> np.ndarray:
+def pairwise_distances(xq, xb, metric: int = METRIC_L2, metric_arg: float = 0.0) -> np.ndarray:
     """All distances between rows of ``xq`` and rows of ``xb``: an (nq, nb) float32 matrix.
 
     L2 distances are squared (as everywhere in voisin and FAISS); inner
-    product gives the dot products.
+    product gives the dot products; the further metrics (METRIC_L1, METRIC_Lp
+    with ``metric_arg`` = p, ...) are as in :mod:`voisin.extra_metrics`.
     """
-    metric = check_metric(metric)
+    metric = check_metric(metric, extra=True)
     xb = as_matrix(xb, None, "xb")
     xq = as_matrix(xq, xb.shape[1], "xq")
+    if extra_metrics.is_extra(metric):
+        return extra_metrics.pairwise(xq, xb, metric, check_float(metric_arg, "metric_arg"))
     G = xq @ xb.T
     if metric != METRIC_L2:
         return G

@@ -390,7 +390,7 @@ def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
         256
     """
     d = check_dimension(d)
-    metric = check_metric(metric)
+    metric = check_metric(metric, extra=True)  # the families that do not serve it refuse it
     if not isinstance(description, str):
         raise TypeError(f"description: expected a string such as 'IVF1024,Flat', got {description!r}")
     parser = _Parser(description, metric)

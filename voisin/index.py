@@ -61,10 +61,12 @@ class Index:
 
     #: the SearchParameters subclass this index understands
     params_type: type = SearchParameters
+    #: whether the index serves voisin.metric.EXTRA_METRICS (L1, Linf, Lp, ...) besides L2 and IP
+    _extra_metrics = False
 
     def __init__(self, d: int, metric: int = METRIC_L2):
         self.d = check_dimension(d)
-        self.metric_type = check_metric(metric)
+        self.metric_type = check_metric(metric, extra=type(self)._extra_metrics)
         self.metric_arg = 0.0
         self.ntotal = 0
         self.is_trained = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import exact
+from .. import exact, extra_metrics
 from ..index import Index
 from ..kernels.flat import row_norms_sqr
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2
@@ -32,6 +32,8 @@ class IndexFlat(Index):
     # rows with the count that goes with them. Norms are derived data, None
     # until first needed (a memory-mapped load must stay O(1)).
     _snap: tuple = (np.empty((0, 0), dtype=np.float32), None, 0)
+    # METRIC_L1, METRIC_Lp (p in metric_arg), ...: voisin/extra_metrics.py
+    _extra_metrics = True
 
     def __init__(self, d: int, metric: int = METRIC_L2):
         super().__init__(d, metric)
@@ -109,11 +111,18 @@ class IndexFlat(Index):
         return params.sel.mask_sequential(n)
 
     def _search(self, x, k, params, D, I):
+        if extra_metrics.is_extra(self.metric_type):
+            xb, _, n = self._snap
+            return extra_metrics.search(x, xb, n, self.metric_type, self.metric_arg, k,
+                                        self._mask(params, n), D, I)
         xb, norms, n = self._snapshot(with_norms=exact.uses_norms(x, self.metric_type))
         return exact.search(x, xb, n, self.metric_type, k, self._mask(params, n), D, I, norms)
 
     def _range_search(self, x, radius, params):
         xb, _, n = self._snap
+        if extra_metrics.is_extra(self.metric_type):
+            return extra_metrics.range_search(x, xb, n, self.metric_type, self.metric_arg, radius,
+                                              self._mask(params, n))
         return exact.range_search(x, xb, n, self.metric_type, radius, self._mask(params, n))
 
     def _remove(self, sel: IDSelector) -> int:

@@ -137,6 +137,7 @@ class _IdTable:
 
     def _init_ids(self, index: Any) -> None:
         self.index = index
+        self.metric_arg = index.metric_arg  # as FAISS, taken when wrapped
         self.params_type = index.params_type
         self._ids = np.empty(0, dtype=np.int64)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
@@ -325,6 +326,8 @@ class IndexIDMap(_Gated, _IdTable, Index):
         >>> int(I[0, 0])
         10
     """
+
+    _extra_metrics = True  # the metric is the wrapped index's, checked there
 
     def __init__(self, index: Index):
         if not isinstance(index, Index):

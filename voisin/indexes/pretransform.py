@@ -38,6 +38,8 @@ class IndexPreTransform(Index):
         [0, 1]
     """
 
+    _extra_metrics = True  # the metric is the wrapped index's, checked there
+
     def __init__(self, transform: Any, index: Index | None = None):
         if index is None and isinstance(transform, Index):
             chain, index = [], transform

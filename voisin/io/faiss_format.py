@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
+from ..metric import EXTRA_METRICS
 from . import checksum as _checksum
 from .atomic import atomic_write
 from .stream import IndexFileError, Reader, Writer, tag_text
@@ -128,7 +129,9 @@ class Header:
     metric_arg: float = 0.0
 
 
-def read_header(r: Reader, what: str = "index") -> Header:
+def read_header(r: Reader, what: str = "index", extra_metrics: bool = False) -> Header:
+    """FAISS's index header; ``extra_metrics``: the family serves METRIC_L1 and the
+    other further metrics (IndexFlat and the wrappers around it)."""
     d = r.int_in("i32", 1, MAX_DIMENSION, f"{what} dimension d")
     ntotal = r.int_in("i64", 0, 1 << 48, f"{what} ntotal")
     r.i64(f"{what} header padding")
@@ -139,8 +142,9 @@ def read_header(r: Reader, what: str = "index") -> Header:
     metric_arg = 0.0
     if metric > 1:
         metric_arg = r.f32(f"{what} metric_arg")
-    if metric not in (0, 1):
-        raise r.fail(f"{what}: metric_type {metric} is not supported by voisin "
+    if metric not in (0, 1) and not (extra_metrics and metric in EXTRA_METRICS):
+        served = "IndexFlat" if metric in EXTRA_METRICS else "voisin"
+        raise r.fail(f"{what}: metric_type {metric} is not supported by {served} "
                      "(only 0 = inner product and 1 = L2)", at)
     return Header(d, ntotal, is_trained, metric, metric_arg)
 

@@ -1,4 +1,5 @@
-"""IndexFlat: ``IxF2`` (L2) / ``IxFI`` (inner product), header then the vectors."""
+"""IndexFlat: ``IxF2`` (L2) / ``IxFI`` (inner product) / ``IxFl`` (another metric,
+its ``metric_arg`` in the header), header then the vectors."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ def write_flat(w, index: IndexFlat) -> None:
     w.vector(index._xb[:index.ntotal], np.float32)
 
 
-def restore_flat(d: int, metric: int, xb: np.ndarray, mapped: bool) -> IndexFlat:
+def restore_flat(d: int, metric: int, xb: np.ndarray, mapped: bool, metric_arg: float = 0.0) -> IndexFlat:
     """An IndexFlat of the right class holding ``xb`` (ntotal, d) as its storage."""
-    cls = {METRIC_L2: IndexFlatL2, METRIC_INNER_PRODUCT: IndexFlatIP}[metric]
-    index = cls(d)
+    cls = {METRIC_L2: IndexFlatL2, METRIC_INNER_PRODUCT: IndexFlatIP}.get(metric)
+    index = cls(d) if cls is not None else IndexFlat(d, metric)
+    index.metric_arg = float(metric_arg)
     index._xb = xb
     # a mapped load must not touch every page to compute norms: they are lazy
     index._norms = None
@@ -36,8 +38,8 @@ def restore_flat(d: int, metric: int, xb: np.ndarray, mapped: bool) -> IndexFlat
 @register_reader(b"IxF2", b"IxFI", b"IxFl")
 def read_flat(r, ctx, tag: bytes) -> IndexFlat:
     at = r.pos
-    h = read_header(r, "IndexFlat")
+    h = read_header(r, "IndexFlat", extra_metrics=True)
     if tag in _TAG_METRIC and _TAG_METRIC[tag] != h.metric_type:
         raise r.fail(f"IndexFlat: tag {tag.decode()!r} contradicts metric_type {h.metric_type}", at)
     xb = r.vector(np.float32, "IndexFlat vectors", expect=h.ntotal * h.d)
-    return restore_flat(h.d, h.metric_type, xb.reshape(h.ntotal, h.d), ctx.mapped)
+    return restore_flat(h.d, h.metric_type, xb.reshape(h.ntotal, h.d), ctx.mapped, h.metric_arg)

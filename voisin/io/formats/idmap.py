@@ -20,7 +20,7 @@ def write_idmap(w, index: IndexIDMap) -> None:
 @register_reader(b"IxMp", b"IxM2")
 def read_idmap(r, ctx, tag: bytes) -> IndexIDMap:
     at = r.pos
-    h = read_header(r, "IndexIDMap")
+    h = read_header(r, "IndexIDMap", extra_metrics=True)  # the wrapped index checks its own
     sub = ctx.read_nested(r, "IndexIDMap sub-index")
     if sub.d != h.d or sub.ntotal != h.ntotal:
         raise r.fail(f"IndexIDMap: header says d={h.d}, ntotal={h.ntotal} but the wrapped "
@@ -30,6 +30,7 @@ def read_idmap(r, ctx, tag: bytes) -> IndexIDMap:
     # The constructor insists on an empty index; build around a placeholder
     # and then install the loaded state.
     index = cls(IndexFlat(h.d, sub.metric_type))
+    index.metric_arg = h.metric_arg
     index.index = sub
     index.params_type = sub.params_type
     index._ids = ids

@@ -23,7 +23,7 @@ def write_pretransform(w, index: IndexPreTransform) -> None:
 @register_reader(b"IxPT")
 def read_pretransform(r, ctx, tag: bytes) -> IndexPreTransform:
     at = r.pos
-    h = read_header(r, "IndexPreTransform")
+    h = read_header(r, "IndexPreTransform", extra_metrics=True)  # the wrapped index checks its own
     nt = r.int_in("i32", 0, MAX_TRANSFORMS, "IndexPreTransform number of transforms")
     chain = [read_transform(r, f"IndexPreTransform transform {i}") for i in range(nt)]
     sub = ctx.read_nested(r, "IndexPreTransform wrapped index")

@@ -325,8 +325,9 @@ def test_factory_strings_build_the_compositions():
     ix = voisin.index_factory(16, "HNSW8_SQ8,RFlat", voisin.METRIC_INNER_PRODUCT)
     assert isinstance(ix, voisin.IndexRefineFlat) and isinstance(ix.base_index, IndexHNSWSQ)
     assert ix.metric_type == voisin.METRIC_INNER_PRODUCT
-    with pytest.raises(voisin.FactoryError, match="IndexHNSWPQ"):
-        voisin.index_factory(16, "HNSW8,PQ4")
+    assert isinstance(voisin.index_factory(16, "HNSW8,PQ4"), voisin.IndexHNSWPQ)  # as FAISS reads it
+    with pytest.raises(voisin.FactoryError, match="8-bit PQ"):
+        voisin.index_factory(16, "HNSW8,PQ4x6")
     with pytest.raises(voisin.FactoryError, match="8-bit"):
         voisin.index_factory(16, "HNSW8_SQ4")
 

@@ -10,7 +10,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     core        := Flat
                  | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
-                 | HNSW{M}[,Flat | _SQ8]
+                 | HNSW{M}[,Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
                  | LSH[{nbits}][r][t]
                  | IVF{n} , (ITQ|PCA|PCAR)[{nbit}] , SH[{period}][g|c|m]
 
@@ -355,10 +355,14 @@ class _Parser:
     def hnsw(self, d: int, M: int, suffix: str | None, tok: _Tok, toks: list[_Tok]) -> Index:
         if M <= 1:
             raise self.fail(tok, "HNSW needs M >= 2")
+        if suffix is not None and suffix.startswith("PQ"):
+            self._no_more(toks, 1)
+            return self._hnsw_pq(d, M, _Tok(suffix, tok.pos + tok.text.index("_") + 1))
         if suffix is not None:
             sq = self._sq_type(tok, suffix)
             if sq is None:
-                raise self.fail(tok, "unknown HNSW storage suffix; expected _SQ8 (8-bit codes)")
+                raise self.fail(tok, "unknown HNSW storage suffix; expected _SQ8 (8-bit codes) "
+                                "or _PQ{m}[x8]")
             self._no_more(toks, 1)
             try:
                 return _load("indexes.hnsw", "IndexHNSWSQ")(d, sq, M, self.metric)
@@ -368,10 +372,20 @@ class _Parser:
             self._no_more(toks, 1 if len(toks) == 1 else 2)
             cls = _load("indexes.hnsw", "IndexHNSWFlat")
             return cls(d, M, self.metric)
-        if self._pq_args(d, toks[1]) is not None:
-            raise self.fail(toks[1], "HNSW over PQ codes (IndexHNSWPQ) is not implemented in "
-                            "voisin; walk 8-bit codes instead: 'HNSW32_SQ8' or 'HNSW32_SQ8,RFlat'")
-        raise self.fail(toks[1], "unknown HNSW storage; expected Flat or _SQ8 (HNSW32_SQ8)")
+        if toks[1].text.startswith("PQ"):  # FAISS reads "HNSW32,PQ16" as "HNSW32_PQ16"
+            self._no_more(toks, 2)
+            return self._hnsw_pq(d, M, toks[1])
+        raise self.fail(toks[1], "unknown HNSW storage; expected Flat, _SQ8 (HNSW32_SQ8) or "
+                        "_PQ{m} (HNSW32_PQ16)")
+
+    def _hnsw_pq(self, d: int, M: int, tok: _Tok) -> Index:
+        pq = self._pq_args(d, tok)
+        if pq is None:
+            raise self.fail(tok, "malformed PQ storage; expected PQ{m} or PQ{m}x8, e.g. HNSW32_PQ16")
+        m, nbits, fast = pq
+        if fast or nbits != 8:
+            raise self.fail(tok, "IndexHNSWPQ walks 8-bit PQ codes: PQ{m} or PQ{m}x8")
+        return _load("indexes.hnsw_pq", "IndexHNSWPQ")(d, m, M, 8, self.metric)
 
 
 def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
@@ -380,7 +394,7 @@ def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
     Supported: ``Flat``, ``IDMap,<x>``, ``IDMap2,<x>``, ``PCA{n}[W][R],<x>``,
     ``OPQ{m}[_{d}],<x>``, ``L2norm,<x>``, ``IVF{n}[k|M][_HNSW{M}],Flat|SQ8|SQ4|SQfp16|PQ{m}[x{b}]|PQ{m}x4fs``,
     ``PQ{m}[x{b}]``, ``SQ8|SQ4|SQfp16``, ``<x>,RFlat``, ``<x>,Refine(<y>)``,
-    ``HNSW{M}[,Flat|_SQ8]``. Raises :class:`FactoryError` (a ValueError)
+    ``HNSW{M}[,Flat|_SQ8|_PQ{m}]``. Raises :class:`FactoryError` (a ValueError)
     pointing at the offending token.
 
     Example:

@@ -26,7 +26,7 @@ from numba import njit
 from . import FASTMATH
 from .heap import max_pop
 from .hnsw import Graph, Walk, greedy_descend, next_epoch, rescore, search_layer
-from .hnsw_space import FlatSpace, SQ8Space, prepare_query, query_cost, query_width
+from .hnsw_space import FlatSpace, PQSpace, SQ8Space, prepare_query, query_cost, query_width
 from .simd import dot_qrow
 from ..metric import METRIC_L2
 
@@ -113,6 +113,14 @@ def search_sq8(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch
                exact_t, D, I):
     """Search the queries of ``xw`` (walk space) / ``xe`` (exact space) over SQ8 codes."""
     return _search_block(SQ8Space(walk_t[0], walk_t[1]), xw, xe, k, ef, graph_t, entry,
+                         max_level, metric, scratch_t, filter_t, exact_t, D, I)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def search_pq(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t,
+              exact_t, D, I):
+    """Search the queries of ``xw`` (walk space) / ``xe`` (exact space) over PQ codes."""
+    return _search_block(PQSpace(walk_t[0], walk_t[1], walk_t[2]), xw, xe, k, ef, graph_t, entry,
                          max_level, metric, scratch_t, filter_t, exact_t, D, I)
 
 
@@ -210,4 +218,11 @@ def range_flat(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratc
 def range_sq8(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t):
     """Range search over SQ8 codes: ``(lims, D, I)`` of the nodes with cost < ``bound``."""
     return _range_block(SQ8Space(walk_t[0], walk_t[1]), xq, bound, ef0, graph_t, entry,
+                        max_level, metric, scratch_t, filter_t)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def range_pq(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t):
+    """Range search over PQ codes: ``(lims, D, I)`` of the nodes with cost < ``bound``."""
+    return _range_block(PQSpace(walk_t[0], walk_t[1], walk_t[2]), xq, bound, ef0, graph_t, entry,
                         max_level, metric, scratch_t, filter_t)

@@ -1,7 +1,7 @@
 """What the HNSW graph kernels know of the stored vectors: a distance (hnswlib's "space").
 
 The graph code (:mod:`voisin.kernels.hnsw`) walks, links and prunes through the
-five functions below and never looks at an encoding. A *space* is a namedtuple
+functions below and never looks at an encoding. A *space* is a namedtuple
 whose type picks the implementation at compile time (numba specialises the
 graph kernels once per space type, as it would per array dtype):
 
@@ -13,6 +13,12 @@ graph kernels once per space type, as it would per array dtype):
   ``start + step * (c + 0.5)``. Rows may be padded past d (w = round_up(d, 32)):
   padded columns hold code 0 and step 0, so they add nothing to a distance and the
   loop runs whole rows.
+* :class:`PQSpace` ``(codes, cent, sdc)``: uint8 (n, M) codes of an 8-bit product
+  quantizer, its float32 (M, 256, dsub) centroids and (M, 256, 256) symmetric cost
+  table (squared distances, or minus the inner products, between centroids). A
+  query becomes its (M, 256) cost table, so a query distance is M lookups (FAISS's
+  ADC); a node-to-node distance while linking is M lookups in the symmetric table
+  (FAISS's SDC, as its IndexHNSWPQ builds).
 
 A query is turned once into the form the inner loop wants (:func:`prepare_query`),
 so an SQ8 distance is one fused pass over the codes with no per-element decode.
@@ -37,6 +43,7 @@ from .simd import dot_qrow, dot_rows, sqdist_qrow, sqdist_rows
 
 FlatSpace = namedtuple("FlatSpace", ["rows"])
 SQ8Space = namedtuple("SQ8Space", ["codes", "sqp"])
+PQSpace = namedtuple("PQSpace", ["codes", "cent", "sdc"])
 
 _JIT = {"fastmath": FASTMATH, "nogil": True}
 # cache lines of each vector requested before its distance is computed
@@ -104,6 +111,10 @@ def _ol_query_width(space):
         return lambda space: space.rows.shape[1]
     if _is(space, SQ8Space):
         return lambda space: space.codes.shape[1]
+    if _is(space, PQSpace):
+        # the cost table, and room for a decoded vector (node_vector) when it is longer
+        return lambda space: max(space.cent.shape[0] * space.cent.shape[1],
+                                 space.cent.shape[0] * space.cent.shape[2])
 
 
 @overload(prepare_query, jit_options=_JIT)
@@ -141,6 +152,23 @@ def _ol_prepare_query(space, q, metric, qv):
                 c += q[t] * (sqp[0, t] + np.float32(0.5) * sqp[1, t])
             return c
         return sq8
+    if _is(space, PQSpace):
+        def pq(space, q, metric, qv):
+            cent = space.cent
+            M, ksub, dsub = cent.shape
+            for m in range(M):
+                for c in range(ksub):
+                    s = np.float32(0.0)
+                    if metric == METRIC_L2:
+                        for t in range(dsub):
+                            e = q[m * dsub + t] - cent[m, c, t]
+                            s += e * e
+                    else:
+                        for t in range(dsub):
+                            s -= q[m * dsub + t] * cent[m, c, t]
+                    qv[m * ksub + c] = s
+            return np.float32(0.0)
+        return pq
 
 
 @overload(query_cost, jit_options=_JIT)
@@ -165,6 +193,15 @@ def _ol_query_cost(space, qv, qc, j, metric):
                 s += qv[t] * np.float32(X[j, t])
             return -(s + qc)
         return sq8
+    if _is(space, PQSpace):
+        def pq(space, qv, qc, j, metric):
+            X = space.codes
+            ksub = space.cent.shape[1]
+            s = np.float32(0.0)
+            for m in range(X.shape[1]):
+                s += qv[m * ksub + X[j, m]]
+            return s
+        return pq
 
 
 @overload(node_cost, jit_options=_JIT)
@@ -191,6 +228,15 @@ def _ol_node_cost(space, i, j, metric):
                 s += a * b
             return -s
         return sq8
+    if _is(space, PQSpace):
+        def pq(space, i, j, metric):
+            X = space.codes
+            sdc = space.sdc
+            s = np.float32(0.0)
+            for m in range(X.shape[1]):
+                s += sdc[m, X[i, m], X[j, m]]
+            return s
+        return pq
 
 
 @overload(node_vector, jit_options=_JIT)
@@ -206,11 +252,20 @@ def _ol_node_vector(space, u, q):
             for t in range(q.shape[0]):
                 q[t] = sqp[0, t] + sqp[1, t] * (np.float32(space.codes[u, t]) + np.float32(0.5))
         return sq8
+    if _is(space, PQSpace):
+        def pq(space, u, q):
+            cent = space.cent
+            M, _, dsub = cent.shape
+            for m in range(M):
+                c = space.codes[u, m]
+                for t in range(dsub):
+                    q[m * dsub + t] = cent[m, c, t]
+        return pq
 
 
 @overload(prefetch, jit_options=_JIT)
 def _ol_prefetch(space, j, lines):
-    if _is(space, FlatSpace) or _is(space, SQ8Space):
+    if _is(space, FlatSpace) or _is(space, SQ8Space) or _is(space, PQSpace):
         def impl(space, j, lines):
             X = space[0]
             nbytes = min(X.shape[1] * X.itemsize, lines * 64)

@@ -1,4 +1,4 @@
-"""HNSW indexes: ``IHNf`` (flat storage).
+"""HNSW indexes: ``IHNf`` (flat storage), ``IHNs`` (SQ8 codes), ``IHNp`` (PQ codes).
 
 Body after the header: the graph in FAISS's layout (one ``neighbors`` array,
 node i's slots at ``offsets[i] + cum_nneighbor_per_level[l]``), the entry
@@ -19,9 +19,11 @@ import numpy as np
 
 from ...indexes.flat import IndexFlat
 from ...indexes.hnsw import IndexHNSW, IndexHNSWFlat, IndexHNSWSQ
+from ...indexes.hnsw_pq import IndexHNSWPQ
 from ..faiss_format import (IO_FLAG_SKIP_STORAGE, read_header, register_reader, register_writer,
                             write_header)
 from .flat import flat_tag
+from .pq import read_codes, read_pq, write_pq
 from .sqcodec import read_sq, write_sq
 
 
@@ -288,4 +290,55 @@ def read_hnsw_sq(r, ctx, tag: bytes) -> IndexHNSWSQ:
     if not sh.is_trained:
         index.is_trained = False
     index.load_state(codes.reshape(h.ntotal, sq.code_size), graph)
+    return index
+
+
+# --------------------------------------------------------------------------
+# HNSW over PQ codes: ``IHNp`` (graph, then an IndexPQ ``IxPq``)
+# --------------------------------------------------------------------------
+
+@register_writer(IndexHNSWPQ)
+def write_hnsw_pq(w, index: IndexHNSWPQ) -> None:
+    index = index.compacted_copy()  # no tombstones in the file
+    w.tag(b"IHNp")
+    write_header(w, index)
+    write_graph(w, index)
+    if w.io_flags & IO_FLAG_SKIP_STORAGE:
+        w.tag(b"null")
+        return
+    w.tag(b"IxPq")
+    write_header(w, index)
+    write_pq(w, index.pq)
+    w.vector(index.storage_rows(), np.uint8)
+    w.i32(0)                          # search_type: ST_PQ
+    w.u8(0)                           # encode_signs
+    w.i32(index.pq.M * 8 + 1)         # polysemous_ht: off
+
+
+@register_reader(b"IHNp")
+def read_hnsw_pq(r, ctx, tag: bytes) -> IndexHNSWPQ:
+    what = "IndexHNSWPQ"
+    at = r.pos
+    h = read_header(r, what)
+    M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
+    st_at = r.pos
+    st_tag = r.tag(f"{what} storage tag")
+    if st_tag != b"IxPq":
+        raise r.fail(f"{what}: storage must be an IndexPQ ('IxPq'), found {st_tag!r}", st_at)
+    sh = read_header(r, f"{what} storage")
+    if (sh.d, sh.ntotal, sh.metric_type) != (h.d, h.ntotal, h.metric_type):
+        raise r.fail(f"{what}: storage and graph disagree on d, ntotal or metric", at)
+    pq = read_pq(r, h.d, f"{what} product quantizer")
+    if pq.nbits != 8:
+        raise r.fail(f"{what}: voisin walks 8-bit PQ codes, the file has {pq.nbits}-bit codes", st_at)
+    codes = read_codes(r, h.ntotal, pq.code_size, f"{what} codes")
+    r.i32(f"{what} search_type")
+    r.u8(f"{what} encode_signs")
+    r.i32(f"{what} polysemous_ht")
+    index = IndexHNSWPQ(h.d, pq.M, M, 8, h.metric_type)
+    install_graph(r, index, probas, cum, efc, efs, upper_beam, at)
+    pq.is_trained = pq.is_trained or bool(sh.is_trained)
+    index.set_quantizer(pq)
+    index.is_trained = bool(sh.is_trained)
+    index.load_state(codes, graph)
     return index

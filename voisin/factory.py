@@ -8,7 +8,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | core
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
     core        := Flat
-                 | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
+                 | (IVF{n}[k|M][_HNSW{M}] | IMI{M}x{b}) , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | HNSW{M}[,Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
                  | LSH[{nbits}][r][t]
@@ -222,6 +222,21 @@ class _Parser:
                 return self.spectral_hash(d, nlist, hnsw_m, toks[1], toks[2])
             self._no_more(toks, 2)
             return self.ivf(d, nlist, tok, toks[1], hnsw_m)
+        m = re.fullmatch(r"IMI(\d+)x(\d+)", text)
+        if m:
+            M, nbits = int(m.group(1)), int(m.group(2))
+            if not (1 <= M <= 8 and 1 <= nbits <= 16 and M * nbits <= 30):
+                raise self.fail(tok, "IMI{M}x{nbits} needs 1 <= M <= 8, nbits <= 16 and at most "
+                                "2**30 lists, e.g. IMI2x8")
+            if d % M:
+                raise self.fail(tok, f"IMI{M}x{nbits}: dimension {d} is not a multiple of M={M}")
+            if self.metric != METRIC_L2:
+                raise self.fail(tok, "the inverted multi-index is L2 only")
+            if len(toks) < 2:
+                raise self.fail(tok, f"{text} needs a codec after it, e.g. '{text},PQ16'")
+            self._no_more(toks, 2)
+            quantizer = _load("indexes.imi", "MultiIndexQuantizer")(d, M, nbits)
+            return self.ivf(d, 1 << (M * nbits), tok, toks[1], quantizer=quantizer)
         if text.startswith("IVF"):
             raise self.fail(tok, "malformed IVF token; expected IVF{nlist}[k|M][_HNSW{M}], e.g. "
                             "IVF1024, IVF64k or IVF65536_HNSW32")
@@ -285,8 +300,11 @@ class _Parser:
             raise self.fail(tok, f"PQ bits per code must be in [1, 16], got {nbits}")
         return M, nbits, fast
 
-    def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None) -> Index:
-        if hnsw_m is None:
+    def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None,
+            quantizer: Index | None = None) -> Index:
+        if quantizer is not None:
+            pass  # the multi-index's
+        elif hnsw_m is None:
             from .indexes.flat import IndexFlat
             quantizer = IndexFlat(d, self.metric)
         else:

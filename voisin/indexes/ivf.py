@@ -305,6 +305,10 @@ class IndexIVF(Index):
         self.quantizer = quantizer
         self.own_fields = False
         self.nprobe = 1
+        # FAISS's Level1Quantizer.quantizer_trains_alone: 0 = k-means, then the
+        # centroids are added to the quantizer; 1 = the quantizer trains on the
+        # vectors itself (a MultiIndexQuantizer, whose entries train() makes)
+        self.quantizer_trains_alone = 1 if getattr(quantizer, "trains_alone", False) else 0
         self.max_codes = 0
         self.code_size = check_int(code_size, "code_size", lo=0)
         self.by_residual = False
@@ -361,6 +365,16 @@ class IndexIVF(Index):
         if self._quantizer_ready():
             if self.verbose:
                 print("IVF quantizer does not need training.")
+            return
+        mode = check_int(getattr(self, "quantizer_trains_alone", 0), "quantizer_trains_alone", lo=0, hi=2)
+        if mode == 2:
+            raise NotImplementedError("quantizer_trains_alone=2 (k-means on a flat L2 index, then "
+                                      "added to the quantizer) is not implemented; use 0 or 1")
+        if mode == 1:
+            self.quantizer.train(x)
+            if self.quantizer.ntotal != self.nlist:
+                raise ValueError(f"quantizer: trained alone it holds {self.quantizer.ntotal} "
+                                 f"entries, the index has nlist={self.nlist}")
             return
         if x.shape[0] < self.nlist:
             raise ValueError(f"x: training an IVF with nlist={self.nlist} needs at least {self.nlist} "

@@ -10,6 +10,8 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     core        := Flat
                  | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
+                 | RQ{m}x{b}[_{m}x{b}...][_N{norm}]            (additive quantizers,
+                   norm := none | float | qint8 | qint4 | cqint8 | cqint4 | rq2x4)
                  | HNSW{M}[,Flat | _SQ8]
 
 Refinement re-ranks on the original vectors, so ``Refine(...)``'s index is
@@ -224,11 +226,15 @@ class _Parser:
                 return cls(d, M, nbits, self.metric)
             cls = _load("indexes.pq", "IndexPQ")
             return cls(d, M, nbits, self.metric)
+        aq = self._aq_index(d, tok)
+        if aq is not None:
+            self._no_more(toks, 1)
+            return aq
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
             return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
-        raise self.fail(tok, "unknown token; expected Flat, IVF{n}, PQ{m}, SQ8/SQ4/SQfp16, HNSW{M}, "
-                        "or a transform (PCA{n}, OPQ{m}, L2norm)")
+        raise self.fail(tok, "unknown token; expected Flat, IVF{n}, PQ{m}, SQ8/SQ4/SQfp16, "
+                        "RQ{m}x{b}, HNSW{M}, or a transform (PCA{n}, OPQ{m}, L2norm)")
 
     def _no_more(self, toks: list[_Tok], used: int) -> None:
         if len(toks) > used:
@@ -260,6 +266,45 @@ class _Parser:
             raise self.fail(tok, f"PQ bits per code must be in [1, 16], got {nbits}")
         return M, nbits, fast
 
+    # FAISS's _N suffixes of additive quantizers (aq_search_type in index_factory.cpp)
+    _AQ_NORMS = {"none": 1, "float": 3, "qint8": 4, "qint4": 5, "cqint8": 6, "cqint4": 7,
+                 "lsq2x4": 8, "rq2x4": 9}
+
+    def _aq_args(self, d: int, tok: _Tok) -> tuple[str, list[int], int] | None:
+        """``RQ{m}x{b}[_{m}x{b}...][_N{norm}]`` -> ("RQ", bits per stage, search type)."""
+        m = re.fullmatch(r"RQ(\d+x\d+(?:_\d+x\d+)*)(?:_N(\w+))?", tok.text)
+        if not m:
+            if re.match(r"RQ\d", tok.text):
+                raise self.fail(tok, "malformed RQ token; expected RQ{m}x{b}, e.g. RQ8x8, "
+                                "RQ1x16_6x8 or RQ8x8_Nqint8")
+            return None
+        bits: list[int] = []
+        for part in m.group(1).split("_"):
+            M, b = (int(v) for v in part.split("x"))
+            if M <= 0 or not 1 <= b <= 20:
+                raise self.fail(tok, f"RQ needs >= 1 stages of 1 to 20 bits, got {part}")
+            bits += [b] * M
+        if m.group(2) is None:
+            # FAISS: exact distances for L2, a plain look-up table for inner product
+            st = 0 if self.metric == METRIC_L2 else 1
+        else:
+            st = self._AQ_NORMS.get(m.group(2))
+            if st is None:
+                raise self.fail(tok, f"unknown norm encoding _N{m.group(2)}; expected one of "
+                                + ", ".join("_N" + k for k in self._AQ_NORMS))
+        return "RQ", bits, st
+
+    def _aq_index(self, d: int, tok: _Tok) -> Index | None:
+        aq = self._aq_args(d, tok)
+        if aq is None:
+            return None
+        kind, bits, st = aq
+        cls = _load("indexes.additive", "IndexResidualQuantizer")
+        try:
+            return cls(d, bits, self.metric, st)
+        except NotImplementedError as exc:
+            raise self.fail(tok, str(exc)) from None
+
     def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None) -> Index:
         if hnsw_m is None:
             from .indexes.flat import IndexFlat
@@ -284,6 +329,11 @@ class _Parser:
                 return cls(quantizer, d, nlist, M, nbits, self.metric)
             cls = _load("indexes.ivfpq", "IndexIVFPQ")
             return cls(quantizer, d, nlist, M, nbits, self.metric)
+        aq = self._aq_args(d, codec)
+        if aq is not None:
+            kind, bits, st = aq
+            cls = _load("indexes.ivf_rq", "IndexIVFResidualQuantizer")
+            return cls(quantizer, d, nlist, bits, self.metric, st)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
 

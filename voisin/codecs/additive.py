@@ -260,13 +260,20 @@ class AdditiveQuantizer:
             K.unpack_fields(c, self._fields, out)
         return out[:, :self.M].astype(np.int32)
 
+    def _encode_idx_resid(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, residuals x - reconstruction) of validated vectors."""
+        idx = self._encode_idx(x)
+        return idx, x - self.decode_unpacked(idx)
+
     def encode_rows(self, x: np.ndarray, centroids: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
         """(codes (n, code_size), exact squared norms of the reconstructions) of validated x."""
-        idx = self._encode_idx(x)
-        y = self.decode_unpacked(idx)
-        if centroids is not None:
-            y += centroids
+        idx, resid = self._encode_idx_resid(x)
+        if centroids is None:
+            # as FAISS: the reconstruction's norm is measured as ||x - residual||^2
+            y = x - resid
+        else:
+            y = self.decode_unpacked(idx) + centroids
         norms = np.einsum("ij,ij->i", y, y).astype(np.float32)
         return self.pack_codes(idx, norms), norms
 

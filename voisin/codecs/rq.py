@@ -204,20 +204,25 @@ class ResidualQuantizer(AdditiveQuantizer):
         return beam
 
     def _encode_idx(self, x: np.ndarray) -> np.ndarray:
+        return self._encode_idx_resid(x)[0]
+
+    def _encode_idx_resid(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = x.shape[0]
         if n == 0:
-            return np.zeros((0, self.M), dtype=np.int32)
+            return np.zeros((0, self.M), dtype=np.int32), np.zeros((0, self.d), dtype=np.float32)
         width = check_int(self.max_beam_size, "max_beam_size", lo=1)
         # whole beams of a block of vectors at a time bound the scratch memory
         per_vec = width * self.d * 8 + width * max(1 << b for b in self.nbits) * 4
         block = max(1, min(n, (256 << 20) // per_vec))
         out = np.empty((n, self.M), dtype=np.int32)
+        resid = np.empty((n, self.d), dtype=np.float32)
         for i0 in range(0, n, block):
             beam = self._beam_start(x[i0:i0 + block])
             for m in range(self.M):
                 beam = self._beam_stage(beam, self.get_codebook(m), m, width)
             out[i0:i0 + block] = beam[0][:, 0]
-        return out
+            resid[i0:i0 + block] = beam[1][:, 0]
+        return out, resid
 
     def memory_per_point(self, beam_size: int = -1) -> int:
         """FAISS's estimate of the beam-search scratch bytes per encoded vector."""

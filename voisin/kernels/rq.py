@@ -17,9 +17,11 @@ rows ``offsets[m] .. offsets[m] + 2**nbits[m]``.
   codeword (the LUT, one BLAS product for a batch) and, per stored vector, one
   float32 *side value* kept in the last 4 bytes of its storage row: the
   squared norm the search type prescribes (plus, for IVF residuals, the
-  ``2 <centroid, residual>`` term), so that for L2
-  ``dist = bias + side - 2 * sum_m LUT[offsets[m] + code_m]`` and for inner
-  product ``score = bias + sum_m LUT[...]`` whatever the search type.
+  ``w <centroid, residual>`` term), so that for L2
+  ``dist = bias + side - w * sum_m LUT[offsets[m] + code_m]`` and for inner
+  product ``score = bias + sum_m LUT[...]`` whatever the search type. The
+  weight w is 2, except for ST_LUT_nonorm under L2 where FAISS subtracts the
+  inner product once (w = 1) and voisin does the same.
 """
 
 import numpy as np
@@ -174,19 +176,19 @@ def _ip_generic(lut, code, offsets, widths, M):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _cost(lut, code, side_v, bias, offsets, widths, M, all8, metric):
+def _cost(lut, code, side_v, bias, offsets, widths, M, all8, metric, ipw):
     if all8:
         ip = _ip8(lut, code, offsets, M)
     else:
         ip = _ip_generic(lut, code, offsets, widths, M)
     if metric == METRIC_L2:
-        return bias + side_v - 2.0 * ip
+        return bias + side_v - ipw * ip
     return -(bias + ip)
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def scan_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets, sizes,
-               cb_offsets, widths, all8, metric, max_codes, mask, use_mask, worst, D, I):
+               cb_offsets, widths, all8, metric, ipw, max_codes, mask, use_mask, worst, D, I):
     """k-NN over the probed lists of a slab of additive codes.
 
     ``luts`` (nq, total_K): query x codeword inner products; ``probes`` (nq, P)
@@ -214,7 +216,7 @@ def scan_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets
             o = offsets[l]
             bias = pbias[q, p]
             for j in range(o, o + s):
-                c = _cost(lut, codes[j], side[j, side_col], bias, cb_offsets, widths, M, all8, metric)
+                c = _cost(lut, codes[j], side[j, side_col], bias, cb_offsets, widths, M, all8, metric, ipw)
                 if c < thr:
                     if use_mask and not mask[j]:
                         continue
@@ -228,7 +230,7 @@ def scan_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def range_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets, sizes,
-                cb_offsets, widths, all8, metric, radius, max_codes, mask, use_mask):
+                cb_offsets, widths, all8, metric, ipw, radius, max_codes, mask, use_mask):
     """Range search over the probed lists (L2: distance < radius; IP: score > radius).
 
     Two passes per query (count, fill); returns (lims (nq+1), D, I).
@@ -247,7 +249,7 @@ def range_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offset
                 if use_mask and not mask[j]:
                     continue
                 c = _cost(luts[q], codes[j], side[j, side_col], pbias[q, p], cb_offsets, widths, M,
-                          all8, metric)
+                          all8, metric, ipw)
                 if (metric == METRIC_L2 and c < radius) or (metric != METRIC_L2 and -c > radius):
                     cnt += 1
             seen += sizes[l]
@@ -270,7 +272,7 @@ def range_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offset
                 if use_mask and not mask[j]:
                     continue
                 c = _cost(luts[q], codes[j], side[j, side_col], pbias[q, p], cb_offsets, widths, M,
-                          all8, metric)
+                          all8, metric, ipw)
                 if metric == METRIC_L2:
                     if c < radius:
                         Dr[at] = c

@@ -224,3 +224,64 @@ def test_ivf_bad_input(data):
         v.add(xb[:5])
     with pytest.raises(ValueError, match="x"):
         v.train(xb[:, :4])
+
+
+# --------------------------------------------------------------------------- #
+# product residual quantizers: IxPR, IwPR
+# --------------------------------------------------------------------------- #
+def _default_train_type(prq, downcast=None):
+    for s in range(prq.nsplits):
+        q = prq.subquantizer(s)
+        (downcast(q) if downcast else q).train_type = 0
+
+
+@pytest.mark.parametrize("metric", [1, 0])
+@pytest.mark.parametrize("desc", ["PRQ2x2x5", "PRQ2x2x5_Nqint8", "IVF8,PRQ2x2x5",
+                                  "IVF8,PRQ4x1x6_Nfloat"])
+def test_prq_both_ways(data, desc, metric):
+    xb, xq = data
+    owner = faiss.index_factory(D_, desc, metric)
+    f = faiss.downcast_index(owner)
+    _default_train_type(f.prq, faiss.downcast_AdditiveQuantizer)
+    f.train(xb)
+    f.add(xb)
+    v = voisin.index_factory(D_, desc, metric)
+    assert type(v).__name__ == type(f).__name__ and v.code_size == f.code_size
+    assert v.prq.search_type == f.prq.search_type
+    if "IVF" in desc:
+        f.nprobe = 3
+    blob = faiss_bytes(f)
+    w = voisin.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+    assert type(w) is type(v)
+    same_results(*w.search(xq, 8), *f.search(xq, 8))
+    assert voisin.serialize_index(w, checksum=False).tobytes() == blob
+    _default_train_type(v.prq)
+    v.train(xb)
+    v.add(xb)
+    if "IVF" in desc:
+        v.nprobe = 3
+    same_results(*v.search(xq, 8), *to_faiss(v).search(xq, 8))
+
+
+def test_prq_error_within_noise_of_faiss(data):
+    xb, _ = data
+    f = faiss.IndexProductResidualQuantizer(D_, 2, 2, 5)
+    _default_train_type(f.prq, faiss.downcast_AdditiveQuantizer)
+    f.train(xb)
+    f.add(xb)
+    v = voisin.IndexProductResidualQuantizer(D_, 2, 2, 5)
+    _default_train_type(v.prq)
+    v.train(xb)
+    v.add(xb)
+    ev = float(((v.reconstruct_n(0, v.ntotal) - xb) ** 2).sum(1).mean())
+    ef = float(((f.reconstruct_n(0, f.ntotal) - xb) ** 2).sum(1).mean())
+    assert ev <= ef * 1.05, (ev, ef)
+
+
+def test_prq_bad_input():
+    with pytest.raises(ValueError, match="nsplits"):
+        voisin.ProductResidualQuantizer(10, 3, 2, 4)
+    with pytest.raises(ValueError, match="multiple"):
+        voisin.index_factory(10, "PRQ3x2x4")
+    with pytest.raises(ValueError, match="codebooks"):
+        voisin.ProductResidualQuantizer(8, 2, 1, 4).set_codebooks(np.zeros((32, 8)))

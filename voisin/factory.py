@@ -8,9 +8,10 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | core
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm
     core        := Flat
-                 | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
+                 | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
+                                            | RQ{m}x{b}... | PRQ{n}x{m}x{b}...)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
-                 | RQ{m}x{b}[_{m}x{b}...][_N{norm}]            (additive quantizers,
+                 | RQ{m}x{b}[_{m}x{b}...][_N{norm}] | PRQ{n}x{m}x{b}[_N{norm}]   (additive,
                    norm := none | float | qint8 | qint4 | cqint8 | cqint4 | rq2x4)
                  | HNSW{M}[,Flat | _SQ8]
 
@@ -270,38 +271,51 @@ class _Parser:
     _AQ_NORMS = {"none": 1, "float": 3, "qint8": 4, "qint4": 5, "cqint8": 6, "cqint4": 7,
                  "lsq2x4": 8, "rq2x4": 9}
 
-    def _aq_args(self, d: int, tok: _Tok) -> tuple[str, list[int], int] | None:
-        """``RQ{m}x{b}[_{m}x{b}...][_N{norm}]`` -> ("RQ", bits per stage, search type)."""
+    def _aq_args(self, d: int, tok: _Tok) -> tuple[str, Any, int] | None:
+        """``RQ{m}x{b}[_{m}x{b}...][_N{norm}]`` -> ("RQ", bits per stage, search type);
+        ``PRQ{n}x{m}x{b}[_N{norm}]`` -> ("PRQ", (nsplits, Msub, nbits), search type)."""
         m = re.fullmatch(r"RQ(\d+x\d+(?:_\d+x\d+)*)(?:_N(\w+))?", tok.text)
-        if not m:
-            if re.match(r"RQ\d", tok.text):
-                raise self.fail(tok, "malformed RQ token; expected RQ{m}x{b}, e.g. RQ8x8, "
-                                "RQ1x16_6x8 or RQ8x8_Nqint8")
+        p = re.fullmatch(r"PRQ(\d+)x(\d+)x(\d+)(?:_N(\w+))?", tok.text)
+        if not m and not p:
+            if re.match(r"P?RQ\d", tok.text):
+                raise self.fail(tok, "malformed RQ token; expected RQ{m}x{b} (RQ8x8, RQ1x16_6x8, "
+                                "RQ8x8_Nqint8) or PRQ{n}x{m}x{b} (PRQ2x4x8)")
             return None
+        if p:
+            nsplits, msub, b = (int(v) for v in p.groups()[:3])
+            if nsplits <= 0 or msub <= 0 or not 1 <= b <= 20:
+                raise self.fail(tok, "PRQ needs nsplits >= 1, Msub >= 1 and 1 to 20 bits")
+            if d % nsplits:
+                raise self.fail(tok, f"PRQ{nsplits}: dimension {d} is not a multiple of {nsplits}")
+            return "PRQ", (nsplits, msub, b), self._aq_norm(tok, p.group(4))
         bits: list[int] = []
         for part in m.group(1).split("_"):
             M, b = (int(v) for v in part.split("x"))
             if M <= 0 or not 1 <= b <= 20:
                 raise self.fail(tok, f"RQ needs >= 1 stages of 1 to 20 bits, got {part}")
             bits += [b] * M
-        if m.group(2) is None:
+        return "RQ", bits, self._aq_norm(tok, m.group(2))
+
+    def _aq_norm(self, tok: _Tok, name: str | None) -> int:
+        if name is None:
             # FAISS: exact distances for L2, a plain look-up table for inner product
-            st = 0 if self.metric == METRIC_L2 else 1
-        else:
-            st = self._AQ_NORMS.get(m.group(2))
-            if st is None:
-                raise self.fail(tok, f"unknown norm encoding _N{m.group(2)}; expected one of "
-                                + ", ".join("_N" + k for k in self._AQ_NORMS))
-        return "RQ", bits, st
+            return 0 if self.metric == METRIC_L2 else 1
+        st = self._AQ_NORMS.get(name)
+        if st is None:
+            raise self.fail(tok, f"unknown norm encoding _N{name}; expected one of "
+                            + ", ".join("_N" + k for k in self._AQ_NORMS))
+        return st
 
     def _aq_index(self, d: int, tok: _Tok) -> Index | None:
         aq = self._aq_args(d, tok)
         if aq is None:
             return None
-        kind, bits, st = aq
-        cls = _load("indexes.additive", "IndexResidualQuantizer")
+        kind, args, st = aq
         try:
-            return cls(d, bits, self.metric, st)
+            if kind == "PRQ":
+                return _load("indexes.additive", "IndexProductResidualQuantizer")(
+                    d, *args, self.metric, st)
+            return _load("indexes.additive", "IndexResidualQuantizer")(d, args, self.metric, st)
         except NotImplementedError as exc:
             raise self.fail(tok, str(exc)) from None
 
@@ -331,9 +345,15 @@ class _Parser:
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         aq = self._aq_args(d, codec)
         if aq is not None:
-            kind, bits, st = aq
-            cls = _load("indexes.ivf_rq", "IndexIVFResidualQuantizer")
-            return cls(quantizer, d, nlist, bits, self.metric, st)
+            kind, args, st = aq
+            try:
+                if kind == "PRQ":
+                    return _load("indexes.ivf_rq", "IndexIVFProductResidualQuantizer")(
+                        quantizer, d, nlist, *args, self.metric, st)
+                return _load("indexes.ivf_rq", "IndexIVFResidualQuantizer")(
+                    quantizer, d, nlist, args, self.metric, st)
+            except NotImplementedError as exc:
+                raise self.fail(codec, str(exc)) from None
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
 

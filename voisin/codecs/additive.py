@@ -102,7 +102,7 @@ class AdditiveQuantizer:
         self.qnorm = np.zeros(0, dtype=np.float32)
         self.norm_tabs = np.zeros(0, dtype=np.float32)
         self.set_derived_values()
-        self.codebooks = np.zeros((self.total_codebook_size, self.d), dtype=np.float32)
+        self.codebooks = np.zeros((self.total_codebook_size, self.codebook_dim), dtype=np.float32)
         self.centroid_norms = np.zeros(0, dtype=np.float32)
         self.codebook_cross_products = np.zeros(0, dtype=np.float32)
 
@@ -125,15 +125,30 @@ class AdditiveQuantizer:
                 f"search_type={self.search_type})")
 
     # --- codebooks ------------------------------------------------------------
+    @property
+    def codebook_dim(self) -> int:
+        """Dimension of a codeword in ``codebooks`` (d; d / nsplits for product quantizers)."""
+        return self.d
+
+    def full_codebooks(self) -> np.ndarray:
+        """Every codeword as a d-dimensional vector (total_codebook_size, d): what the
+        kernels sum and the look-up tables multiply."""
+        return self.codebooks
+
+    def _codebooks_changed(self) -> None:
+        """Hook: derived codebook data must be rebuilt."""
+
     def set_codebooks(self, codebooks: Any) -> None:
-        """Install codebooks given as (total_codebook_size, d) or FAISS's flat array."""
+        """Install codebooks given as (total_codebook_size, codebook_dim) or FAISS's flat array."""
         c = np.ascontiguousarray(codebooks, dtype=np.float32)
-        if c.size != self.total_codebook_size * self.d:
-            raise ValueError(f"codebooks: expected {self.total_codebook_size} x {self.d} values, "
+        cd = self.codebook_dim
+        if c.size != self.total_codebook_size * cd:
+            raise ValueError(f"codebooks: expected {self.total_codebook_size} x {cd} values, "
                              f"got shape {c.shape}")
         if not np.isfinite(c).all():
             raise ValueError("codebooks: contains NaN or inf")
-        self.codebooks = c.reshape(self.total_codebook_size, self.d).copy()
+        self.codebooks = c.reshape(self.total_codebook_size, cd).copy()
+        self._codebooks_changed()
         self.is_trained = True
         self.compute_codebook_tables()
 
@@ -142,10 +157,13 @@ class AdditiveQuantizer:
         m = check_int(m, "m", lo=0, hi=self.M - 1)
         return self.codebooks[self.codebook_offsets[m]:self.codebook_offsets[m + 1]]
 
+    def _full_codebook(self, m: int) -> np.ndarray:
+        return self.full_codebooks()[self.codebook_offsets[m]:self.codebook_offsets[m + 1]]
+
     def compute_codebook_tables(self) -> None:
         """Squared norms of all codewords, and the cross products of each codebook
         with the ones before it (FAISS's layout), used by ST_norm_from_LUT."""
-        cb = self.codebooks
+        cb = self.full_codebooks()
         self.centroid_norms = np.einsum("ij,ij->i", cb, cb).astype(np.float32)
         parts = []
         for m in range(1, self.M):
@@ -300,7 +318,8 @@ class AdditiveQuantizer:
         """Decode C-contiguous rows whose first code_size bytes are codes (no checks)."""
         out = np.empty((rows.shape[0], self.d), dtype=np.float32)
         if rows.shape[0]:
-            K.decode_codes(rows, self._widths, self.codebook_offsets[:-1].copy(), self.codebooks, out)
+            K.decode_codes(rows, self._widths, self.codebook_offsets[:-1].copy(),
+                           self.full_codebooks(), out)
         return out
 
     def decode_unpacked(self, codes: Any) -> np.ndarray:
@@ -309,8 +328,9 @@ class AdditiveQuantizer:
         if idx.ndim != 2 or idx.shape[1] < self.M:
             raise ValueError(f"codes: expected (n, {self.M}) indices, got shape {idx.shape}")
         out = np.zeros((idx.shape[0], self.d), dtype=np.float32)
+        cb = self.full_codebooks()
         for m in range(self.M):
-            out += self.codebooks[idx[:, m] + self.codebook_offsets[m]]
+            out += cb[idx[:, m] + self.codebook_offsets[m]]
         return out
 
     def search_norms(self, rows: np.ndarray, exact: np.ndarray | None = None) -> np.ndarray:
@@ -334,7 +354,7 @@ class AdditiveQuantizer:
         """alpha * inner products of each query with every codeword, (n, total_codebook_size)."""
         self._check_trained()
         x = as_matrix(x, self.d, "x")
-        lut = x @ self.codebooks.T
+        lut = x @ self.full_codebooks().T
         if alpha != 1.0:
             lut *= np.float32(alpha)
         return np.ascontiguousarray(lut, dtype=np.float32)
@@ -346,7 +366,7 @@ class AdditiveQuantizer:
         for m in range(self.M):
             idx = n & ((1 << self.nbits[m]) - 1)
             n >>= self.nbits[m]
-            out += self.codebooks[self.codebook_offsets[m] + idx]
+            out += self.full_codebooks()[self.codebook_offsets[m] + idx]
         return out
 
     def all_centroids(self) -> np.ndarray:
@@ -357,7 +377,7 @@ class AdditiveQuantizer:
             raise ValueError(f"all_centroids: 2**{total} reconstructions are too many to list")
         acc = np.zeros((1, self.d), dtype=np.float32)
         for m in range(self.M):
-            cb = self.get_codebook(m)
+            cb = self._full_codebook(m)
             # code bits of stage m sit above those of earlier stages
             acc = (cb[:, None, :] + acc[None, :, :]).reshape(-1, self.d)
         return np.ascontiguousarray(acc, dtype=np.float32)

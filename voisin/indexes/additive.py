@@ -55,7 +55,7 @@ def ip_weight(aq: AdditiveQuantizer, metric: int) -> np.float32:
 def lut_blocks(aq: AdditiveQuantizer, x: np.ndarray):
     """(q0, q1, LUT) blocks of query x codeword inner products."""
     step = max(1, LUT_BLOCK_BYTES // (4 * aq.total_codebook_size))
-    cbt = np.ascontiguousarray(aq.codebooks.T)
+    cbt = np.ascontiguousarray(aq.full_codebooks().T)
     for q0 in range(0, x.shape[0], step):
         q1 = min(x.shape[0], q0 + step)
         yield q0, q1, np.ascontiguousarray(x[q0:q1] @ cbt, dtype=np.float32)
@@ -288,5 +288,38 @@ class IndexResidualQuantizer(IndexAdditiveQuantizer):
 
     @rq.setter
     def rq(self, value: ResidualQuantizer) -> None:
+        self.aq = value
+        self.code_size = value.code_size
+
+
+class IndexProductResidualQuantizer(IndexAdditiveQuantizer):
+    """Vectors stored as product-residual-quantizer codes (FAISS
+    ``IndexProductResidualQuantizer``): ``nsplits`` sub-spaces, each a residual
+    quantizer of ``Msub`` stages of ``nbits``; the codec is ``index.prq``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((3000, 16), dtype="float32")
+        >>> index = voisin.IndexProductResidualQuantizer(16, 2, 2, 5)
+        >>> for q in index.prq.quantizers:
+        ...     q.train_type = voisin.ResidualQuantizer.Train_default
+        >>> index.train(xb)
+        >>> index.add(xb)
+        >>> D, I = index.search(xb[:2], 3)
+        >>> index.code_size
+        3
+    """
+
+    def __init__(self, d: int, nsplits: int = 1, Msub: int = 1, nbits: int = 8,
+                 metric: int = METRIC_L2, search_type: int = ST_decompress):
+        from ..codecs.prq import ProductResidualQuantizer
+        super().__init__(d, ProductResidualQuantizer(d, nsplits, Msub, nbits, search_type), metric)
+
+    @property
+    def prq(self):
+        return self.aq
+
+    @prq.setter
+    def prq(self, value) -> None:
         self.aq = value
         self.code_size = value.code_size

@@ -219,3 +219,44 @@ class IndexIVFResidualQuantizer(IndexIVFAdditiveQuantizer):
         if self.ntotal == 0:
             self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
         self._codec_trained = value.is_trained
+
+
+class IndexIVFProductResidualQuantizer(IndexIVFAdditiveQuantizer):
+    """IVF over product-residual-quantizer codes of the residuals (FAISS
+    ``IndexIVFProductResidualQuantizer``); the codec is ``index.prq``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((4000, 16), dtype="float32")
+        >>> index = voisin.IndexIVFProductResidualQuantizer(voisin.IndexFlatL2(16), 16, 8, 2, 2, 5)
+        >>> for q in index.prq.quantizers:
+        ...     q.train_type = voisin.ResidualQuantizer.Train_default
+        >>> index.train(xb); index.add(xb)
+        >>> index.code_size
+        3
+    """
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 nsplits: int = 1, Msub: int = 1, nbits: int = 8, metric: int = METRIC_L2,
+                 search_type: int = ST_decompress):
+        from ..codecs.prq import ProductResidualQuantizer
+        if d is None:
+            if quantizer is None:
+                raise TypeError("IndexIVFProductResidualQuantizer: give a quantizer or the dimension d")
+            d = quantizer.d
+        super().__init__(ProductResidualQuantizer(d, nsplits, Msub, nbits, search_type), quantizer,
+                         d, nlist, metric)
+
+    @property
+    def prq(self):
+        return self.aq
+
+    @prq.setter
+    def prq(self, value) -> None:
+        if value.code_size != self.aq.code_size and self.ntotal:
+            raise ValueError("prq: a quantizer with another code size cannot replace the codec "
+                             "of a non-empty index")
+        self.aq = value
+        self.code_size = value.code_size
+        if self.ntotal == 0:
+            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))

@@ -7,8 +7,11 @@ cqint4, lsq2x4, rq2x4) the norm levels as a float vector, and for lsq2x4 /
 rq2x4 the 2x4 norm codebooks (``norm_tabs``). ResidualQuantizer adds ``int32
 train_type | int32 max_beam_size``.
 
-IxRq: header, the quantizer, ``uint64 code_size``, ``vector<uint8> codes``.
-IwRQ: IVF common part, ``uint64 code_size``, the quantizer, ``uint8
+ProductResidualQuantizer: the AdditiveQuantizer part (codewords of d / nsplits
+values), ``uint64 nsplits``, then each sub-space's ResidualQuantizer.
+
+IxRq (IxPR): header, the quantizer, ``uint64 code_size``, ``vector<uint8> codes``.
+IwRQ (IwPR): IVF common part, ``uint64 code_size``, the quantizer, ``uint8
 by_residual``, ``int32 use_precomputed_table``, the inverted lists.
 Only the FAISS codes are stored; voisin's per-vector side values (see
 voisin/indexes/additive.py) are recomputed on load.
@@ -20,9 +23,10 @@ import numpy as np
 
 from ...codecs.additive import (ST_norm_cqint4, ST_norm_cqint8, ST_norm_lsq2x4, ST_norm_rq2x4,
                                 AdditiveQuantizer, check_search_type)
+from ...codecs.prq import ProductResidualQuantizer
 from ...codecs.rq import ResidualQuantizer
-from ...indexes.additive import IndexResidualQuantizer
-from ...indexes.ivf_rq import IndexIVFResidualQuantizer
+from ...indexes.additive import IndexProductResidualQuantizer, IndexResidualQuantizer
+from ...indexes.ivf_rq import IndexIVFProductResidualQuantizer, IndexIVFResidualQuantizer
 from ..faiss_format import read_header, register_reader, register_writer, write_header
 from .ivf import IVFCommon, install_ivf, read_invlists, write_invlists, write_ivf_header
 
@@ -51,8 +55,9 @@ def write_rq(w, rq: ResidualQuantizer) -> None:
     w.i32(rq.max_beam_size)
 
 
-def read_aq_fields(r, what: str, d: int | None = None) -> dict:
-    """The AdditiveQuantizer part, checked, as a dict of constructor inputs."""
+def read_aq_fields(r, what: str, d: int | None = None, product: bool = False) -> dict:
+    """The AdditiveQuantizer part, checked, as a dict of constructor inputs
+    (``product``: codewords are sub-vectors, their size is checked by the caller)."""
     at = r.pos
     qd = r.int_in("u64", 1, 1 << 24, f"{what} d")
     if d is not None and qd != d:
@@ -67,7 +72,7 @@ def read_aq_fields(r, what: str, d: int | None = None) -> dict:
     total = sum(1 << b for b in bits)
     cb_at = r.pos
     cb = r.vector(np.float32, f"{what} codebooks")
-    if cb.size not in (0, total * qd):
+    if not product and cb.size not in (0, total * qd):
         raise r.fail(f"{what}: {cb.size} codebook values, expected {total} x {qd}", cb_at)
     st_at = r.pos
     st = r.i32(f"{what} search_type")
@@ -182,5 +187,111 @@ def read_ivf_rq(r, ctx, tag: bytes) -> IndexIVFResidualQuantizer:
     if c.h.ntotal and not rq.is_trained:
         raise r.fail("IndexIVFResidualQuantizer: holds codes but its quantizer is not trained",
                      cs_at)
+    index.install_lists(il)
+    return index
+
+
+# --------------------------------------------------------------------------
+# product residual quantizers: IxPR, IwPR
+# --------------------------------------------------------------------------
+
+def write_prq(w, prq: ProductResidualQuantizer) -> None:
+    write_aq(w, prq)
+    w.u64(prq.nsplits)
+    for q in prq.quantizers:
+        write_rq(w, q)
+
+
+def read_prq(r, what: str = "ProductResidualQuantizer", d: int | None = None
+             ) -> ProductResidualQuantizer:
+    at = r.pos
+    f = read_aq_fields(r, what, d, product=True)
+    nsplits = r.int_in("u64", 1, f["d"], f"{what} nsplits")
+    if f["d"] % nsplits or len(f["bits"]) % nsplits:
+        raise r.fail(f"{what}: d={f['d']} and M={len(f['bits'])} must be multiples of "
+                     f"nsplits={nsplits}", at)
+    subs = [read_rq(r, f"{what} sub-quantizer {s}", f["d"] // nsplits) for s in range(nsplits)]
+    msub = len(f["bits"]) // nsplits
+    if any(q.nbits != f["bits"][s * msub:(s + 1) * msub] for s, q in enumerate(subs)):
+        raise r.fail(f"{what}: the sub-quantizers' bits differ from the quantizer's", at)
+    if len(set(f["bits"])) != 1:
+        raise r.fail(f"{what}: voisin reads product quantizers with one bit count only", at)
+    prq = ProductResidualQuantizer(f["d"], nsplits, msub, f["bits"][0], f["search_type"])
+    if f["codebooks"].size not in (0, prq.total_codebook_size * prq.codebook_dim):
+        raise r.fail(f"{what}: {f['codebooks'].size} codebook values, expected "
+                     f"{prq.total_codebook_size} x {prq.codebook_dim}", at)
+    install_aq(prq, f)
+    for s, q in enumerate(subs):
+        # the sub-quantizers' own settings (train_type, beam) are kept; their
+        # codebooks are the product quantizer's
+        sub = prq.quantizers[s]
+        sub.train_type, sub.max_beam_size = q.train_type, q.max_beam_size
+        sub.norm_min, sub.norm_max, sub.is_trained = q.norm_min, q.norm_max, q.is_trained
+    return prq
+
+
+@register_writer(IndexProductResidualQuantizer)
+def write_index_prq(w, index: IndexProductResidualQuantizer) -> None:
+    w.tag(b"IxPR")
+    write_header(w, index)
+    write_prq(w, index.prq)
+    w.u64(index.code_size)
+    w.vector(np.ascontiguousarray(index.codes), np.uint8)
+
+
+@register_reader(b"IxPR")
+def read_index_prq(r, ctx, tag: bytes) -> IndexProductResidualQuantizer:
+    h = read_header(r, "IndexProductResidualQuantizer")
+    prq = read_prq(r, "IndexProductResidualQuantizer quantizer", h.d)
+    cs_at = r.pos
+    code_size = r.u64("IndexProductResidualQuantizer code_size")
+    if code_size != prq.code_size:
+        raise r.fail(f"IndexProductResidualQuantizer: code_size {code_size} does not match the "
+                     f"quantizer's {prq.code_size}", cs_at)
+    codes = read_code_vector(r, h.ntotal, code_size, "IndexProductResidualQuantizer codes")
+    index = IndexProductResidualQuantizer(h.d, prq.nsplits, prq.quantizers[0].M, prq.nbits[0],
+                                          h.metric_type, prq.search_type)
+    index.prq = prq
+    index.is_trained = h.is_trained
+    if h.ntotal:
+        if not prq.is_trained:
+            raise r.fail("IndexProductResidualQuantizer: holds codes but is not trained", cs_at)
+        index.set_codes(codes)
+    return index
+
+
+@register_writer(IndexIVFProductResidualQuantizer)
+def write_ivf_prq(w, index: IndexIVFProductResidualQuantizer) -> None:
+    w.tag(b"IwPR")
+    write_ivf_header(w, index)
+    w.u64(index.code_size)
+    write_prq(w, index.prq)
+    w.bool(index.by_residual)
+    w.i32(index.use_precomputed_table)
+    write_invlists(w, _FaissLists(index))
+
+
+@register_reader(b"IwPR")
+def read_ivf_prq(r, ctx, tag: bytes) -> IndexIVFProductResidualQuantizer:
+    what = "IndexIVFProductResidualQuantizer"
+    c = IVFCommon(r, ctx, what)
+    cs_at = r.pos
+    code_size = r.u64(f"{what} code_size")
+    prq = read_prq(r, f"{what} quantizer", c.h.d)
+    if code_size != prq.code_size:
+        raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
+                     f"{prq.code_size}", cs_at)
+    by_residual = r.bool(f"{what} by_residual")
+    use_precomputed = r.i32(f"{what} use_precomputed_table")
+    il = read_invlists(r, c.nlist, code_size, c.h.ntotal, what)
+    index = IndexIVFProductResidualQuantizer(c.quantizer, c.h.d, c.nlist, prq.nsplits,
+                                             prq.quantizers[0].M, prq.nbits[0], c.h.metric_type,
+                                             prq.search_type)
+    index.prq = prq
+    index.by_residual = by_residual
+    index.use_precomputed_table = use_precomputed
+    install_ivf(index, c, il)
+    if c.h.ntotal and not prq.is_trained:
+        raise r.fail(f"{what}: holds codes but its quantizer is not trained", cs_at)
     index.install_lists(il)
     return index

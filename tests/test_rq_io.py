@@ -285,3 +285,69 @@ def test_prq_bad_input():
         voisin.index_factory(10, "PRQ3x2x4")
     with pytest.raises(ValueError, match="codebooks"):
         voisin.ProductResidualQuantizer(8, 2, 1, 4).set_codebooks(np.zeros((32, 8)))
+
+
+# --------------------------------------------------------------------------- #
+# ResidualCoarseQuantizer: ImRQ, IVF{n}(RCQ...)
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("desc", ["IVF256(RCQ2x4),Flat", "IVF64(RCQ1x6),RQ2x6", "IVF256(RCQ2x4),SQ8"])
+def test_rcq_ivf_both_ways(data, desc):
+    xb, xq = data
+    f = faiss.index_factory(D_, desc)
+    f.train(xb)
+    f.add(xb)
+    faiss.extract_index_ivf(f).nprobe = 4
+    blob = faiss_bytes(f)
+    v = voisin.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+    assert type(v.quantizer) is voisin.ResidualCoarseQuantizer
+    same_results(*v.search(xq, 5), *f.search(xq, 5))
+    assert voisin.serialize_index(v, checksum=False).tobytes() == blob
+    w = voisin.index_factory(D_, desc)
+    assert type(w.quantizer) is voisin.ResidualCoarseQuantizer and w.nlist == v.nlist
+    w.quantizer.rq.train_type = 0
+    w.train(xb)
+    w.add(xb)
+    w.nprobe = 4
+    assert w.quantizer.ntotal == w.nlist
+    same_results(*w.search(xq, 5), *to_faiss(w).search(xq, 5))
+
+
+@pytest.mark.parametrize("beam_factor", [4.0, 1.0, -1.0])
+def test_rcq_search_matches_faiss(data, beam_factor):
+    xb, xq = data
+    f = faiss.ResidualCoarseQuantizer(D_, 2, 5)
+    f.rq.train_type = 0
+    f.train(xb)
+    v = voisin.deserialize_index(np.frombuffer(faiss_bytes(f), dtype=np.uint8))
+    assert v.ntotal == f.ntotal == 1024
+    f.set_beam_factor(beam_factor)
+    v.set_beam_factor(beam_factor)
+    Df, If = f.search(xq, 6)
+    Dv, Iv = v.search(xq, 6)
+    same_results(Dv, Iv, Df, If)
+    # a label is its codes: reconstructing it gives the reported distance
+    rec = v.reconstruct_batch(Iv[:, 0])
+    np.testing.assert_allclose(((xq - rec) ** 2).sum(1), Dv[:, 0], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(rec, f.reconstruct_batch(Iv[:, 0]), rtol=1e-5, atol=1e-5)
+    # per-call beam factor
+    p = voisin.SearchParametersResidualCoarseQuantizer(beam_factor=-1.0)
+    Dx, Ix = v.search(xq, 6, params=p)
+    exact = voisin.knn(xq, v.reconstruct_n(0, v.ntotal), 6)
+    np.testing.assert_allclose(Dx, exact[0], rtol=1e-4, atol=1e-3)
+
+
+def test_rcq_bad_input(data):
+    xb, _ = data
+    rcq = voisin.ResidualCoarseQuantizer(D_, 2, 4)
+    with pytest.raises(ValueError, match="beam_factor"):
+        rcq.set_beam_factor(0.5)
+    with pytest.raises(ValueError, match="bits"):
+        voisin.ResidualCoarseQuantizer(D_, 4, 16)
+    with pytest.raises(ValueError, match="nlist"):
+        voisin.index_factory(D_, "IVF100(RCQ2x4),Flat")
+    rcq.rq.train_type = 0
+    rcq.train(xb)
+    with pytest.raises(NotImplementedError, match="not applicable"):
+        rcq.add(xb[:3])
+    with pytest.raises(ValueError, match="out of range"):
+        rcq.reconstruct(256)

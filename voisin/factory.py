@@ -7,9 +7,10 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | transform , body
                  | core
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm
-    core        := Flat
-                 | IVF{n}[k|M][_HNSW{M}] , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
-                                            | RQ{m}x{b}... | PRQ{n}x{m}x{b}...)
+    core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
+                 | IVF{n}[k|M][_HNSW{M} | (RCQ{m}x{b}...)] ,
+                       (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
+                        | RQ{m}x{b}... | PRQ{n}x{m}x{b}...)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | RQ{m}x{b}[_{m}x{b}...][_N{norm}] | PRQ{n}x{m}x{b}[_N{norm}]   (additive,
                    norm := none | float | qint8 | qint4 | cqint8 | cqint4 | rq2x4)
@@ -196,6 +197,21 @@ class _Parser:
             self._no_more(toks, 1)
             from .indexes.flat import IndexFlat
             return IndexFlat(d, self.metric)
+        m = re.fullmatch(r"IVF(\d+)([kM]?)\((RCQ[0-9x_]+)\)", text)
+        if m:
+            # FAISS's nested coarse quantizer, here a residual one: IVF256(RCQ2x4)
+            nlist = int(m.group(1)) * {"": 1, "k": 1 << 10, "M": 1 << 20}[m.group(2)]
+            rcq = self._rcq(d, _Tok(m.group(3), tok.pos + text.index("(") + 1))
+            ncent = 1 << sum(rcq.rq.nbits)
+            if ncent != nlist:
+                raise self.fail(tok, f"{m.group(3)} has {ncent} centroids, not nlist={nlist}")
+            if len(toks) < 2:
+                raise self.fail(tok, f"{text} needs a codec after it, e.g. '{text},Flat'")
+            self._no_more(toks, 2)
+            return self.ivf(d, nlist, tok, toks[1], quantizer=rcq)
+        if text.startswith("RCQ"):
+            self._no_more(toks, 1)
+            return self._rcq(d, tok)
         m = re.fullmatch(r"IVF(\d+)([kM]?)(?:_HNSW(\d+))?", text)
         if m:
             # FAISS's suffixes: 3k = 3 * 1024 lists, 1M = 1024 * 1024
@@ -319,8 +335,27 @@ class _Parser:
         except NotImplementedError as exc:
             raise self.fail(tok, str(exc)) from None
 
-    def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None) -> Index:
-        if hnsw_m is None:
+    def _rcq(self, d: int, tok: _Tok) -> Index:
+        """``RCQ{m}x{b}[_{m}x{b}...]``: a ResidualCoarseQuantizer."""
+        m = re.fullmatch(r"RCQ(\d+x\d+(?:_\d+x\d+)*)", tok.text)
+        if not m:
+            raise self.fail(tok, "malformed RCQ token; expected RCQ{m}x{b}, e.g. RCQ2x8 or "
+                            "RCQ1x10_1x6")
+        bits: list[int] = []
+        for part in m.group(1).split("_"):
+            M, b = (int(v) for v in part.split("x"))
+            if M <= 0 or not 1 <= b <= 20:
+                raise self.fail(tok, f"RCQ needs >= 1 stages of 1 to 20 bits, got {part}")
+            bits += [b] * M
+        if sum(bits) > 30:
+            raise self.fail(tok, f"RCQ: 2**{sum(bits)} centroids are too many for an IVF")
+        return _load("indexes.rcq", "ResidualCoarseQuantizer")(d, bits, self.metric)
+
+    def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None,
+            quantizer: Index | None = None) -> Index:
+        if quantizer is not None:
+            pass
+        elif hnsw_m is None:
             from .indexes.flat import IndexFlat
             quantizer = IndexFlat(d, self.metric)
         else:

@@ -362,6 +362,14 @@ class IndexIVF(Index):
             if self.verbose:
                 print("IVF quantizer does not need training.")
             return
+        if getattr(self.quantizer, "_trains_alone", False):
+            # a quantizer that learns its own centroids (ResidualCoarseQuantizer):
+            # FAISS's quantizer_trains_alone = 1
+            self.quantizer.train(x)
+            if self.quantizer.ntotal != self.nlist:
+                raise ValueError(f"quantizer: holds {self.quantizer.ntotal} centroids after "
+                                 f"training, the index has nlist={self.nlist}")
+            return
         if x.shape[0] < self.nlist:
             raise ValueError(f"x: training an IVF with nlist={self.nlist} needs at least {self.nlist} "
                              f"vectors, got {x.shape[0]}")

@@ -216,7 +216,8 @@ def scan_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets
             o = offsets[l]
             bias = pbias[q, p]
             for j in range(o, o + s):
-                c = _cost(lut, codes[j], side[j, side_col], bias, cb_offsets, widths, M, all8, metric, ipw)
+                c = _cost(lut, codes[j], side[j, side_col], bias, cb_offsets, widths, M, all8,
+                          metric, ipw)
                 if c < thr:
                     if use_mask and not mask[j]:
                         continue

@@ -11,6 +11,7 @@ ProductResidualQuantizer: the AdditiveQuantizer part (codewords of d / nsplits
 values), ``uint64 nsplits``, then each sub-space's ResidualQuantizer.
 
 IxRq (IxPR): header, the quantizer, ``uint64 code_size``, ``vector<uint8> codes``.
+ImRQ (ResidualCoarseQuantizer): header, the quantizer, ``float32 beam_factor``.
 IwRQ (IwPR): IVF common part, ``uint64 code_size``, the quantizer, ``uint8
 by_residual``, ``int32 use_precomputed_table``, the inverted lists.
 Only the FAISS codes are stored; voisin's per-vector side values (see
@@ -27,6 +28,7 @@ from ...codecs.prq import ProductResidualQuantizer
 from ...codecs.rq import ResidualQuantizer
 from ...indexes.additive import IndexProductResidualQuantizer, IndexResidualQuantizer
 from ...indexes.ivf_rq import IndexIVFProductResidualQuantizer, IndexIVFResidualQuantizer
+from ...indexes.rcq import ResidualCoarseQuantizer
 from ..faiss_format import read_header, register_reader, register_writer, write_header
 from .ivf import IVFCommon, install_ivf, read_invlists, write_invlists, write_ivf_header
 
@@ -294,4 +296,34 @@ def read_ivf_prq(r, ctx, tag: bytes) -> IndexIVFProductResidualQuantizer:
     if c.h.ntotal and not prq.is_trained:
         raise r.fail(f"{what}: holds codes but its quantizer is not trained", cs_at)
     index.install_lists(il)
+    return index
+
+
+# --------------------------------------------------------------------------
+# ResidualCoarseQuantizer: ImRQ
+# --------------------------------------------------------------------------
+
+@register_writer(ResidualCoarseQuantizer)
+def write_rcq(w, index: ResidualCoarseQuantizer) -> None:
+    w.tag(b"ImRQ")
+    write_header(w, index)
+    write_rq(w, index.rq)
+    w.f32(index.beam_factor)
+
+
+@register_reader(b"ImRQ")
+def read_rcq(r, ctx, tag: bytes) -> ResidualCoarseQuantizer:
+    h = read_header(r, "ResidualCoarseQuantizer")
+    at = r.pos
+    rq = read_rq(r, "ResidualCoarseQuantizer quantizer", h.d)
+    if sum(rq.nbits) > 63 or (h.is_trained and h.ntotal != 1 << sum(rq.nbits)):
+        raise r.fail(f"ResidualCoarseQuantizer: ntotal={h.ntotal} is not 2**{sum(rq.nbits)}", at)
+    bf_at = r.pos
+    beam_factor = r.f32("ResidualCoarseQuantizer beam_factor")
+    index = ResidualCoarseQuantizer(h.d, rq.nbits, h.metric_type)
+    index.install_rq(rq, h.is_trained)
+    try:
+        index.set_beam_factor(beam_factor)
+    except ValueError as exc:
+        raise r.fail(f"ResidualCoarseQuantizer: {exc}", bf_at) from None
     return index

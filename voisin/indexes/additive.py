@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from .. import filtering
@@ -28,6 +29,8 @@ from .code_storage import PublishedCodes
 
 _NO_MASK = np.zeros(1, dtype=np.bool_)
 _NO_IDS = np.zeros(1, dtype=np.int64)
+# up to this many queries are scanned on the calling thread (no thread launch)
+SERIAL_MAX_QUERIES = 4
 # queries per look-up-table block (bounds the nq x total_codebook_size table)
 LUT_BLOCK_BYTES = 64 << 20
 
@@ -70,8 +73,10 @@ def scan(aq: AdditiveQuantizer, x: np.ndarray, probes: np.ndarray, pbias: np.nda
     col = side.shape[1] - 1
     offs = np.ascontiguousarray(aq.codebook_offsets[:-1])
     w = ip_weight(aq, metric)
+    serial = x.shape[0] <= SERIAL_MAX_QUERIES or numba.get_num_threads() == 1
+    kernel = K.scan_lists_serial if serial else K.scan_lists
     for q0, q1, lut in lut_blocks(aq, x):
-        K.scan_lists(lut, probes[q0:q1], pbias[q0:q1], rows, side, col, ids, use_ids, offsets, sizes,
+        kernel(lut, probes[q0:q1], pbias[q0:q1], rows, side, col, ids, use_ids, offsets, sizes,
                      offs, aq._widths, aq.only_8bit, metric, w, max_codes, mask, use_mask,
                      worst_distance(metric), D[q0:q1], I[q0:q1])
 

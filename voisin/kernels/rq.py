@@ -186,10 +186,41 @@ def _cost(lut, code, side_v, bias, offsets, widths, M, all8, metric, ipw):
     return -(bias + ip)
 
 
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _scan_query(q, luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets, sizes,
+                cb_offsets, widths, all8, metric, ipw, max_codes, mask, use_mask, worst, D, I):
+    M = widths.shape[0]
+    rd = D[q]
+    ri = I[q]
+    heap_init(rd, ri)
+    lut = luts[q]
+    thr = rd[0]
+    seen = 0
+    for p in range(probes.shape[1]):
+        l = probes[q, p]
+        if l < 0:
+            continue
+        s = sizes[l]
+        o = offsets[l]
+        bias = pbias[q, p]
+        for j in range(o, o + s):
+            c = _cost(lut, codes[j], side[j, side_col], bias, cb_offsets, widths, M, all8,
+                      metric, ipw)
+            if c < thr:
+                if use_mask and not mask[j]:
+                    continue
+                heap_replace_top(rd, ri, c, ids[j] if use_ids else j)
+                thr = rd[0]
+        seen += s
+        if max_codes > 0 and seen >= max_codes:
+            break
+    finalize_heap(rd, ri, metric, worst)
+
+
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def scan_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets, sizes,
                cb_offsets, widths, all8, metric, ipw, max_codes, mask, use_mask, worst, D, I):
-    """k-NN over the probed lists of a slab of additive codes.
+    """k-NN over the probed lists of a slab of additive codes, queries across threads.
 
     ``luts`` (nq, total_K): query x codeword inner products; ``probes`` (nq, P)
     list numbers (-1 = none) with a per-probe ``pbias`` (L2: the squared
@@ -199,34 +230,18 @@ def scan_lists(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets
     slab rows; a result's id is ``ids[j]`` when ``use_ids`` else ``j``.
     D/I (nq, k) receive FAISS distances and ids, best first.
     """
-    nq = luts.shape[0]
-    M = widths.shape[0]
-    for q in prange(nq):
-        rd = D[q]
-        ri = I[q]
-        heap_init(rd, ri)
-        lut = luts[q]
-        thr = rd[0]
-        seen = 0
-        for p in range(probes.shape[1]):
-            l = probes[q, p]
-            if l < 0:
-                continue
-            s = sizes[l]
-            o = offsets[l]
-            bias = pbias[q, p]
-            for j in range(o, o + s):
-                c = _cost(lut, codes[j], side[j, side_col], bias, cb_offsets, widths, M, all8,
-                          metric, ipw)
-                if c < thr:
-                    if use_mask and not mask[j]:
-                        continue
-                    heap_replace_top(rd, ri, c, ids[j] if use_ids else j)
-                    thr = rd[0]
-            seen += s
-            if max_codes > 0 and seen >= max_codes:
-                break
-        finalize_heap(rd, ri, metric, worst)
+    for q in prange(luts.shape[0]):
+        _scan_query(q, luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets, sizes,
+                    cb_offsets, widths, all8, metric, ipw, max_codes, mask, use_mask, worst, D, I)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def scan_lists_serial(luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets, sizes,
+                      cb_offsets, widths, all8, metric, ipw, max_codes, mask, use_mask, worst, D, I):
+    """:func:`scan_lists` on the calling thread: a few queries do not pay a thread launch."""
+    for q in range(luts.shape[0]):
+        _scan_query(q, luts, probes, pbias, codes, side, side_col, ids, use_ids, offsets, sizes,
+                    cb_offsets, widths, all8, metric, ipw, max_codes, mask, use_mask, worst, D, I)
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)

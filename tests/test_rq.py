@@ -359,3 +359,71 @@ def test_factory_matches_faiss(desc, metric):
 def test_factory_rejects(desc):
     with pytest.raises((ValueError, NotImplementedError)):
         voisin.index_factory(32, desc)
+
+
+# --------------------------------------------------------------------------- #
+# properties
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def small_rq():
+    rng = np.random.default_rng(17)
+    x = clustered(rng, 1500, 8, 10)
+    rq = voisin.ResidualQuantizer(8, 2, 4)
+    rq.train_type = 0
+    rq.train(x)
+    return rq
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2 ** 31), st.sampled_from([voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT]),
+       st.sampled_from([AQ.ST_decompress, AQ.ST_norm_float, AQ.ST_norm_from_LUT]),
+       st.integers(1, 300), st.integers(1, 12))
+def test_search_is_exact_knn_over_reconstructions(small_rq, seed, metric, st_, n, k):
+    """With exact norms the LUT scan is an exact k-NN over the decoded vectors."""
+    rng = np.random.default_rng(seed)
+    xb = (rng.normal(size=(n, 8)) * 3).astype(np.float32)
+    xq = (rng.normal(size=(5, 8)) * 3).astype(np.float32)
+    index = voisin.IndexResidualQuantizer(8, 2, 4, metric, st_)
+    rq = voisin.ResidualQuantizer(8, 2, 4, st_)
+    rq.set_codebooks(small_rq.codebooks)
+    rq.norm_min, rq.norm_max = small_rq.norm_min, small_rq.norm_max
+    index.rq = rq
+    index.is_trained = True
+    index.add(xb)
+    rec = index.reconstruct_n(0, n)
+    Dref, _ = brute_force(xq, rec, k, metric)
+    D, I = index.search(xq, k)
+    got = I >= 0
+    assert got.sum(1).tolist() == [min(k, n)] * 5
+    np.testing.assert_allclose(D[got], Dref[got], rtol=1e-4, atol=1e-3)
+    # every id returned scores what its reconstruction scores
+    r = rec[np.maximum(I, 0)]
+    direct = ((xq[:, None, :] - r) ** 2).sum(-1) if metric == voisin.METRIC_L2 else \
+        (xq[:, None, :] * r).sum(-1)
+    np.testing.assert_allclose(D[got], direct[got], rtol=1e-4, atol=1e-3)
+
+
+def test_train_flags(data):
+    xb, _ = data
+    rq = voisin.ResidualQuantizer(D_, 2, 5)
+    rq.train_type = rq.Train_top_beam | rq.Skip_codebook_tables
+    rq.train(xb[:2000])
+    assert rq.is_trained and rq.codebook_cross_products.size == 0
+    err = float(((rq.decode(rq.compute_codes(xb)) - xb) ** 2).sum(1).mean())
+    assert err < float(((xb - xb.mean(0)) ** 2).sum(1).mean())
+    rq.compute_codebook_tables()
+    assert rq.codebook_cross_products.size == 32 * 32
+    np.testing.assert_allclose(rq.centroid_norms, (rq.codebooks ** 2).sum(1), rtol=1e-5)
+
+
+def test_refine_beam_is_sorted(data):
+    xb, _ = data
+    rq = voisin.ResidualQuantizer(D_, 3, 4)
+    rq.train_type = 0
+    rq.train(xb[:2000])
+    codes, resid, dist = rq.refine_beam(xb[:50], 7)
+    assert codes.shape == (50, 7, 3) and resid.shape == (50, 7, D_)
+    assert np.all(np.diff(dist, axis=1) >= -1e-4)
+    np.testing.assert_allclose(dist, (resid ** 2).sum(-1), rtol=1e-4, atol=1e-4)
+    y = rq.decode_unpacked(codes[:, 0])
+    np.testing.assert_allclose(xb[:50] - y, resid[:, 0], rtol=1e-4, atol=1e-4)

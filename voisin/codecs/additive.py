@@ -333,15 +333,15 @@ class AdditiveQuantizer:
             out += cb[idx[:, m] + self.codebook_offsets[m]]
         return out
 
-    def search_norms(self, rows: np.ndarray, exact: np.ndarray | None = None) -> np.ndarray:
+    def search_norms(self, rows: np.ndarray) -> np.ndarray:
         """The squared norm an L2 search uses for each code (n,): the stored one,
-        the exact one (ST_decompress, ST_norm_from_LUT; ``exact`` if known), or 0."""
+        the exact one (ST_decompress, ST_norm_from_LUT), or 0. Always computed
+        from the codes, so that an index read back from a file scores the same
+        bits as the one that wrote it."""
         st = self.search_type
         if st == ST_LUT_nonorm:
             return np.zeros(rows.shape[0], dtype=np.float32)
         if self.norm_bits == 0:
-            if exact is not None:
-                return np.asarray(exact, dtype=np.float32)
             y = self.decode_rows(rows)
             return np.einsum("ij,ij->i", y, y).astype(np.float32)
         fields = np.empty((rows.shape[0], self._fields.size), dtype=np.int64)

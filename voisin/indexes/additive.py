@@ -130,10 +130,10 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         self.is_trained = True
 
     # --- storage -------------------------------------------------------------------
-    def _side(self, rows: np.ndarray, exact: np.ndarray | None = None) -> np.ndarray:
+    def _side(self, rows: np.ndarray) -> np.ndarray:
         if self.metric_type != METRIC_L2:
             return np.zeros(rows.shape[0], dtype=np.float32)
-        return self.aq.search_norms(rows, exact)
+        return self.aq.search_norms(rows)
 
     def _rows_of_codes(self, codes: np.ndarray) -> np.ndarray:
         rows = make_rows(codes, np.zeros(codes.shape[0], dtype=np.float32))
@@ -157,10 +157,7 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
             raise NotImplementedError(
                 f"{type(self).__name__} numbers vectors by position and cannot take ids: wrap it, "
                 f"e.g. IndexIDMap({type(self).__name__}(...)).add_with_ids(x, ids)")
-        codes, exact = self.aq.encode_rows(x)
-        rows = make_rows(codes, np.zeros(codes.shape[0], dtype=np.float32))
-        rows.view(np.float32)[:, -1] = self._side(rows, exact)
-        self._append(rows)
+        self._append(self._rows_of_codes(self.aq.encode_rows(x)[0]))
 
     def add_codes(self, codes: Any) -> None:
         """Append already-encoded vectors (n, code_size) uint8 (FAISS's sa_decode inverse)."""

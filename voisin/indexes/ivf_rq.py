@@ -70,10 +70,10 @@ class IndexIVFAdditiveQuantizer(IndexIVF):
         return self.quantizer.reconstruct_batch(list_nos)
 
     # --- codec ------------------------------------------------------------------------
-    def _side(self, rows: np.ndarray, list_nos: np.ndarray, exact: np.ndarray | None) -> np.ndarray:
+    def _side(self, rows: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
         if self.metric_type != METRIC_L2:
             return np.zeros(rows.shape[0], dtype=np.float32)
-        side = self.aq.search_norms(rows, exact)
+        side = self.aq.search_norms(rows)
         if self.by_residual and rows.shape[0]:
             r = self.aq.decode_rows(rows)
             c = self._centroid_rows(list_nos)
@@ -83,16 +83,13 @@ class IndexIVFAdditiveQuantizer(IndexIVF):
     def rows_of_codes(self, codes: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
         """Slab rows (codes + side values) of FAISS codes stored in the given lists."""
         rows = make_rows(codes, np.zeros(codes.shape[0], dtype=np.float32))
-        rows.view(np.float32)[:, -1] = self._side(rows, list_nos, None)
+        rows.view(np.float32)[:, -1] = self._side(rows, list_nos)
         return rows
 
     def _encode(self, x: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
         if self.by_residual:
             x = np.ascontiguousarray(self._residuals(x, list_nos), dtype=np.float32)
-        codes, exact = self.aq.encode_rows(x)
-        rows = make_rows(codes, np.zeros(codes.shape[0], dtype=np.float32))
-        rows.view(np.float32)[:, -1] = self._side(rows, list_nos, exact)
-        return rows
+        return self.rows_of_codes(self.aq.encode_rows(x)[0], list_nos)
 
     def _decode(self, codes: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
         out = self.aq.decode_rows(np.ascontiguousarray(codes))

@@ -98,8 +98,15 @@ def read_aq_fields(r, what: str, d: int | None = None, product: bool = False) ->
 
 
 def install_aq(aq: AdditiveQuantizer, f: dict) -> AdditiveQuantizer:
-    if f["codebooks"].size:
-        aq.set_codebooks(f["codebooks"])
+    cb = f["codebooks"]
+    if cb.size:
+        if not np.isfinite(cb).all():
+            raise ValueError("codebooks: contains NaN or inf")
+        # kept as read (a view of a memory-mapped file stays one): training
+        # replaces the array, nothing writes into it
+        aq.codebooks = cb.reshape(aq.total_codebook_size, aq.codebook_dim)
+        aq._codebooks_changed()
+        aq.compute_codebook_tables()
     aq.is_trained = bool(f["is_trained"])
     aq.norm_min, aq.norm_max = np.float32(f["norm_min"]), np.float32(f["norm_max"])
     aq.qnorm = np.ascontiguousarray(f["qnorm"], dtype=np.float32)

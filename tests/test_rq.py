@@ -427,3 +427,20 @@ def test_refine_beam_is_sorted(data):
     np.testing.assert_allclose(dist, (resid ** 2).sum(-1), rtol=1e-4, atol=1e-4)
     y = rq.decode_unpacked(codes[:, 0])
     np.testing.assert_allclose(xb[:50] - y, resid[:, 0], rtol=1e-4, atol=1e-4)
+
+
+def test_faiss_style_code_runs_on_voisin():
+    """FAISS idioms for these indexes, written against ``import voisin as faiss``."""
+    import voisin as vfaiss
+    x = np.random.default_rng(4).random((2000, 16), dtype="float32")
+    idx = vfaiss.IndexProductResidualQuantizer(16, 2, 2, 4)
+    for s in range(idx.prq.nsplits):
+        vfaiss.downcast_AdditiveQuantizer(idx.prq.subquantizer(s)).train_type = 0
+    idx.train(x)
+    idx.add(x)
+    cb = vfaiss.vector_to_array(idx.prq.codebooks)
+    assert cb.size == idx.prq.total_codebook_size * 8
+    ivf = vfaiss.extract_index_ivf(vfaiss.index_factory(16, "IVF8,RQ2x4"))
+    assert isinstance(ivf, vfaiss.IndexIVFResidualQuantizer)
+    with pytest.raises(TypeError, match="AdditiveQuantizer"):
+        vfaiss.downcast_AdditiveQuantizer(idx)

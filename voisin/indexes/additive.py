@@ -23,7 +23,7 @@ from ..codecs.additive import ST_LUT_nonorm, ST_decompress, AdditiveQuantizer
 from ..codecs.rq import ResidualQuantizer
 from ..index import Index
 from ..kernels import rq as K
-from ..metric import METRIC_L2, check_metric, worst_distance
+from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric, worst_distance
 from ..selector import IDSelector, SearchParameters
 from .code_storage import PublishedCodes
 
@@ -107,6 +107,10 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
     """Base of the flat additive-quantizer indexes: the quantizer is ``self.aq``."""
 
     def __init__(self, d: int, aq: AdditiveQuantizer, metric: int = METRIC_L2):
+        if check_metric(metric) not in (METRIC_L2, METRIC_INNER_PRODUCT):
+            # as FAISS: look-up tables of inner products serve L2 and IP only
+            raise ValueError(f"metric: additive quantizers support METRIC_L2 and "
+                             f"METRIC_INNER_PRODUCT, got {metric}")
         super().__init__(d, check_metric(metric))
         self.aq = aq
         self.code_size = aq.code_size

@@ -24,7 +24,7 @@ import numpy as np
 from ..codecs.additive import ST_decompress, AdditiveQuantizer
 from ..codecs.rq import ResidualQuantizer
 from ..index import Index
-from ..metric import METRIC_L2, check_metric
+from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric
 from .additive import ip_weight, make_rows, range_scan, row_width, scan
 from .ivf import IndexIVF, InvertedLists
 
@@ -34,6 +34,10 @@ class IndexIVFAdditiveQuantizer(IndexIVF):
 
     def __init__(self, aq: AdditiveQuantizer, quantizer: Index | None, d: int, nlist: int,
                  metric: int = METRIC_L2):
+        if check_metric(metric) not in (METRIC_L2, METRIC_INNER_PRODUCT):
+            # as FAISS: look-up tables of inner products serve L2 and IP only
+            raise ValueError(f"metric: additive quantizers support METRIC_L2 and "
+                             f"METRIC_INNER_PRODUCT, got {metric}")
         self.aq = aq  # IndexIVF.__init__ asks whether the codec is trained
         super().__init__(quantizer, d, nlist, row_width(aq.code_size), check_metric(metric))
         # the slab rows carry a side value; code_size is FAISS's (files, sa_encode)

@@ -370,7 +370,8 @@ CASES += [
     Case(f"additive_{desc}", (lambda desc=desc: _additive(voisin, desc)),
          (lambda desc=desc: _additive(_faiss(), desc)), tune=_set_nprobe if "IVF" in desc else
          (lambda index: None), requires=("IndexResidualQuantizer",), mapped_fraction=0.0)
-    for desc in ("RQ3x5", "RQ2x5_Nqint8", "PRQ2x2x5_Nfloat", "IVF16,RQ2x5", "IVF16(RCQ1x4),Flat")
+    for desc in ("RQ3x5", "RQ2x5_Nqint8", "PRQ2x2x5_Nfloat", "IVF16,RQ2x5", "IVF16(RCQ1x4),Flat",
+                 "LSQ2x4", "IVF16,LSQ2x4_Nqint8")
 ]
 
 CASE_IDS = [c.name for c in CASES]

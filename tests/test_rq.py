@@ -18,7 +18,7 @@ D_ = 24
 AQ = AdditiveQuantizer
 NORM_TYPES = [AQ.ST_decompress, AQ.ST_LUT_nonorm, AQ.ST_norm_from_LUT, AQ.ST_norm_float,
               AQ.ST_norm_qint8, AQ.ST_norm_qint4, AQ.ST_norm_cqint8, AQ.ST_norm_cqint4,
-              AQ.ST_norm_rq2x4]
+              AQ.ST_norm_rq2x4, AQ.ST_norm_lsq2x4]
 
 
 def clustered(rng, n, d=D_, nclusters=40):
@@ -192,8 +192,6 @@ def test_codec_bad_input(data):
         voisin.ResidualQuantizer(8, 2, 0)
     with pytest.raises(ValueError, match="M"):
         voisin.ResidualQuantizer(8, 0, 8)
-    with pytest.raises(NotImplementedError, match="lsq2x4"):
-        voisin.ResidualQuantizer(8, 2, 4, voisin.AdditiveQuantizer.ST_norm_lsq2x4)
     with pytest.raises(ValueError, match="search_type"):
         voisin.ResidualQuantizer(8, 2, 4, 42)
     rq = voisin.ResidualQuantizer(D_, 2, 6)
@@ -342,7 +340,7 @@ def test_index_bad_input(data):
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("desc", ["RQ4x8", "RQ4x8_Nqint8", "RQ4x8_Nfloat", "RQ4x8_Nnone",
                                   "RQ4x8_Ncqint8", "RQ4x8_Nqint4", "RQ4x8_Ncqint4", "RQ4x8_Nrq2x4",
-                                  "RQ1x16_6x8", "RQ3x5_Nqint8"])
+                                  "RQ1x16_6x8", "RQ3x5_Nqint8", "RQ4x8_Nlsq2x4"])
 @pytest.mark.parametrize("metric", [voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT])
 def test_factory_matches_faiss(desc, metric):
     v = voisin.index_factory(32, desc, metric)
@@ -355,7 +353,7 @@ def test_factory_matches_faiss(desc, metric):
 
 
 @pytest.mark.parametrize("desc", ["RQ4", "RQ4x", "RQ0x8", "RQ4x8_Nbogus", "RQ4x8,Flat",
-                                  "RQ4x8_Nlsq2x4"])
+                                  "LSQ4", "LSQ0x8", "PRQ2x4", "RCQ2"])
 def test_factory_rejects(desc):
     with pytest.raises((ValueError, NotImplementedError)):
         voisin.index_factory(32, desc)

@@ -13,7 +13,7 @@ from conftest import brute_force
 faiss = pytest.importorskip("faiss")
 
 D_ = 16
-SEARCH_TYPES = [0, 1, 3, 4, 5, 6, 7, 9]
+SEARCH_TYPES = [0, 1, 3, 4, 5, 6, 7, 8, 9]
 
 
 @pytest.fixture(scope="module")

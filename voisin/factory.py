@@ -10,9 +10,10 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
                  | IVF{n}[k|M][_HNSW{M} | (RCQ{m}x{b}...)] ,
                        (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
-                        | RQ{m}x{b}... | PRQ{n}x{m}x{b}...)
+                        | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
-                 | RQ{m}x{b}[_{m}x{b}...][_N{norm}] | PRQ{n}x{m}x{b}[_N{norm}]   (additive,
+                 | RQ{m}x{b}[_{m}x{b}...][_N{norm}] | PRQ{n}x{m}x{b}[_N{norm}]
+                 | LSQ{m}x{b}[_N{norm}]                          (additive quantizers,
                    norm := none | float | qint8 | qint4 | cqint8 | cqint4 | rq2x4)
                  | HNSW{M}[,Flat | _SQ8]
 
@@ -292,7 +293,15 @@ class _Parser:
         ``PRQ{n}x{m}x{b}[_N{norm}]`` -> ("PRQ", (nsplits, Msub, nbits), search type)."""
         m = re.fullmatch(r"RQ(\d+x\d+(?:_\d+x\d+)*)(?:_N(\w+))?", tok.text)
         p = re.fullmatch(r"PRQ(\d+)x(\d+)x(\d+)(?:_N(\w+))?", tok.text)
+        q = re.fullmatch(r"LSQ(\d+)x(\d+)(?:_N(\w+))?", tok.text)
+        if q:
+            M, b = int(q.group(1)), int(q.group(2))
+            if M <= 0 or not 1 <= b <= 16:
+                raise self.fail(tok, "LSQ needs M >= 1 codebooks of 1 to 16 bits")
+            return "LSQ", (M, b), self._aq_norm(tok, q.group(3))
         if not m and not p:
+            if re.match(r"LSQ\d", tok.text):
+                raise self.fail(tok, "malformed LSQ token; expected LSQ{m}x{b}, e.g. LSQ8x8")
             if re.match(r"P?RQ\d", tok.text):
                 raise self.fail(tok, "malformed RQ token; expected RQ{m}x{b} (RQ8x8, RQ1x16_6x8, "
                                 "RQ8x8_Nqint8) or PRQ{n}x{m}x{b} (PRQ2x4x8)")
@@ -330,6 +339,9 @@ class _Parser:
         try:
             if kind == "PRQ":
                 return _load("indexes.additive", "IndexProductResidualQuantizer")(
+                    d, *args, self.metric, st)
+            if kind == "LSQ":
+                return _load("indexes.additive", "IndexLocalSearchQuantizer")(
                     d, *args, self.metric, st)
             return _load("indexes.additive", "IndexResidualQuantizer")(d, args, self.metric, st)
         except NotImplementedError as exc:
@@ -384,6 +396,9 @@ class _Parser:
             try:
                 if kind == "PRQ":
                     return _load("indexes.ivf_rq", "IndexIVFProductResidualQuantizer")(
+                        quantizer, d, nlist, *args, self.metric, st)
+                if kind == "LSQ":
+                    return _load("indexes.ivf_rq", "IndexIVFLocalSearchQuantizer")(
                         quantizer, d, nlist, *args, self.metric, st)
                 return _load("indexes.ivf_rq", "IndexIVFResidualQuantizer")(
                     quantizer, d, nlist, args, self.metric, st)

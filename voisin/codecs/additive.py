@@ -37,19 +37,14 @@ ST_count = 10
 
 _NORM_BITS = {ST_norm_float: 32, ST_norm_qint8: 8, ST_norm_cqint8: 8, ST_norm_lsq2x4: 8,
               ST_norm_rq2x4: 8, ST_norm_qint4: 4, ST_norm_cqint4: 4}
-_SUPPORTED = {ST_decompress, ST_LUT_nonorm, ST_norm_from_LUT, ST_norm_float, ST_norm_qint8,
-              ST_norm_qint4, ST_norm_cqint8, ST_norm_cqint4, ST_norm_rq2x4}
+
 # FAISS's default cap on beam-search scratch memory (max_mem_distances)
 MAX_MEM_DISTANCES = 5 * (1 << 30)
 
 
 def check_search_type(st: Any) -> int:
-    st = check_int(st, "search_type", lo=0, hi=ST_count - 1)
-    if st not in _SUPPORTED:
-        raise NotImplementedError(
-            "search_type: ST_norm_lsq2x4 (a local-search norm quantizer) is not implemented in "
-            "voisin; use ST_norm_rq2x4, ST_norm_cqint8 or ST_norm_qint8")
-    return st
+    """A search type of FAISS's list (ST_decompress .. ST_norm_rq2x4)."""
+    return check_int(st, "search_type", lo=0, hi=ST_count - 1)
 
 
 def as_nbits(M: int | None, nbits: int | Sequence[int]) -> list[int]:
@@ -186,9 +181,14 @@ class AdditiveQuantizer:
             clus = Clustering1D(256 if st == ST_norm_cqint8 else 16)
             clus.train_exact(norms.reshape(-1, 1))
             self.qnorm = np.asarray(clus.centroids.data(), dtype=np.float32).copy()
-        elif st == ST_norm_rq2x4:
-            from .rq import ResidualQuantizer
-            nq = ResidualQuantizer(1, 2, 4)
+        elif st in (ST_norm_rq2x4, ST_norm_lsq2x4):
+            # two 16-level codebooks on the norms themselves, as FAISS
+            if st == ST_norm_rq2x4:
+                from .rq import ResidualQuantizer
+                nq = ResidualQuantizer(1, 2, 4)
+            else:
+                from .lsq import LocalSearchQuantizer
+                nq = LocalSearchQuantizer(1, 2, 4)
             nq.train(norms.reshape(-1, 1))
             self.norm_tabs = nq.codebooks.reshape(-1).copy()
             c = self.norm_tabs
@@ -209,7 +209,7 @@ class AdditiveQuantizer:
                 v = np.floor((x - lo) / (hi - lo) * np.float32(levels))
             v = np.nan_to_num(v, nan=0.0, posinf=levels - 1, neginf=0)
             return np.clip(v, 0, levels - 1).astype(np.int64)
-        if st in (ST_norm_cqint8, ST_norm_cqint4, ST_norm_rq2x4):
+        if st in (ST_norm_cqint8, ST_norm_cqint4, ST_norm_rq2x4, ST_norm_lsq2x4):
             if self.qnorm.size == 0:
                 raise RuntimeError("the norm quantizer is not trained: train the quantizer first")
             return np.abs(x[:, None] - self.qnorm[None, :]).argmin(axis=1).astype(np.int64)
@@ -225,7 +225,7 @@ class AdditiveQuantizer:
             levels = 256 if st == ST_norm_qint8 else 16
             lo, hi = float(self.norm_min), float(self.norm_max)
             return ((f + 0.5) / levels * (hi - lo) + lo).astype(np.float32)
-        if st in (ST_norm_cqint8, ST_norm_cqint4, ST_norm_rq2x4):
+        if st in (ST_norm_cqint8, ST_norm_cqint4, ST_norm_rq2x4, ST_norm_lsq2x4):
             return self.qnorm[f]
         return np.zeros(f.shape[0], dtype=np.float32)
 

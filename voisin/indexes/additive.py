@@ -329,3 +329,33 @@ class IndexProductResidualQuantizer(IndexAdditiveQuantizer):
     def prq(self, value) -> None:
         self.aq = value
         self.code_size = value.code_size
+
+
+class IndexLocalSearchQuantizer(IndexAdditiveQuantizer):
+    """Vectors stored as local-search-quantizer codes (FAISS ``IndexLocalSearchQuantizer``);
+    the codec is ``index.lsq``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((1000, 8), dtype="float32")
+        >>> index = voisin.IndexLocalSearchQuantizer(8, 2, 4)
+        >>> index.lsq.train_iters = 4
+        >>> index.train(xb)
+        >>> index.add(xb)
+        >>> index.code_size
+        1
+    """
+
+    def __init__(self, d: int, M: int = 1, nbits: int = 8, metric: int = METRIC_L2,
+                 search_type: int = ST_decompress):
+        from ..codecs.lsq import LocalSearchQuantizer
+        super().__init__(d, LocalSearchQuantizer(d, M, nbits, search_type), metric)
+
+    @property
+    def lsq(self):
+        return self.aq
+
+    @lsq.setter
+    def lsq(self, value) -> None:
+        self.aq = value
+        self.code_size = value.code_size

@@ -50,8 +50,10 @@ class IndexIVFAdditiveQuantizer(IndexIVF):
 
     # --- training -----------------------------------------------------------------
     def train_encoder_num_vectors(self) -> int:
-        """Training vectors the quantizer sees (FAISS: 1024 * 2**nbits[0])."""
-        return 1024 * (1 << self.aq.nbits[0])
+        """Training vectors the quantizer sees (FAISS: 1024 * 2**nbits[0], times M for LSQ)."""
+        from ..codecs.lsq import LocalSearchQuantizer
+        per = self.aq.M if isinstance(self.aq, LocalSearchQuantizer) else 1
+        return 1024 * per * (1 << self.aq.nbits[0])
 
     def _codec_is_trained(self) -> bool:
         return bool(self.aq.is_trained)
@@ -256,6 +258,46 @@ class IndexIVFProductResidualQuantizer(IndexIVFAdditiveQuantizer):
     def prq(self, value) -> None:
         if value.code_size != self.aq.code_size and self.ntotal:
             raise ValueError("prq: a quantizer with another code size cannot replace the codec "
+                             "of a non-empty index")
+        self.aq = value
+        self.code_size = value.code_size
+        if self.ntotal == 0:
+            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
+
+
+class IndexIVFLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
+    """IVF over local-search-quantizer codes of the residuals (FAISS
+    ``IndexIVFLocalSearchQuantizer``); the codec is ``index.lsq``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((2000, 8), dtype="float32")
+        >>> index = voisin.IndexIVFLocalSearchQuantizer(voisin.IndexFlatL2(8), 8, 4, 2, 4)
+        >>> index.lsq.train_iters = 4
+        >>> index.train(xb); index.add(xb)
+        >>> index.code_size
+        1
+    """
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 M: int = 1, nbits: int = 8, metric: int = METRIC_L2,
+                 search_type: int = ST_decompress):
+        from ..codecs.lsq import LocalSearchQuantizer
+        if d is None:
+            if quantizer is None:
+                raise TypeError("IndexIVFLocalSearchQuantizer: give a quantizer or the dimension d")
+            d = quantizer.d
+        super().__init__(LocalSearchQuantizer(d, M, nbits, search_type), quantizer, d, nlist,
+                         metric)
+
+    @property
+    def lsq(self):
+        return self.aq
+
+    @lsq.setter
+    def lsq(self, value) -> None:
+        if value.code_size != self.aq.code_size and self.ntotal:
+            raise ValueError("lsq: a quantizer with another code size cannot replace the codec "
                              "of a non-empty index")
         self.aq = value
         self.code_size = value.code_size

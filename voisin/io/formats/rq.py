@@ -11,6 +11,10 @@ ProductResidualQuantizer: the AdditiveQuantizer part (codewords of d / nsplits
 values), ``uint64 nsplits``, then each sub-space's ResidualQuantizer.
 
 IxRq (IxPR): header, the quantizer, ``uint64 code_size``, ``vector<uint8> codes``.
+LocalSearchQuantizer: the AdditiveQuantizer part, ``uint64 K, train_iters,
+encode_ils_iters, train_ils_iters, icm_iters | float32 p, lambd | uint64
+chunk_size | int32 random_seed | uint64 nperts | uint8
+update_codebooks_with_double``; indexes IxLS / IwLS as IxRq / IwRQ.
 ImRQ (ResidualCoarseQuantizer): header, the quantizer, ``float32 beam_factor``.
 IwRQ (IwPR): IVF common part, ``uint64 code_size``, the quantizer, ``uint8
 by_residual``, ``int32 use_precomputed_table``, the inverted lists.
@@ -24,10 +28,13 @@ import numpy as np
 
 from ...codecs.additive import (ST_norm_cqint4, ST_norm_cqint8, ST_norm_lsq2x4, ST_norm_rq2x4,
                                 AdditiveQuantizer, check_search_type)
+from ...codecs.lsq import LocalSearchQuantizer
 from ...codecs.prq import ProductResidualQuantizer
 from ...codecs.rq import ResidualQuantizer
-from ...indexes.additive import IndexProductResidualQuantizer, IndexResidualQuantizer
-from ...indexes.ivf_rq import IndexIVFProductResidualQuantizer, IndexIVFResidualQuantizer
+from ...indexes.additive import (IndexLocalSearchQuantizer, IndexProductResidualQuantizer,
+                                 IndexResidualQuantizer)
+from ...indexes.ivf_rq import (IndexIVFLocalSearchQuantizer, IndexIVFProductResidualQuantizer,
+                               IndexIVFResidualQuantizer)
 from ...indexes.rcq import ResidualCoarseQuantizer
 from ..faiss_format import read_header, register_reader, register_writer, write_header
 from .ivf import IVFCommon, install_ivf, read_invlists, write_invlists, write_ivf_header
@@ -333,4 +340,109 @@ def read_rcq(r, ctx, tag: bytes) -> ResidualCoarseQuantizer:
         index.set_beam_factor(beam_factor)
     except ValueError as exc:
         raise r.fail(f"ResidualCoarseQuantizer: {exc}", bf_at) from None
+    return index
+
+
+# --------------------------------------------------------------------------
+# local search quantizers: IxLS, IwLS
+# --------------------------------------------------------------------------
+
+def write_lsq(w, lsq: LocalSearchQuantizer) -> None:
+    write_aq(w, lsq)
+    for v in (lsq.K, lsq.train_iters, lsq.encode_ils_iters, lsq.train_ils_iters, lsq.icm_iters):
+        w.u64(v)
+    w.f32(lsq.p)
+    w.f32(lsq.lambd)
+    w.u64(lsq.chunk_size)
+    w.i32(lsq.random_seed)
+    w.u64(lsq.nperts)
+    w.bool(lsq.update_codebooks_with_double)
+
+
+def read_lsq(r, what: str = "LocalSearchQuantizer", d: int | None = None) -> LocalSearchQuantizer:
+    at = r.pos
+    f = read_aq_fields(r, what, d)
+    if len(set(f["bits"])) != 1:
+        raise r.fail(f"{what}: every codebook must have the same size", at)
+    lsq = LocalSearchQuantizer(f["d"], len(f["bits"]), f["bits"][0], f["search_type"])
+    install_aq(lsq, f)
+    k_at = r.pos
+    if r.u64(f"{what} K") != lsq.K:
+        raise r.fail(f"{what}: K differs from 2**nbits = {lsq.K}", k_at)
+    lsq.train_iters = r.int_in("u64", 0, 1 << 30, f"{what} train_iters")
+    lsq.encode_ils_iters = r.int_in("u64", 0, 1 << 30, f"{what} encode_ils_iters")
+    lsq.train_ils_iters = r.int_in("u64", 0, 1 << 30, f"{what} train_ils_iters")
+    lsq.icm_iters = r.int_in("u64", 0, 1 << 30, f"{what} icm_iters")
+    lsq.p = r.f32(f"{what} p")
+    lsq.lambd = r.f32(f"{what} lambd")
+    lsq.chunk_size = r.int_in("u64", 1, 1 << 40, f"{what} chunk_size")
+    lsq.random_seed = r.i32(f"{what} random_seed")
+    lsq.nperts = r.int_in("u64", 0, 1 << 20, f"{what} nperts")
+    lsq.update_codebooks_with_double = r.bool(f"{what} update_codebooks_with_double")
+    return lsq
+
+
+@register_writer(IndexLocalSearchQuantizer)
+def write_index_lsq(w, index: IndexLocalSearchQuantizer) -> None:
+    w.tag(b"IxLS")
+    write_header(w, index)
+    write_lsq(w, index.lsq)
+    w.u64(index.code_size)
+    w.vector(np.ascontiguousarray(index.codes), np.uint8)
+
+
+@register_reader(b"IxLS")
+def read_index_lsq(r, ctx, tag: bytes) -> IndexLocalSearchQuantizer:
+    what = "IndexLocalSearchQuantizer"
+    h = read_header(r, what)
+    lsq = read_lsq(r, f"{what} quantizer", h.d)
+    cs_at = r.pos
+    code_size = r.u64(f"{what} code_size")
+    if code_size != lsq.code_size:
+        raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
+                     f"{lsq.code_size}", cs_at)
+    codes = read_code_vector(r, h.ntotal, code_size, f"{what} codes")
+    index = IndexLocalSearchQuantizer(h.d, lsq.M, lsq.nbits[0], h.metric_type, lsq.search_type)
+    index.lsq = lsq
+    index.is_trained = h.is_trained
+    if h.ntotal:
+        if not lsq.is_trained:
+            raise r.fail(f"{what}: holds codes but its quantizer is not trained", cs_at)
+        index.set_codes(codes)
+    return index
+
+
+@register_writer(IndexIVFLocalSearchQuantizer)
+def write_ivf_lsq(w, index: IndexIVFLocalSearchQuantizer) -> None:
+    w.tag(b"IwLS")
+    write_ivf_header(w, index)
+    w.u64(index.code_size)
+    write_lsq(w, index.lsq)
+    w.bool(index.by_residual)
+    w.i32(index.use_precomputed_table)
+    write_invlists(w, _FaissLists(index))
+
+
+@register_reader(b"IwLS")
+def read_ivf_lsq(r, ctx, tag: bytes) -> IndexIVFLocalSearchQuantizer:
+    what = "IndexIVFLocalSearchQuantizer"
+    c = IVFCommon(r, ctx, what)
+    cs_at = r.pos
+    code_size = r.u64(f"{what} code_size")
+    lsq = read_lsq(r, f"{what} quantizer", c.h.d)
+    if code_size != lsq.code_size:
+        raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
+                     f"{lsq.code_size}", cs_at)
+    by_residual = r.bool(f"{what} by_residual")
+    use_precomputed = r.i32(f"{what} use_precomputed_table")
+    il = read_invlists(r, c.nlist, code_size, c.h.ntotal, what)
+    index = IndexIVFLocalSearchQuantizer(c.quantizer, c.h.d, c.nlist, lsq.M, lsq.nbits[0],
+                                         c.h.metric_type, lsq.search_type)
+    index.lsq = lsq
+    index.by_residual = by_residual
+    index.use_precomputed_table = use_precomputed
+    install_ivf(index, c, il)
+    if c.h.ntotal and not lsq.is_trained:
+        raise r.fail(f"{what}: holds codes but its quantizer is not trained", cs_at)
+    index.install_lists(il)
     return index

@@ -125,3 +125,36 @@ def test_lsq_bad_input(data):
         q.compute_codes(xb[:2])
     with pytest.raises(ValueError, match="malformed LSQ"):
         voisin.index_factory(D_, "LSQ4")
+
+
+@pytest.mark.parametrize("desc", ["PLSQ2x2x4", "PLSQ2x1x5_Nqint8", "IVF8,PLSQ2x2x4"])
+def test_plsq_files_both_ways(data, desc):
+    xb, xq = data
+    owner = faiss.index_factory(D_, desc)
+    f = faiss.downcast_index(owner)
+    for s in range(f.plsq.nsplits):
+        faiss.downcast_AdditiveQuantizer(f.plsq.subquantizer(s)).train_iters = 3
+    f.train(xb)
+    f.add(xb)
+    if hasattr(f, "nprobe"):
+        f.nprobe = 3
+    blob = bytes(faiss.serialize_index(f))
+    v = voisin.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+    assert type(v).__name__ == type(f).__name__
+    assert v.plsq.quantizers[0].train_iters == 3
+    same_results(*v.search(xq, 8), *f.search(xq, 8))
+    assert voisin.serialize_index(v, checksum=False).tobytes() == blob
+    w = voisin.index_factory(D_, desc)
+    assert type(w) is type(v) and w.code_size == f.code_size
+    for s in range(w.plsq.nsplits):
+        voisin.downcast_AdditiveQuantizer(w.plsq.subquantizer(s)).train_iters = 3
+    w.train(xb)
+    w.add(xb)
+    if hasattr(w, "nprobe"):
+        w.nprobe = 3
+    back = faiss.deserialize_index(np.frombuffer(voisin.serialize_index(w, checksum=False),
+                                                 dtype=np.uint8))
+    same_results(*w.search(xq, 8), *back.search(xq, 8))
+    ev = float(((w.reconstruct_n(0, 500) - xb[:500]) ** 2).sum(1).mean())
+    ef = float(((f.reconstruct_n(0, 500) - xb[:500]) ** 2).sum(1).mean())
+    assert ev <= ef * 1.15, (ev, ef)

@@ -13,7 +13,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                         | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | RQ{m}x{b}[_{m}x{b}...][_N{norm}] | PRQ{n}x{m}x{b}[_N{norm}]
-                 | LSQ{m}x{b}[_N{norm}]                          (additive quantizers,
+                 | LSQ{m}x{b}[_N{norm}] | PLSQ{n}x{m}x{b}[_N{norm}]  (additive quantizers,
                    norm := none | float | qint8 | qint4 | cqint8 | cqint4 | rq2x4)
                  | HNSW{M}[,Flat | _SQ8]
 
@@ -290,9 +290,10 @@ class _Parser:
 
     def _aq_args(self, d: int, tok: _Tok) -> tuple[str, Any, int] | None:
         """``RQ{m}x{b}[_{m}x{b}...][_N{norm}]`` -> ("RQ", bits per stage, search type);
-        ``PRQ{n}x{m}x{b}[_N{norm}]`` -> ("PRQ", (nsplits, Msub, nbits), search type)."""
+        ``LSQ{m}x{b}`` -> ("LSQ", (M, nbits), st); ``PRQ{n}x{m}x{b}`` / ``PLSQ{n}x{m}x{b}``
+        -> ("PRQ" / "PLSQ", (nsplits, Msub, nbits), st)."""
         m = re.fullmatch(r"RQ(\d+x\d+(?:_\d+x\d+)*)(?:_N(\w+))?", tok.text)
-        p = re.fullmatch(r"PRQ(\d+)x(\d+)x(\d+)(?:_N(\w+))?", tok.text)
+        p = re.fullmatch(r"P(RQ|LSQ)(\d+)x(\d+)x(\d+)(?:_N(\w+))?", tok.text)
         q = re.fullmatch(r"LSQ(\d+)x(\d+)(?:_N(\w+))?", tok.text)
         if q:
             M, b = int(q.group(1)), int(q.group(2))
@@ -302,17 +303,19 @@ class _Parser:
         if not m and not p:
             if re.match(r"LSQ\d", tok.text):
                 raise self.fail(tok, "malformed LSQ token; expected LSQ{m}x{b}, e.g. LSQ8x8")
-            if re.match(r"P?RQ\d", tok.text):
+            if re.match(r"P?RQ\d|PLSQ\d", tok.text):
                 raise self.fail(tok, "malformed RQ token; expected RQ{m}x{b} (RQ8x8, RQ1x16_6x8, "
-                                "RQ8x8_Nqint8) or PRQ{n}x{m}x{b} (PRQ2x4x8)")
+                                "RQ8x8_Nqint8), PRQ{n}x{m}x{b} (PRQ2x4x8) or PLSQ{n}x{m}x{b}")
             return None
         if p:
-            nsplits, msub, b = (int(v) for v in p.groups()[:3])
-            if nsplits <= 0 or msub <= 0 or not 1 <= b <= 20:
-                raise self.fail(tok, "PRQ needs nsplits >= 1, Msub >= 1 and 1 to 20 bits")
+            kind = "P" + p.group(1)
+            nsplits, msub, b = (int(v) for v in p.groups()[1:4])
+            if nsplits <= 0 or msub <= 0 or not 1 <= b <= 16:
+                raise self.fail(tok, f"{kind} needs nsplits >= 1, Msub >= 1 and 1 to 16 bits")
             if d % nsplits:
-                raise self.fail(tok, f"PRQ{nsplits}: dimension {d} is not a multiple of {nsplits}")
-            return "PRQ", (nsplits, msub, b), self._aq_norm(tok, p.group(4))
+                raise self.fail(tok, f"{kind}{nsplits}: dimension {d} is not a multiple of "
+                                f"{nsplits}")
+            return kind, (nsplits, msub, b), self._aq_norm(tok, p.group(5))
         bits: list[int] = []
         for part in m.group(1).split("_"):
             M, b = (int(v) for v in part.split("x"))
@@ -342,6 +345,9 @@ class _Parser:
                     d, *args, self.metric, st)
             if kind == "LSQ":
                 return _load("indexes.additive", "IndexLocalSearchQuantizer")(
+                    d, *args, self.metric, st)
+            if kind == "PLSQ":
+                return _load("indexes.additive", "IndexProductLocalSearchQuantizer")(
                     d, *args, self.metric, st)
             return _load("indexes.additive", "IndexResidualQuantizer")(d, args, self.metric, st)
         except NotImplementedError as exc:
@@ -399,6 +405,9 @@ class _Parser:
                         quantizer, d, nlist, *args, self.metric, st)
                 if kind == "LSQ":
                     return _load("indexes.ivf_rq", "IndexIVFLocalSearchQuantizer")(
+                        quantizer, d, nlist, *args, self.metric, st)
+                if kind == "PLSQ":
+                    return _load("indexes.ivf_rq", "IndexIVFProductLocalSearchQuantizer")(
                         quantizer, d, nlist, *args, self.metric, st)
                 return _load("indexes.ivf_rq", "IndexIVFResidualQuantizer")(
                     quantizer, d, nlist, args, self.metric, st)

@@ -1,7 +1,9 @@
-"""Product residual quantizer (FAISS's ``ProductResidualQuantizer``).
+"""Product additive quantizers (FAISS's ``ProductResidualQuantizer`` and
+``ProductLocalSearchQuantizer``).
 
 The d dimensions are cut into ``nsplits`` sub-spaces of d / nsplits; each is
-encoded by its own ResidualQuantizer of ``Msub`` stages (ST_decompress), and
+encoded by its own ResidualQuantizer (or LocalSearchQuantizer) of ``Msub``
+codebooks (ST_decompress), and
 the M = nsplits * Msub indices share one code, sub-space after sub-space.
 ``codebooks`` is FAISS's table (total_codebook_size, d / nsplits); the
 kernels see every codeword zero-padded to d (:meth:`full_codebooks`), so the
@@ -19,19 +21,12 @@ from .additive import ST_decompress, AdditiveQuantizer
 from .rq import ResidualQuantizer
 
 
-class ProductResidualQuantizer(AdditiveQuantizer):
-    """``nsplits`` residual quantizers of ``Msub`` x ``nbits`` bits on sub-spaces.
+class ProductAdditiveQuantizer(AdditiveQuantizer):
+    """``nsplits`` additive quantizers of ``Msub`` x ``nbits`` bits on sub-spaces
+    (``quantizers``, or ``subquantizer(s)``); subclasses choose their kind."""
 
-    Example:
-        >>> import numpy as np, voisin
-        >>> x = np.random.default_rng(0).random((3000, 16), dtype="float32")
-        >>> prq = voisin.ProductResidualQuantizer(16, 2, 2, 5)
-        >>> for q in prq.quantizers:
-        ...     q.train_type = voisin.ResidualQuantizer.Train_default
-        >>> prq.train(x)
-        >>> prq.compute_codes(x[:3]).shape, prq.codebooks.shape
-        ((3, 3), (128, 8))
-    """
+    def _make_sub(self, dsub: int, Msub: int, nbits: int) -> AdditiveQuantizer:
+        raise NotImplementedError
 
     def __init__(self, d: int, nsplits: int, Msub: int, nbits: int,
                  search_type: int = ST_decompress):
@@ -40,7 +35,7 @@ class ProductResidualQuantizer(AdditiveQuantizer):
         if check_int(d, "d", lo=1) % nsplits:
             raise ValueError(f"nsplits: the dimension d={d} must be a multiple of nsplits={nsplits}")
         self.nsplits = nsplits
-        self.quantizers = [ResidualQuantizer(d // nsplits, Msub, nbits) for _ in range(nsplits)]
+        self.quantizers = [self._make_sub(d // nsplits, Msub, nbits) for _ in range(nsplits)]
         self._full: np.ndarray | None = None
         super().__init__(d, [b for q in self.quantizers for b in q.nbits], search_type)
 
@@ -48,7 +43,7 @@ class ProductResidualQuantizer(AdditiveQuantizer):
     def codebook_dim(self) -> int:
         return self.d // self.nsplits
 
-    def subquantizer(self, s: int) -> ResidualQuantizer:
+    def subquantizer(self, s: int) -> AdditiveQuantizer:
         return self.quantizers[check_int(s, "s", lo=0, hi=self.nsplits - 1)]
 
     def _split_ranges(self):
@@ -98,3 +93,41 @@ class ProductResidualQuantizer(AdditiveQuantizer):
         for q, dims, _, stages in self._split_ranges():
             out[:, stages] = q._encode_idx(np.ascontiguousarray(x[:, dims]))
         return out
+
+
+class ProductResidualQuantizer(ProductAdditiveQuantizer):
+    """``nsplits`` residual quantizers of ``Msub`` x ``nbits`` bits on sub-spaces.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> x = np.random.default_rng(0).random((3000, 16), dtype="float32")
+        >>> prq = voisin.ProductResidualQuantizer(16, 2, 2, 5)
+        >>> for q in prq.quantizers:
+        ...     q.train_type = voisin.ResidualQuantizer.Train_default
+        >>> prq.train(x)
+        >>> prq.compute_codes(x[:3]).shape, prq.codebooks.shape
+        ((3, 3), (128, 8))
+    """
+
+    def _make_sub(self, dsub: int, Msub: int, nbits: int) -> ResidualQuantizer:
+        return ResidualQuantizer(dsub, Msub, nbits)
+
+
+class ProductLocalSearchQuantizer(ProductAdditiveQuantizer):
+    """``nsplits`` local search quantizers of ``Msub`` x ``nbits`` bits on sub-spaces
+    (FAISS ``ProductLocalSearchQuantizer``).
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> x = np.random.default_rng(0).random((1000, 8), dtype="float32")
+        >>> plsq = voisin.ProductLocalSearchQuantizer(8, 2, 2, 4)
+        >>> for q in plsq.quantizers:
+        ...     q.train_iters = 3
+        >>> plsq.train(x)
+        >>> plsq.compute_codes(x[:3]).shape
+        (3, 2)
+    """
+
+    def _make_sub(self, dsub: int, Msub: int, nbits: int):
+        from .lsq import LocalSearchQuantizer
+        return LocalSearchQuantizer(dsub, Msub, nbits)

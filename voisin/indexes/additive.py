@@ -359,3 +359,34 @@ class IndexLocalSearchQuantizer(IndexAdditiveQuantizer):
     def lsq(self, value) -> None:
         self.aq = value
         self.code_size = value.code_size
+
+
+class IndexProductLocalSearchQuantizer(IndexAdditiveQuantizer):
+    """Vectors stored as product-local-search-quantizer codes (FAISS
+    ``IndexProductLocalSearchQuantizer``); the codec is ``index.plsq``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((1000, 8), dtype="float32")
+        >>> index = voisin.IndexProductLocalSearchQuantizer(8, 2, 1, 4)
+        >>> for q in index.plsq.quantizers:
+        ...     q.train_iters = 3
+        >>> index.train(xb); index.add(xb)
+        >>> index.code_size
+        1
+    """
+
+    def __init__(self, d: int, nsplits: int = 1, Msub: int = 1, nbits: int = 8,
+                 metric: int = METRIC_L2, search_type: int = ST_decompress):
+        from ..codecs.prq import ProductLocalSearchQuantizer
+        super().__init__(d, ProductLocalSearchQuantizer(d, nsplits, Msub, nbits, search_type),
+                         metric)
+
+    @property
+    def plsq(self):
+        return self.aq
+
+    @plsq.setter
+    def plsq(self, value) -> None:
+        self.aq = value
+        self.code_size = value.code_size

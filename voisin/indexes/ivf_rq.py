@@ -303,3 +303,45 @@ class IndexIVFLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
         self.code_size = value.code_size
         if self.ntotal == 0:
             self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
+
+
+class IndexIVFProductLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
+    """IVF over product-local-search-quantizer codes of the residuals (FAISS
+    ``IndexIVFProductLocalSearchQuantizer``); the codec is ``index.plsq``.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((2000, 8), dtype="float32")
+        >>> index = voisin.IndexIVFProductLocalSearchQuantizer(voisin.IndexFlatL2(8), 8, 4, 2, 1, 4)
+        >>> for q in index.plsq.quantizers:
+        ...     q.train_iters = 3
+        >>> index.train(xb); index.add(xb)
+        >>> index.code_size
+        1
+    """
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 nsplits: int = 1, Msub: int = 1, nbits: int = 8, metric: int = METRIC_L2,
+                 search_type: int = ST_decompress):
+        from ..codecs.prq import ProductLocalSearchQuantizer
+        if d is None:
+            if quantizer is None:
+                raise TypeError("IndexIVFProductLocalSearchQuantizer: give a quantizer or the "
+                                "dimension d")
+            d = quantizer.d
+        super().__init__(ProductLocalSearchQuantizer(d, nsplits, Msub, nbits, search_type),
+                         quantizer, d, nlist, metric)
+
+    @property
+    def plsq(self):
+        return self.aq
+
+    @plsq.setter
+    def plsq(self, value) -> None:
+        if value.code_size != self.aq.code_size and self.ntotal:
+            raise ValueError("plsq: a quantizer with another code size cannot replace the codec "
+                             "of a non-empty index")
+        self.aq = value
+        self.code_size = value.code_size
+        if self.ntotal == 0:
+            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))

@@ -14,7 +14,8 @@ IxRq (IxPR): header, the quantizer, ``uint64 code_size``, ``vector<uint8> codes`
 LocalSearchQuantizer: the AdditiveQuantizer part, ``uint64 K, train_iters,
 encode_ils_iters, train_ils_iters, icm_iters | float32 p, lambd | uint64
 chunk_size | int32 random_seed | uint64 nperts | uint8
-update_codebooks_with_double``; indexes IxLS / IwLS as IxRq / IwRQ.
+update_codebooks_with_double``; indexes IxLS / IwLS as IxRq / IwRQ; IxPL / IwPL
+as IxPR / IwPR with local search sub-quantizers.
 ImRQ (ResidualCoarseQuantizer): header, the quantizer, ``float32 beam_factor``.
 IwRQ (IwPR): IVF common part, ``uint64 code_size``, the quantizer, ``uint8
 by_residual``, ``int32 use_precomputed_table``, the inverted lists.
@@ -29,12 +30,13 @@ import numpy as np
 from ...codecs.additive import (ST_norm_cqint4, ST_norm_cqint8, ST_norm_lsq2x4, ST_norm_rq2x4,
                                 AdditiveQuantizer, check_search_type)
 from ...codecs.lsq import LocalSearchQuantizer
-from ...codecs.prq import ProductResidualQuantizer
+from ...codecs.prq import (ProductAdditiveQuantizer, ProductLocalSearchQuantizer,
+                           ProductResidualQuantizer)
 from ...codecs.rq import ResidualQuantizer
-from ...indexes.additive import (IndexLocalSearchQuantizer, IndexProductResidualQuantizer,
-                                 IndexResidualQuantizer)
-from ...indexes.ivf_rq import (IndexIVFLocalSearchQuantizer, IndexIVFProductResidualQuantizer,
-                               IndexIVFResidualQuantizer)
+from ...indexes.additive import (IndexLocalSearchQuantizer, IndexProductLocalSearchQuantizer,
+                                 IndexProductResidualQuantizer, IndexResidualQuantizer)
+from ...indexes.ivf_rq import (IndexIVFLocalSearchQuantizer, IndexIVFProductLocalSearchQuantizer,
+                               IndexIVFProductResidualQuantizer, IndexIVFResidualQuantizer)
 from ...indexes.rcq import ResidualCoarseQuantizer
 from ..faiss_format import read_header, register_reader, register_writer, write_header
 from .ivf import IVFCommon, install_ivf, read_invlists, write_invlists, write_ivf_header
@@ -211,63 +213,77 @@ def read_ivf_rq(r, ctx, tag: bytes) -> IndexIVFResidualQuantizer:
 # product residual quantizers: IxPR, IwPR
 # --------------------------------------------------------------------------
 
-def write_prq(w, prq: ProductResidualQuantizer) -> None:
-    write_aq(w, prq)
-    w.u64(prq.nsplits)
-    for q in prq.quantizers:
-        write_rq(w, q)
+def write_paq(w, paq: ProductAdditiveQuantizer) -> None:
+    write_aq(w, paq)
+    w.u64(paq.nsplits)
+    for q in paq.quantizers:
+        (write_lsq if isinstance(q, LocalSearchQuantizer) else write_rq)(w, q)
 
 
-def read_prq(r, what: str = "ProductResidualQuantizer", d: int | None = None
-             ) -> ProductResidualQuantizer:
+def read_paq(r, cls: type, what: str, d: int | None = None) -> ProductAdditiveQuantizer:
+    """A ProductResidualQuantizer or ProductLocalSearchQuantizer (``cls``)."""
     at = r.pos
     f = read_aq_fields(r, what, d, product=True)
     nsplits = r.int_in("u64", 1, f["d"], f"{what} nsplits")
     if f["d"] % nsplits or len(f["bits"]) % nsplits:
         raise r.fail(f"{what}: d={f['d']} and M={len(f['bits'])} must be multiples of "
                      f"nsplits={nsplits}", at)
-    subs = [read_rq(r, f"{what} sub-quantizer {s}", f["d"] // nsplits) for s in range(nsplits)]
+    read_sub = read_lsq if cls is ProductLocalSearchQuantizer else read_rq
+    subs = [read_sub(r, f"{what} sub-quantizer {s}", f["d"] // nsplits) for s in range(nsplits)]
     msub = len(f["bits"]) // nsplits
     if any(q.nbits != f["bits"][s * msub:(s + 1) * msub] for s, q in enumerate(subs)):
         raise r.fail(f"{what}: the sub-quantizers' bits differ from the quantizer's", at)
     if len(set(f["bits"])) != 1:
         raise r.fail(f"{what}: voisin reads product quantizers with one bit count only", at)
-    prq = ProductResidualQuantizer(f["d"], nsplits, msub, f["bits"][0], f["search_type"])
-    if f["codebooks"].size not in (0, prq.total_codebook_size * prq.codebook_dim):
+    paq = cls(f["d"], nsplits, msub, f["bits"][0], f["search_type"])
+    if f["codebooks"].size not in (0, paq.total_codebook_size * paq.codebook_dim):
         raise r.fail(f"{what}: {f['codebooks'].size} codebook values, expected "
-                     f"{prq.total_codebook_size} x {prq.codebook_dim}", at)
-    install_aq(prq, f)
-    for s, q in enumerate(subs):
-        # the sub-quantizers' own settings (train_type, beam) are kept; their
-        # codebooks are the product quantizer's
-        sub = prq.quantizers[s]
-        sub.train_type, sub.max_beam_size = q.train_type, q.max_beam_size
-        sub.norm_min, sub.norm_max, sub.is_trained = q.norm_min, q.norm_max, q.is_trained
-    return prq
+                     f"{paq.total_codebook_size} x {paq.codebook_dim}", at)
+    # the sub-quantizers as written (their settings and norm ranges); their
+    # codebooks are the product quantizer's
+    paq.quantizers = subs
+    install_aq(paq, f)
+    return paq
 
 
-@register_writer(IndexProductResidualQuantizer)
-def write_index_prq(w, index: IndexProductResidualQuantizer) -> None:
-    w.tag(b"IxPR")
+def read_prq(r, what: str = "ProductResidualQuantizer", d: int | None = None
+             ) -> ProductResidualQuantizer:
+    return read_paq(r, ProductResidualQuantizer, what, d)
+
+
+write_prq = write_paq
+
+
+_PRODUCT_TAGS = {IndexProductResidualQuantizer: b"IxPR", IndexProductLocalSearchQuantizer: b"IxPL",
+                 IndexIVFProductResidualQuantizer: b"IwPR",
+                 IndexIVFProductLocalSearchQuantizer: b"IwPL"}
+
+
+@register_writer(IndexProductResidualQuantizer, IndexProductLocalSearchQuantizer)
+def write_index_prq(w, index) -> None:
+    w.tag(_PRODUCT_TAGS[type(index)])
     write_header(w, index)
-    write_prq(w, index.prq)
+    write_paq(w, index.aq)
     w.u64(index.code_size)
     w.vector(np.ascontiguousarray(index.codes), np.uint8)
 
 
-@register_reader(b"IxPR")
-def read_index_prq(r, ctx, tag: bytes) -> IndexProductResidualQuantizer:
-    h = read_header(r, "IndexProductResidualQuantizer")
-    prq = read_prq(r, "IndexProductResidualQuantizer quantizer", h.d)
+@register_reader(b"IxPR", b"IxPL")
+def read_index_prq(r, ctx, tag: bytes):
+    plsq = tag == b"IxPL"
+    cls = IndexProductLocalSearchQuantizer if plsq else IndexProductResidualQuantizer
+    h = read_header(r, cls.__name__)
+    prq = read_paq(r, ProductLocalSearchQuantizer if plsq else ProductResidualQuantizer,
+                   f"{cls.__name__} quantizer", h.d)
     cs_at = r.pos
     code_size = r.u64("IndexProductResidualQuantizer code_size")
     if code_size != prq.code_size:
         raise r.fail(f"IndexProductResidualQuantizer: code_size {code_size} does not match the "
                      f"quantizer's {prq.code_size}", cs_at)
     codes = read_code_vector(r, h.ntotal, code_size, "IndexProductResidualQuantizer codes")
-    index = IndexProductResidualQuantizer(h.d, prq.nsplits, prq.quantizers[0].M, prq.nbits[0],
-                                          h.metric_type, prq.search_type)
-    index.prq = prq
+    index = cls(h.d, prq.nsplits, prq.quantizers[0].M, prq.nbits[0], h.metric_type,
+                prq.search_type)
+    index.aq = prq
     index.is_trained = h.is_trained
     if h.ntotal:
         if not prq.is_trained:
@@ -276,34 +292,36 @@ def read_index_prq(r, ctx, tag: bytes) -> IndexProductResidualQuantizer:
     return index
 
 
-@register_writer(IndexIVFProductResidualQuantizer)
-def write_ivf_prq(w, index: IndexIVFProductResidualQuantizer) -> None:
-    w.tag(b"IwPR")
+@register_writer(IndexIVFProductResidualQuantizer, IndexIVFProductLocalSearchQuantizer)
+def write_ivf_prq(w, index) -> None:
+    w.tag(_PRODUCT_TAGS[type(index)])
     write_ivf_header(w, index)
     w.u64(index.code_size)
-    write_prq(w, index.prq)
+    write_paq(w, index.aq)
     w.bool(index.by_residual)
     w.i32(index.use_precomputed_table)
     write_invlists(w, _FaissLists(index))
 
 
-@register_reader(b"IwPR")
-def read_ivf_prq(r, ctx, tag: bytes) -> IndexIVFProductResidualQuantizer:
-    what = "IndexIVFProductResidualQuantizer"
+@register_reader(b"IwPR", b"IwPL")
+def read_ivf_prq(r, ctx, tag: bytes):
+    plsq = tag == b"IwPL"
+    cls = IndexIVFProductLocalSearchQuantizer if plsq else IndexIVFProductResidualQuantizer
+    what = cls.__name__
     c = IVFCommon(r, ctx, what)
     cs_at = r.pos
     code_size = r.u64(f"{what} code_size")
-    prq = read_prq(r, f"{what} quantizer", c.h.d)
+    prq = read_paq(r, ProductLocalSearchQuantizer if plsq else ProductResidualQuantizer,
+                   f"{what} quantizer", c.h.d)
     if code_size != prq.code_size:
         raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
                      f"{prq.code_size}", cs_at)
     by_residual = r.bool(f"{what} by_residual")
     use_precomputed = r.i32(f"{what} use_precomputed_table")
     il = read_invlists(r, c.nlist, code_size, c.h.ntotal, what)
-    index = IndexIVFProductResidualQuantizer(c.quantizer, c.h.d, c.nlist, prq.nsplits,
-                                             prq.quantizers[0].M, prq.nbits[0], c.h.metric_type,
-                                             prq.search_type)
-    index.prq = prq
+    index = cls(c.quantizer, c.h.d, c.nlist, prq.nsplits, prq.quantizers[0].M, prq.nbits[0],
+                c.h.metric_type, prq.search_type)
+    index.aq = prq
     index.by_residual = by_residual
     index.use_precomputed_table = use_precomputed
     install_ivf(index, c, il)

@@ -442,3 +442,16 @@ def test_faiss_style_code_runs_on_voisin():
     assert isinstance(ivf, vfaiss.IndexIVFResidualQuantizer)
     with pytest.raises(TypeError, match="AdditiveQuantizer"):
         vfaiss.downcast_AdditiveQuantizer(idx)
+
+
+def test_codec_replacement_guard(data):
+    xb, _ = data
+    v = voisin.IndexResidualQuantizer(D_, 2, 4)
+    v.rq = voisin.ResidualQuantizer(D_, 3, 8)  # empty: the storage follows the codec
+    assert v.code_size == 3
+    v.rq.train_type = 0
+    v.train(xb[:1000])
+    v.add(xb[:10])
+    with pytest.raises(ValueError, match="code size"):
+        v.rq = voisin.ResidualQuantizer(D_, 2, 4)
+    assert v.ntotal == 10 and v.code_size == 3

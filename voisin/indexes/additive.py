@@ -121,6 +121,16 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
     def search_type(self) -> int:
         return self.aq.search_type
 
+    def _set_aq(self, aq: AdditiveQuantizer) -> None:
+        """Replace the codec (the ``rq`` / ``lsq`` / ... setters)."""
+        if aq.code_size != self.code_size and self.ntotal:
+            raise ValueError(f"{type(aq).__name__}: a quantizer with another code size cannot "
+                             "replace the codec of a non-empty index")
+        if aq.code_size != self.code_size:
+            self._snap = (np.empty((0, row_width(aq.code_size)), dtype=np.uint8), 0)
+        self.aq = aq
+        self.code_size = aq.code_size
+
     @property
     def codes(self) -> np.ndarray:
         """Stored codes (ntotal, code_size), FAISS's bytes (read-only view)."""
@@ -294,8 +304,7 @@ class IndexResidualQuantizer(IndexAdditiveQuantizer):
 
     @rq.setter
     def rq(self, value: ResidualQuantizer) -> None:
-        self.aq = value
-        self.code_size = value.code_size
+        self._set_aq(value)
 
 
 class IndexProductResidualQuantizer(IndexAdditiveQuantizer):
@@ -327,8 +336,7 @@ class IndexProductResidualQuantizer(IndexAdditiveQuantizer):
 
     @prq.setter
     def prq(self, value) -> None:
-        self.aq = value
-        self.code_size = value.code_size
+        self._set_aq(value)
 
 
 class IndexLocalSearchQuantizer(IndexAdditiveQuantizer):
@@ -357,8 +365,7 @@ class IndexLocalSearchQuantizer(IndexAdditiveQuantizer):
 
     @lsq.setter
     def lsq(self, value) -> None:
-        self.aq = value
-        self.code_size = value.code_size
+        self._set_aq(value)
 
 
 class IndexProductLocalSearchQuantizer(IndexAdditiveQuantizer):
@@ -388,5 +395,4 @@ class IndexProductLocalSearchQuantizer(IndexAdditiveQuantizer):
 
     @plsq.setter
     def plsq(self, value) -> None:
-        self.aq = value
-        self.code_size = value.code_size
+        self._set_aq(value)

@@ -1,6 +1,7 @@
-"""Residual quantizers side by side: voisin vs faiss on the same factory strings.
+"""Additive quantizers side by side: voisin vs faiss on the same factory strings.
 
-For each description (``RQ8x8``, ``RQ8x8_Nqint8``, ``IVF1024,RQ8x8_Nqint8``, ...)
+For each description (``RQ8x8``, ``RQ8x8_Nqint8``, ``IVF1024,RQ8x8_Nqint8``,
+``LSQ8x8``, ``PRQ2x4x8``, ``IVF1024,PLSQ2x4x8``, ...)
 both libraries train on the same training rows with the same settings
 (``--train-type``, beam size 5, k-means niter of FAISS's default), then each
 reports train time, add (encode) time, reconstruction MSE, batch QPS (all
@@ -61,7 +62,8 @@ def recall_at(I: np.ndarray, gt: np.ndarray, k: int) -> float:
 def build(lib, desc: str, d: int, xt: np.ndarray, xb: np.ndarray, train_type: int, nprobe: int):
     owner = lib.index_factory(d, desc)
     index = lib.downcast_index(owner) if lib.__name__ == "faiss" else owner
-    index.rq.train_type = train_type
+    if hasattr(index, "rq"):  # LSQ / PRQ / PLSQ keep their defaults
+        index.rq.train_type = train_type
     t_train, _ = timed(index.train, xt)
     t_add, _ = timed(index.add, xb)
     if hasattr(index, "nprobe"):

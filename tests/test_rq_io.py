@@ -351,3 +351,23 @@ def test_rcq_bad_input(data):
         rcq.add(xb[:3])
     with pytest.raises(ValueError, match="out of range"):
         rcq.reconstruct(256)
+
+
+@pytest.mark.parametrize("metric", [voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT])
+@pytest.mark.parametrize("by_residual", [True, False])
+def test_ivf_all_lists_is_exact_over_reconstructions(data, metric, by_residual):
+    """With every list probed and exact norms, IVF-RQ is a k-NN over its reconstructions."""
+    xb, xq = data
+    v = voisin.IndexIVFResidualQuantizer(voisin.IndexFlat(D_, metric), D_, 8, 2, 5, metric)
+    v.by_residual = by_residual
+    v.rq.train_type = 0
+    v.train(xb)
+    v.add(xb[:1500])
+    v.nprobe = 8
+    rec = v.reconstruct_n(0, 1500)
+    Dref, _ = brute_force(xq, rec, 10, metric)
+    D, I = v.search(xq, 10)
+    np.testing.assert_allclose(D, Dref, rtol=1e-4, atol=2e-3)
+    direct = ((xq[:, None, :] - rec[I]) ** 2).sum(-1) if metric == voisin.METRIC_L2 else \
+        (xq[:, None, :] * rec[I]).sum(-1)
+    np.testing.assert_allclose(D, direct, rtol=1e-4, atol=2e-3)

@@ -12,9 +12,8 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                        (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
                         | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
-                 | RQ{m}x{b}[_{m}x{b}...][_N{norm}] | PRQ{n}x{m}x{b}[_N{norm}]
-                 | LSQ{m}x{b}[_N{norm}] | PLSQ{n}x{m}x{b}[_N{norm}]  (additive quantizers,
-                   norm := none | float | qint8 | qint4 | cqint8 | cqint4 | rq2x4)
+                 | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
+                   (additive quantizers: voisin/factory_additive.py)
                  | HNSW{M}[,Flat | _SQ8]
 
 Refinement re-ranks on the original vectors, so ``Refine(...)``'s index is
@@ -284,90 +283,19 @@ class _Parser:
             raise self.fail(tok, f"PQ bits per code must be in [1, 16], got {nbits}")
         return M, nbits, fast
 
-    # FAISS's _N suffixes of additive quantizers (aq_search_type in index_factory.cpp)
-    _AQ_NORMS = {"none": 1, "float": 3, "qint8": 4, "qint4": 5, "cqint8": 6, "cqint4": 7,
-                 "lsq2x4": 8, "rq2x4": 9}
-
-    def _aq_args(self, d: int, tok: _Tok) -> tuple[str, Any, int] | None:
-        """``RQ{m}x{b}[_{m}x{b}...][_N{norm}]`` -> ("RQ", bits per stage, search type);
-        ``LSQ{m}x{b}`` -> ("LSQ", (M, nbits), st); ``PRQ{n}x{m}x{b}`` / ``PLSQ{n}x{m}x{b}``
-        -> ("PRQ" / "PLSQ", (nsplits, Msub, nbits), st)."""
-        m = re.fullmatch(r"RQ(\d+x\d+(?:_\d+x\d+)*)(?:_N(\w+))?", tok.text)
-        p = re.fullmatch(r"P(RQ|LSQ)(\d+)x(\d+)x(\d+)(?:_N(\w+))?", tok.text)
-        q = re.fullmatch(r"LSQ(\d+)x(\d+)(?:_N(\w+))?", tok.text)
-        if q:
-            M, b = int(q.group(1)), int(q.group(2))
-            if M <= 0 or not 1 <= b <= 16:
-                raise self.fail(tok, "LSQ needs M >= 1 codebooks of 1 to 16 bits")
-            return "LSQ", (M, b), self._aq_norm(tok, q.group(3))
-        if not m and not p:
-            if re.match(r"LSQ\d", tok.text):
-                raise self.fail(tok, "malformed LSQ token; expected LSQ{m}x{b}, e.g. LSQ8x8")
-            if re.match(r"P?RQ\d|PLSQ\d", tok.text):
-                raise self.fail(tok, "malformed RQ token; expected RQ{m}x{b} (RQ8x8, RQ1x16_6x8, "
-                                "RQ8x8_Nqint8), PRQ{n}x{m}x{b} (PRQ2x4x8) or PLSQ{n}x{m}x{b}")
-            return None
-        if p:
-            kind = "P" + p.group(1)
-            nsplits, msub, b = (int(v) for v in p.groups()[1:4])
-            if nsplits <= 0 or msub <= 0 or not 1 <= b <= 16:
-                raise self.fail(tok, f"{kind} needs nsplits >= 1, Msub >= 1 and 1 to 16 bits")
-            if d % nsplits:
-                raise self.fail(tok, f"{kind}{nsplits}: dimension {d} is not a multiple of "
-                                f"{nsplits}")
-            return kind, (nsplits, msub, b), self._aq_norm(tok, p.group(5))
-        bits: list[int] = []
-        for part in m.group(1).split("_"):
-            M, b = (int(v) for v in part.split("x"))
-            if M <= 0 or not 1 <= b <= 20:
-                raise self.fail(tok, f"RQ needs >= 1 stages of 1 to 20 bits, got {part}")
-            bits += [b] * M
-        return "RQ", bits, self._aq_norm(tok, m.group(2))
-
-    def _aq_norm(self, tok: _Tok, name: str | None) -> int:
-        if name is None:
-            # FAISS: exact distances for L2, a plain look-up table for inner product
-            return 0 if self.metric == METRIC_L2 else 1
-        st = self._AQ_NORMS.get(name)
-        if st is None:
-            raise self.fail(tok, f"unknown norm encoding _N{name}; expected one of "
-                            + ", ".join("_N" + k for k in self._AQ_NORMS))
-        return st
+    # additive quantizers (RQ, LSQ, PRQ, PLSQ, RCQ): voisin/factory_additive.py
+    def _aq_args(self, d: int, tok: _Tok) -> tuple | None:
+        from . import factory_additive as FA
+        return FA.parse_aq(tok.text, d, self.metric, lambda why: self.fail(tok, why))
 
     def _aq_index(self, d: int, tok: _Tok) -> Index | None:
-        aq = self._aq_args(d, tok)
-        if aq is None:
-            return None
-        kind, args, st = aq
-        try:
-            if kind == "PRQ":
-                return _load("indexes.additive", "IndexProductResidualQuantizer")(
-                    d, *args, self.metric, st)
-            if kind == "LSQ":
-                return _load("indexes.additive", "IndexLocalSearchQuantizer")(
-                    d, *args, self.metric, st)
-            if kind == "PLSQ":
-                return _load("indexes.additive", "IndexProductLocalSearchQuantizer")(
-                    d, *args, self.metric, st)
-            return _load("indexes.additive", "IndexResidualQuantizer")(d, args, self.metric, st)
-        except NotImplementedError as exc:
-            raise self.fail(tok, str(exc)) from None
+        from . import factory_additive as FA
+        parsed = self._aq_args(d, tok)
+        return None if parsed is None else FA.build_flat(parsed, d, self.metric)
 
     def _rcq(self, d: int, tok: _Tok) -> Index:
-        """``RCQ{m}x{b}[_{m}x{b}...]``: a ResidualCoarseQuantizer."""
-        m = re.fullmatch(r"RCQ(\d+x\d+(?:_\d+x\d+)*)", tok.text)
-        if not m:
-            raise self.fail(tok, "malformed RCQ token; expected RCQ{m}x{b}, e.g. RCQ2x8 or "
-                            "RCQ1x10_1x6")
-        bits: list[int] = []
-        for part in m.group(1).split("_"):
-            M, b = (int(v) for v in part.split("x"))
-            if M <= 0 or not 1 <= b <= 20:
-                raise self.fail(tok, f"RCQ needs >= 1 stages of 1 to 20 bits, got {part}")
-            bits += [b] * M
-        if sum(bits) > 30:
-            raise self.fail(tok, f"RCQ: 2**{sum(bits)} centroids are too many for an IVF")
-        return _load("indexes.rcq", "ResidualCoarseQuantizer")(d, bits, self.metric)
+        from . import factory_additive as FA
+        return FA.build_rcq(tok.text, d, self.metric, lambda why: self.fail(tok, why))
 
     def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None,
             quantizer: Index | None = None) -> Index:
@@ -398,21 +326,8 @@ class _Parser:
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         aq = self._aq_args(d, codec)
         if aq is not None:
-            kind, args, st = aq
-            try:
-                if kind == "PRQ":
-                    return _load("indexes.ivf_rq", "IndexIVFProductResidualQuantizer")(
-                        quantizer, d, nlist, *args, self.metric, st)
-                if kind == "LSQ":
-                    return _load("indexes.ivf_rq", "IndexIVFLocalSearchQuantizer")(
-                        quantizer, d, nlist, *args, self.metric, st)
-                if kind == "PLSQ":
-                    return _load("indexes.ivf_rq", "IndexIVFProductLocalSearchQuantizer")(
-                        quantizer, d, nlist, *args, self.metric, st)
-                return _load("indexes.ivf_rq", "IndexIVFResidualQuantizer")(
-                    quantizer, d, nlist, args, self.metric, st)
-            except NotImplementedError as exc:
-                raise self.fail(codec, str(exc)) from None
+            from . import factory_additive as FA
+            return FA.build_ivf(aq, quantizer, d, nlist, self.metric)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
 

@@ -347,6 +347,33 @@ CASES += [
          tune=_set_k_factor, requires=("IndexRefine", "IndexScalarQuantizer"), mapped_fraction=0.0),
 ]
 
+
+def _additive(lib: Any, desc: str) -> Any:
+    """An additive-quantizer index from its factory string, plain k-means training."""
+    xb, _, _ = data()
+    owner = lib.index_factory(D, desc)
+    index = lib.downcast_index(owner) if lib is not voisin else owner
+    if hasattr(index, "prq"):
+        for s in range(index.prq.nsplits):
+            q = index.prq.subquantizer(s)
+            (lib.downcast_AdditiveQuantizer(q) if lib is not voisin else q).train_type = 0
+    elif hasattr(index, "rq"):
+        index.rq.train_type = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        index.train(xb)
+    index.add(xb)
+    return owner  # faiss: the factory's object owns the C++ index the downcast views
+
+
+CASES += [
+    Case(f"additive_{desc}", (lambda desc=desc: _additive(voisin, desc)),
+         (lambda desc=desc: _additive(_faiss(), desc)), tune=_set_nprobe if "IVF" in desc else
+         (lambda index: None), requires=("IndexResidualQuantizer",), mapped_fraction=0.0)
+    for desc in ("RQ3x5", "RQ2x5_Nqint8", "PRQ2x2x5_Nfloat", "IVF16,RQ2x5", "IVF16(RCQ1x4),Flat",
+                 "LSQ2x4", "IVF16,LSQ2x4_Nqint8")
+]
+
 CASE_IDS = [c.name for c in CASES]
 
 

@@ -7,9 +7,13 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | transform , body
                  | core
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
-    core        := Flat
-                 | (IVF{n}[k|M][_HNSW{M}] | IMI{M}x{b}) , (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs)
+    core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
+                 | (IVF{n}[k|M][_HNSW{M} | (RCQ{m}x{b}...)] | IMI{M}x{b}) ,
+                       (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
+                        | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
+                 | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
+                   (additive quantizers: voisin/factory_additive.py)
                  | HNSW{M}[,Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
                  | LSH[{nbits}][r][t]
                  | IVF{n} , (ITQ|PCA|PCAR)[{nbit}] , SH[{period}][g|c|m]
@@ -206,6 +210,21 @@ class _Parser:
             self._no_more(toks, 1)
             from .indexes.flat import IndexFlat
             return IndexFlat(d, self.metric)
+        m = re.fullmatch(r"IVF(\d+)([kM]?)\((RCQ[0-9x_]+)\)", text)
+        if m:
+            # FAISS's nested coarse quantizer, here a residual one: IVF256(RCQ2x4)
+            nlist = int(m.group(1)) * {"": 1, "k": 1 << 10, "M": 1 << 20}[m.group(2)]
+            rcq = self._rcq(d, _Tok(m.group(3), tok.pos + text.index("(") + 1))
+            ncent = 1 << sum(rcq.rq.nbits)
+            if ncent != nlist:
+                raise self.fail(tok, f"{m.group(3)} has {ncent} centroids, not nlist={nlist}")
+            if len(toks) < 2:
+                raise self.fail(tok, f"{text} needs a codec after it, e.g. '{text},Flat'")
+            self._no_more(toks, 2)
+            return self.ivf(d, nlist, tok, toks[1], quantizer=rcq)
+        if text.startswith("RCQ"):
+            self._no_more(toks, 1)
+            return self._rcq(d, tok)
         m = re.fullmatch(r"IVF(\d+)([kM]?)(?:_HNSW(\d+))?", text)
         if m:
             # FAISS's suffixes: 3k = 3 * 1024 lists, 1M = 1024 * 1024
@@ -254,6 +273,10 @@ class _Parser:
                 return cls(d, M, nbits, self.metric)
             cls = _load("indexes.pq", "IndexPQ")
             return cls(d, M, nbits, self.metric)
+        aq = self._aq_index(d, tok)
+        if aq is not None:
+            self._no_more(toks, 1)
+            return aq
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
             return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
@@ -267,8 +290,8 @@ class _Parser:
                 return _load("indexes.lsh", "IndexLSH")(d, nbits, bool(m.group(2)), bool(m.group(3)))
             except ValueError as exc:
                 raise self.fail(tok, str(exc)) from None
-        raise self.fail(tok, "unknown token; expected Flat, IVF{n}, PQ{m}, SQ8/SQ4/SQfp16, HNSW{M}, "
-                        "LSH, or a transform (PCA{n}, OPQ{m}, L2norm, ITQ{n})")
+        raise self.fail(tok, "unknown token; expected Flat, IVF{n}, IMI{M}x{b}, PQ{m}, SQ8/SQ4/SQfp16, "
+                        "RQ{m}x{b}, HNSW{M}, LSH, or a transform (PCA{n}, OPQ{m}, L2norm, ITQ{n})")
 
     def _no_more(self, toks: list[_Tok], used: int) -> None:
         if len(toks) > used:
@@ -300,10 +323,24 @@ class _Parser:
             raise self.fail(tok, f"PQ bits per code must be in [1, 16], got {nbits}")
         return M, nbits, fast
 
+    # additive quantizers (RQ, LSQ, PRQ, PLSQ, RCQ): voisin/factory_additive.py
+    def _aq_args(self, d: int, tok: _Tok) -> tuple | None:
+        from . import factory_additive as FA
+        return FA.parse_aq(tok.text, d, self.metric, lambda why: self.fail(tok, why))
+
+    def _aq_index(self, d: int, tok: _Tok) -> Index | None:
+        from . import factory_additive as FA
+        parsed = self._aq_args(d, tok)
+        return None if parsed is None else FA.build_flat(parsed, d, self.metric)
+
+    def _rcq(self, d: int, tok: _Tok) -> Index:
+        from . import factory_additive as FA
+        return FA.build_rcq(tok.text, d, self.metric, lambda why: self.fail(tok, why))
+
     def ivf(self, d: int, nlist: int, ivf_tok: _Tok, codec: _Tok, hnsw_m: int | None = None,
             quantizer: Index | None = None) -> Index:
         if quantizer is not None:
-            pass  # the multi-index's
+            pass  # the multi-index's, or a residual coarse quantizer
         elif hnsw_m is None:
             from .indexes.flat import IndexFlat
             quantizer = IndexFlat(d, self.metric)
@@ -327,6 +364,10 @@ class _Parser:
                 return cls(quantizer, d, nlist, M, nbits, self.metric)
             cls = _load("indexes.ivfpq", "IndexIVFPQ")
             return cls(quantizer, d, nlist, M, nbits, self.metric)
+        aq = self._aq_args(d, codec)
+        if aq is not None:
+            from . import factory_additive as FA
+            return FA.build_ivf(aq, quantizer, d, nlist, self.metric)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
 

@@ -59,6 +59,18 @@ def downcast_InvertedLists(invlists: Any) -> Any:
     return invlists
 
 
+def downcast_AdditiveQuantizer(aq: Any) -> Any:
+    """As :func:`downcast_index`, for additive quantizers (identity in voisin):
+    FAISS code reaches a ProductResidualQuantizer's sub-quantizers this way."""
+    from .codecs.additive import AdditiveQuantizer
+    if not isinstance(aq, AdditiveQuantizer):
+        raise TypeError(f"aq: expected an AdditiveQuantizer, got {type(aq).__name__}")
+    return aq
+
+
+downcast_Quantizer = downcast_AdditiveQuantizer
+
+
 def _inner(index: Index) -> Index | None:
     """The index a wrapper forwards to (pre-transform, id map, refine), or None."""
     from .indexes.idmap import IndexIDMap

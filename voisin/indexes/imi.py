@@ -32,7 +32,7 @@ class MultiIndexQuantizer(Index):
     """
 
     #: an IVF over it lets it train on the vectors (quantizer_trains_alone = 1)
-    trains_alone = True
+    _trains_alone = True
 
     def __init__(self, d: int, M: int = 2, nbits: int = 8):
         from ..codecs.pq import ProductQuantizer

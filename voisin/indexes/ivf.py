@@ -307,8 +307,9 @@ class IndexIVF(Index):
         self.nprobe = 1
         # FAISS's Level1Quantizer.quantizer_trains_alone: 0 = k-means, then the
         # centroids are added to the quantizer; 1 = the quantizer trains on the
-        # vectors itself (a MultiIndexQuantizer, whose entries train() makes)
-        self.quantizer_trains_alone = 1 if getattr(quantizer, "trains_alone", False) else 0
+        # vectors itself (a MultiIndexQuantizer, a ResidualCoarseQuantizer: their
+        # entries are what train() makes)
+        self.quantizer_trains_alone = 1 if getattr(quantizer, "_trains_alone", False) else 0
         self.max_codes = 0
         self.code_size = check_int(code_size, "code_size", lo=0)
         self.by_residual = False
@@ -367,6 +368,8 @@ class IndexIVF(Index):
                 print("IVF quantizer does not need training.")
             return
         mode = check_int(getattr(self, "quantizer_trains_alone", 0), "quantizer_trains_alone", lo=0, hi=2)
+        if getattr(self.quantizer, "_trains_alone", False):
+            mode = 1  # its entries are what its own train() makes: k-means cannot fill it
         if mode == 2:
             raise NotImplementedError("quantizer_trains_alone=2 (k-means on a flat L2 index, then "
                                       "added to the quantizer) is not implemented; use 0 or 1")

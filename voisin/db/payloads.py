@@ -37,6 +37,8 @@ REBUILD_ROWS = 2048
 REBUILD_FRACTION = 0.02
 #: changed rows a query re-tests one by one before the column is merged forward
 MERGE_ROWS = 32
+#: filter answers kept between two writes
+MASK_CACHE = 64
 
 
 class PayloadStore:
@@ -53,6 +55,7 @@ class PayloadStore:
         self._children: dict[str, tuple[int, StaticTable]] = {}
         self.declared: dict[str, str] = {}  # payload indexes asked for: key -> schema
         self._lock = threading.Lock()
+        self._masks: dict = {}  # filter -> (mask, count), for one version (see masked)
         self.small = True
 
     # --- the table interface of filters.evaluate -----------------------------------
@@ -172,7 +175,21 @@ class PayloadStore:
 
     # --- reads ----------------------------------------------------------------------
     def mask(self, node: A.Bool | None) -> np.ndarray:
-        """Which iids are live and satisfy ``node`` (all live ones for None)."""
-        if node is None:
-            return self.live()
-        return evaluate(node, self)
+        """Which iids are live and satisfy ``node`` (all live ones for None); read-only."""
+        return self.masked(node)[0]
+
+    def masked(self, node: A.Bool | None) -> tuple[np.ndarray, int]:
+        """(mask, how many it allows). A served workload asks the same few filters
+        again and again between two writes, so answers are kept until the next
+        write (parsed filters are frozen dataclasses: equal filters hash alike);
+        the masks are read-only, being shared."""
+        version = self.version
+        cache = self._masks
+        if cache.get("version") != version or len(cache) > MASK_CACHE:
+            cache = self._masks = {"version": version}
+        hit = cache.get(node)
+        if hit is None:
+            mask = self.live() if node is None else evaluate(node, self)
+            mask.flags.writeable = False
+            hit = cache[node] = (mask, int(np.count_nonzero(mask)))
+        return hit

@@ -38,7 +38,7 @@ class CollectionReads:
         with self._gate.reading():
             if node is None:
                 return self._payloads.count
-            return int(np.count_nonzero(self._payloads.mask(node)))
+            return self._payloads.masked(node)[1]
 
     def __len__(self) -> int:
         return self.count()
@@ -74,8 +74,7 @@ class CollectionReads:
             if node is None:
                 mask, allowed = None, self._payloads.count
             else:
-                mask = self._payloads.mask(node)
-                allowed = int(np.count_nonzero(mask))
+                mask, allowed = self._payloads.masked(node)
             if allowed == 0 or X.shape[0] == 0:
                 return Hits([QueryHits([]) for _ in range(X.shape[0])])
             D, I = self._ann.search(X, k + offset, mask, allowed, ef)

@@ -62,6 +62,7 @@ class AnnIndex:
         self.spec = spec
         self.hnsw = dict(AUTO_HNSW, **(hnsw or {}))
         self.kind = "exact"        # "exact" until the target index is built
+        self._gathered: dict = {}  # id(mask) -> (mask, id map state, mask in positions)
         self.index = self._exact()
         self._train_at = 0
         if spec != "auto":
@@ -169,13 +170,29 @@ class AnnIndex:
         if isinstance(index, IndexIDMap):
             index, id_map = index.index, index.id_map
             if mask is not None:
-                mask = mask[id_map]
+                mask = self._positions_mask(mask, id_map)
         params = self._params(index, k, mask, allowed, ef)
         D, I = index.search(X, k, params=params)
         if id_map is not None:
             found = I >= 0
             I[found] = id_map[I[found]]
         return D, I
+
+    def _positions_mask(self, mask: np.ndarray, id_map: np.ndarray) -> np.ndarray:
+        """``mask[id_map]``, kept per mask: the collection shares one read-only mask per
+        filter between two writes (PayloadStore.masked), and every write makes new
+        masks, so a mask object never outlives the id map it was gathered for."""
+        cache = self._gathered
+        key = id(mask)
+        hit = cache.get(key)
+        state = (id(id_map.base if id_map.base is not None else id_map), id_map.size)
+        if hit is None or hit[0] is not mask or hit[1] != state:
+            if len(cache) >= max(1, min(64, (64 << 20) // max(1, mask.size))):  # <= ~64 MB
+                cache.clear()
+            gathered = mask[id_map]
+            gathered.flags.writeable = False
+            hit = cache[key] = (mask, state, gathered)
+        return hit[2]
 
     def _params(self, index: Any, k: int, mask: np.ndarray | None, allowed: int,
                 ef: int | None) -> Any:
@@ -184,8 +201,9 @@ class AnnIndex:
         sel = None
         if mask is not None:
             # a short id list is cheaper to test than a bitmap over the whole space
+            from ..indexes.idmap import _MaskSelector  # the mask as it is: no bit packing
             sel = (S.IDSelectorBatch(np.flatnonzero(mask)) if allowed * 64 < mask.size
-                   else S.IDSelectorBitmap(mask))
+                   else _MaskSelector(mask))
         if isinstance(index, IndexHNSW):
             return SearchParametersHNSW(efSearch=max(int(ef or index.hnsw.efSearch), k), sel=sel)
         return None if sel is None else S.SearchParameters(sel=sel)

@@ -37,7 +37,7 @@ REBUILD_ROWS = 2048
 REBUILD_FRACTION = 0.02
 #: changed rows a query re-tests one by one before the column is merged forward
 MERGE_ROWS = 32
-#: filter answers kept between two writes
+#: filter answers kept between two writes (and at most ~64 MB of them)
 MASK_CACHE = 64
 
 
@@ -185,7 +185,7 @@ class PayloadStore:
         the masks are read-only, being shared."""
         version = self.version
         cache = self._masks
-        if cache.get("version") != version or len(cache) > MASK_CACHE:
+        if cache.get("version") != version or len(cache) > min(MASK_CACHE, (64 << 20) // max(1, self.n)):
             cache = self._masks = {"version": version}
         hit = cache.get(node)
         if hit is None:

@@ -137,7 +137,6 @@ class _IdTable:
 
     def _init_ids(self, index: Any) -> None:
         self.index = index
-        self.metric_arg = index.metric_arg  # as FAISS, taken when wrapped
         self.params_type = index.params_type
         self._ids = np.empty(0, dtype=np.int64)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
@@ -337,6 +336,7 @@ class IndexIDMap(_Gated, _IdTable, Index):
                              f"it holds {index.ntotal} vectors")
         super().__init__(index.d, index.metric_type)
         self._init_ids(index)
+        self.metric_arg = index.metric_arg  # as FAISS, taken when wrapped
 
     def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
         if ids is None:  # pragma: no cover - add() refuses before we get here

@@ -1,4 +1,4 @@
-"""FAISS's further metrics on IndexFlat (and IDMap / PreTransform around it),
+"""FAISS's further metrics on IndexFlat (HNSW: tests/test_hnsw_extra_metrics.py; and IDMap / PreTransform around it),
 knn and pairwise_distances: the same distances and ids as faiss-cpu, NaN pairs
 never returned, FAISS files both ways, and a clear refusal everywhere else."""
 
@@ -133,8 +133,8 @@ def test_shapes_and_missing_results(n, k, metric, seed):
 
 
 def test_other_indexes_and_unknown_metrics_refuse():
-    with pytest.raises(ValueError, match="METRIC_L1 .* served by IndexFlat"):
-        voisin.IndexHNSWFlat(D, 16, voisin.METRIC_L1)
+    with pytest.raises(ValueError, match="METRIC_L1 .* served by IndexFlat, IndexHNSWFlat"):
+        voisin.IndexHNSWSQ(D, voisin.ScalarQuantizer.QT_8bit, 16, voisin.METRIC_L1)
     with pytest.raises(ValueError, match="served by IndexFlat"):
         voisin.index_factory(D, "IVF16,Flat", voisin.METRIC_Linf)
     with pytest.raises(ValueError, match="METRIC_NaNEuclidean .* not implemented"):

@@ -60,8 +60,9 @@ def check_metric(metric: object, extra: bool = False) -> int:
     if m in _NAMES or (extra and m in EXTRA_METRICS):
         return m
     if m in EXTRA_METRICS:
-        raise ValueError(f"metric: {EXTRA_METRICS[m]} ({m}) is served by IndexFlat (and IndexIDMap / "
-                         "IndexPreTransform around it), voisin.knn and pairwise_distances; this "
+        raise ValueError(f"metric: {EXTRA_METRICS[m]} ({m}) is served by IndexFlat, IndexHNSWFlat (and "
+                         "IndexIDMap / IndexPreTransform around them), voisin.knn and "
+                         "pairwise_distances; this "
                          "index takes METRIC_L2 (1) or METRIC_INNER_PRODUCT (0)")
     if m in _NOT_IMPLEMENTED:
         raise ValueError(f"metric: {_NOT_IMPLEMENTED[m]} ({m}) is not implemented by voisin")

@@ -23,13 +23,13 @@ from typing import Callable, NamedTuple
 import numba
 import numpy as np
 
-from .. import _aligned, exact, filtering
+from .. import _aligned, exact, extra_metrics, filtering
 from .._blas import run_pipelines
 from .._validate import check_int
 from ..index import Index, Refinement
 from ..kernels import hnsw as K
 from ..kernels.hnsw_space import FlatSpace
-from ..metric import METRIC_L2, worst_distance
+from ..metric import METRIC_L2, is_similarity, worst_distance
 from ..selector import IDSelector, SearchParameters
 from . import hnsw_maintenance as maintenance
 from .hnsw_build import Spaces, insert
@@ -442,7 +442,7 @@ class IndexHNSW(Index):
             return np.zeros(nq + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
         if plan.how == "exact":
             return self._range_exact_subset(x, radius, plan.mask, X, labels)
-        bound = np.float32(radius if self.metric_type == METRIC_L2 else -radius)
+        bound = np.float32(-radius if is_similarity(self.metric_type) else radius)
         graph_t, entry, max_level = g[:4], int(g[4][0]), int(g[4][1])
         walk_t, metric, ef = self._walk_fields(X), self.metric_type, plan.ef
         parts: dict[int, tuple] = {}
@@ -457,8 +457,12 @@ class IndexHNSW(Index):
     def _range_exact_subset(self, x, radius, mask, X, labels):
         rows = np.flatnonzero(mask)
         ids = rows if labels is None else labels[rows]
-        lims, D, I = exact.range_search(x, self._decode(X[rows]), rows.size, self.metric_type,
-                                        radius)
+        xb = self._decode(X[rows])
+        if extra_metrics.is_extra(self.metric_type):
+            lims, D, I = extra_metrics.range_search(x, xb, rows.size, self.metric_type,
+                                                    self.metric_arg, radius)
+        else:
+            lims, D, I = exact.range_search(x, xb, rows.size, self.metric_type, radius)
         return lims, D, ids[I] if I.size else I
 
     def filter_plan(self, allowed: int, ef: int, n: int | None = None) -> tuple[str, int]:
@@ -478,20 +482,25 @@ class IndexHNSW(Index):
         if ref is not None:
             # the refine wrapper's exact rows, in id order
             ids_mask = mask if labels is None else np.ascontiguousarray(mask[slots])
-            Ds, Is = exact.search(x, ref.rows, ref.rows.shape[0], self.metric_type, k,
-                                  mask=ids_mask)
+            Ds, Is = self._exact(x, ref.rows, k, ids_mask)
             D[:], I[:] = Ds, Is
             return D, I
         if X.dtype == np.float32:
-            Ds, Is = exact.search(x, X, X.shape[0], self.metric_type, k, mask=mask)
+            Ds, Is = self._exact(x, X, k, mask)
             ids = labels
         else:
             rows = np.flatnonzero(mask)
-            Ds, Is = exact.search(x, self._decode(X[rows]), rows.size, self.metric_type, k)
+            Ds, Is = self._exact(x, self._decode(X[rows]), k, None)
             ids = rows if labels is None else labels[rows]
         D[:] = Ds
         I[:] = Is if ids is None else np.where(Is >= 0, ids[np.maximum(Is, 0)], -1)
         return D, I
+
+    def _exact(self, x: np.ndarray, xb: np.ndarray, k: int, mask: np.ndarray | None):
+        if extra_metrics.is_extra(self.metric_type):
+            return extra_metrics.search(x, xb, xb.shape[0], self.metric_type, self.metric_arg, k,
+                                        mask=mask)
+        return exact.search(x, xb, xb.shape[0], self.metric_type, k, mask=mask)
 
     # --- other hooks --------------------------------------------------------------------
     def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import extra_metrics
 from ..kernels import hnsw_search as KS
-from ..kernels.hnsw_space import FlatSpace, SQ8Space
+from ..kernels.hnsw_space import FlatSpace, MetricSpace, SQ8Space
 from .hnsw import IndexHNSW
 
 
@@ -34,10 +35,25 @@ class IndexHNSWFlat(IndexHNSW):
         100
         >>> index.search(xb[100:102], 1)[1].ravel().tolist()
         [0, 1]
+
+    FAISS's further metrics walk the same graph (``IndexHNSWFlat(d, M,
+    voisin.METRIC_L1)``; ``metric_arg`` = p for ``METRIC_Lp``), as faiss's
+    IndexHNSWFlat does; a NaN distance is never a result (docs/metrics.md).
     """
 
-    _search_kernel = staticmethod(KS.search_flat)
-    _range_kernel = staticmethod(KS.range_flat)
+    # METRIC_L1, METRIC_Lp, ...: the walk's MetricSpace (kernels/hnsw_space.py)
+    _extra_metrics = True
+
+    @property
+    def _search_kernel(self):
+        return KS.search_metric if self.metric_type > 1 else KS.search_flat
+
+    @property
+    def _range_kernel(self):
+        return KS.range_metric if self.metric_type > 1 else KS.range_flat
+
+    def _is_extra(self) -> bool:
+        return extra_metrics.is_extra(self.metric_type)
 
     def _empty_storage(self) -> np.ndarray:
         return np.empty((0, self.d), dtype=np.float32)
@@ -49,9 +65,14 @@ class IndexHNSWFlat(IndexHNSW):
         return rows.astype(np.float32, copy=True)
 
     def _space(self, X: np.ndarray) -> tuple:
+        if self._is_extra():
+            return MetricSpace(X, np.float32(self.metric_arg))
         return FlatSpace(X)
 
     def _walk_fields(self, X: np.ndarray) -> tuple:
+        # on every single-query call: no namedtuple here (metric_type > 1: a further metric)
+        if self.metric_type > 1:
+            return (X, np.float32(self.metric_arg))
         return (X,)
 
     def _build_walk(self, X: np.ndarray, n0: int) -> tuple:
@@ -61,8 +82,8 @@ class IndexHNSWFlat(IndexHNSW):
         floats as before: the same graph quality (docs/hnsw.md, "Construction")
         in less time. Smaller adds walk the floats: encoding every row would cost
         more than it saves."""
-        if X.shape[0] - n0 < n0 or X.shape[0] < 2:
-            return FlatSpace(X)
+        if X.shape[0] - n0 < n0 or X.shape[0] < 2 or self._is_extra():
+            return self._space(X)
         from ..codecs.sq import QT_8bit, ScalarQuantizer
         sq = ScalarQuantizer(self.d, QT_8bit)
         sq.train(X)

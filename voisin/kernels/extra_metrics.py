@@ -18,6 +18,17 @@ L1, LINF, LP, CANBERRA, BRAYCURTIS, JENSENSHANNON, JACCARD = 2, 3, 4, 20, 21, 22
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _div(a, b):
+    """IEEE a / b (0/0 NaN, a/0 +-inf) under any numba error model: the graph
+    kernels that call :func:`pair` compile with Python's, which raises instead."""
+    if b != 0:
+        return a / b
+    if a == 0 or a != a:
+        return np.float32(np.nan)
+    return np.float32(np.inf) if a > 0 else np.float32(-np.inf)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def pair(x, y, metric, arg):
     """The distance (Jaccard: similarity) of rows ``x`` and ``y``, float32."""
     d = x.shape[0]
@@ -33,24 +44,24 @@ def pair(x, y, metric, arg):
             acc += abs(x[t] - y[t]) ** arg
     elif metric == CANBERRA:
         for t in range(d):
-            acc += abs(x[t] - y[t]) / (abs(x[t]) + abs(y[t]))
+            acc += _div(abs(x[t] - y[t]), abs(x[t]) + abs(y[t]))
     elif metric == BRAYCURTIS:
         den = np.float32(0.0)
         for t in range(d):
             acc += abs(x[t] - y[t])
             den += abs(x[t] + y[t])
-        acc = acc / den
+        acc = _div(acc, den)
     elif metric == JENSENSHANNON:
         for t in range(d):
             m = np.float32(0.5) * (x[t] + y[t])
-            acc += -x[t] * np.log(m / x[t]) - y[t] * np.log(m / y[t])
+            acc += -x[t] * np.log(_div(m, x[t])) - y[t] * np.log(_div(m, y[t]))
         acc = np.float32(0.5) * acc
     else:  # JACCARD
         den = np.float32(0.0)
         for t in range(d):
             acc += min(x[t], y[t])
             den += max(x[t], y[t])
-        acc = acc / den
+        acc = _div(acc, den)
     return acc
 
 

@@ -26,9 +26,9 @@ from numba import njit
 from . import FASTMATH
 from .heap import max_pop
 from .hnsw import Graph, Walk, greedy_descend, next_epoch, rescore, search_layer
-from .hnsw_space import FlatSpace, PQSpace, SQ8Space, prepare_query, query_cost, query_width
+from .hnsw_space import (FlatSpace, MetricSpace, PQSpace, SQ8Space, cost_sign, prepare_query,
+                         query_cost, query_width)
 from .simd import dot_qrow
-from ..metric import METRIC_L2
 
 _WORST = np.float32(3.4028234663852886e38)
 
@@ -64,16 +64,20 @@ def _search_one(space, graph, entry, max_level, qw, qe, k, ef, metric, walk, qv,
         nres = rescore(qe, rows, labels, use_labels, metric, rd, ri, nres, k, walk.cd, walk.ci)
     while nres > k:
         nres = max_pop(rd, ri, nres)
+    sign = cost_sign(metric)
     for t in range(k - 1, -1, -1):
-        if t >= nres:
+        # +inf is a NaN distance of the further metrics (hnsw_space.MetricSpace): no result
+        if t >= nres or rd[0] == np.inf:
+            if t < nres:
+                nres = max_pop(rd, ri, nres)
             Irow[t] = -1
-            Drow[t] = _WORST if metric == METRIC_L2 else -_WORST
+            Drow[t] = sign * _WORST
             continue
         c = rd[0]
         v = ri[0]
         nres = max_pop(rd, ri, nres)
         Irow[t] = labels[v] if use_labels else v
-        Drow[t] = c if metric == METRIC_L2 else -c
+        Drow[t] = sign * c
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
@@ -121,6 +125,14 @@ def search_pq(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch_
               exact_t, D, I):
     """Search the queries of ``xw`` (walk space) / ``xe`` (exact space) over PQ codes."""
     return _search_block(PQSpace(walk_t[0], walk_t[1], walk_t[2]), xw, xe, k, ef, graph_t, entry,
+                         max_level, metric, scratch_t, filter_t, exact_t, D, I)
+
+
+@njit(cache=True, nogil=True)
+def search_metric(xw, xe, k, ef, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t,
+                  exact_t, D, I):
+    """Search over float rows under a further metric (``walk_t`` = ``(rows, arg)``)."""
+    return _search_block(MetricSpace(walk_t[0], walk_t[1]), xw, xe, k, ef, graph_t, entry,
                          max_level, metric, scratch_t, filter_t, exact_t, D, I)
 
 
@@ -201,7 +213,7 @@ def _range_block(space, xq, bound, ef0, graph_t, entry, max_level, metric, scrat
         for t in range(m):
             c = buf_c[order[t]]
             v = buf_v[order[t]]
-            Dall[start + t] = c if metric == METRIC_L2 else -c
+            Dall[start + t] = cost_sign(metric) * c
             Iall[start + t] = labels[v] if use_labels else v
         lims[r + 1] = start + m
     return lims, Dall[:lims[nq]].copy(), Iall[:lims[nq]].copy()
@@ -225,4 +237,11 @@ def range_sq8(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratch
 def range_pq(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t):
     """Range search over PQ codes: ``(lims, D, I)`` of the nodes with cost < ``bound``."""
     return _range_block(PQSpace(walk_t[0], walk_t[1], walk_t[2]), xq, bound, ef0, graph_t, entry,
+                        max_level, metric, scratch_t, filter_t)
+
+
+@njit(cache=True, nogil=True)
+def range_metric(xq, bound, ef0, walk_t, graph_t, entry, max_level, metric, scratch_t, filter_t):
+    """Range search over float rows under a further metric: cost < ``bound``."""
+    return _range_block(MetricSpace(walk_t[0], walk_t[1]), xq, bound, ef0, graph_t, entry,
                         max_level, metric, scratch_t, filter_t)

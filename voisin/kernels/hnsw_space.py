@@ -22,7 +22,8 @@ graph kernels once per space type, as it would per array dtype):
 
 A query is turned once into the form the inner loop wants (:func:`prepare_query`),
 so an SQ8 distance is one fused pass over the codes with no per-element decode.
-Costs are "smaller is better": squared L2, or minus the inner product.
+Costs are "smaller is better": squared L2, minus the inner product, the further
+metrics' distances, or minus the Jaccard similarity (:func:`cost_sign`).
 
 Namedtuples are built inside the entry kernels from plain tuples: numba types a
 plain tuple of arrays at the call boundary as cheaply as separate arguments,
@@ -33,19 +34,24 @@ from collections import namedtuple
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from . import FASTMATH
-from ..metric import METRIC_L2
+from ..metric import METRIC_INNER_PRODUCT, METRIC_Jaccard, METRIC_L2
+from .extra_metrics import pair
 from .simd import dot_qrow, dot_rows, sqdist_qrow, sqdist_rows
 
 FlatSpace = namedtuple("FlatSpace", ["rows"])
 SQ8Space = namedtuple("SQ8Space", ["codes", "sqp"])
 PQSpace = namedtuple("PQSpace", ["codes", "cent", "sdc"])
+MetricSpace = namedtuple("MetricSpace", ["rows", "arg"])
 
 _JIT = {"fastmath": FASTMATH, "nogil": True}
+# the further metrics take logs and divisions whose NaN must survive to be caught
+# (numpy's error model: 0/0 is NaN, not a ZeroDivisionError)
+_EXACT_JIT = {"fastmath": False, "nogil": True, "error_model": "numpy"}
 # cache lines of each vector requested before its distance is computed
 PREFETCH_LINES = 4
 
@@ -107,7 +113,7 @@ def prefetch(space, j, lines):
 
 @overload(query_width, jit_options=_JIT)
 def _ol_query_width(space):
-    if _is(space, FlatSpace):
+    if _is(space, FlatSpace) or _is(space, MetricSpace):
         return lambda space: space.rows.shape[1]
     if _is(space, SQ8Space):
         return lambda space: space.codes.shape[1]
@@ -119,7 +125,7 @@ def _ol_query_width(space):
 
 @overload(prepare_query, jit_options=_JIT)
 def _ol_prepare_query(space, q, metric, qv):
-    if _is(space, FlatSpace):
+    if _is(space, FlatSpace) or _is(space, MetricSpace):
         def flat(space, q, metric, qv):
             d = q.shape[0]
             for t in range(d):
@@ -179,6 +185,8 @@ def _ol_query_cost(space, qv, qc, j, metric):
                 return sqdist_qrow(qv, space.rows, j)
             return -dot_qrow(qv, space.rows, j)
         return flat
+    if _is(space, MetricSpace):
+        return lambda space, qv, qc, j, metric: metric_cost(space, qv, j, metric)
     if _is(space, SQ8Space):
         def sq8(space, qv, qc, j, metric):
             X = space.codes
@@ -212,6 +220,8 @@ def _ol_node_cost(space, i, j, metric):
                 return sqdist_rows(space.rows, i, j)
             return -dot_rows(space.rows, i, j)
         return flat
+    if _is(space, MetricSpace):
+        return lambda space, i, j, metric: metric_node_cost(space, i, j, metric)
     if _is(space, SQ8Space):
         def sq8(space, i, j, metric):
             X = space.codes
@@ -241,7 +251,7 @@ def _ol_node_cost(space, i, j, metric):
 
 @overload(node_vector, jit_options=_JIT)
 def _ol_node_vector(space, u, q):
-    if _is(space, FlatSpace):
+    if _is(space, FlatSpace) or _is(space, MetricSpace):
         def flat(space, u, q):
             for t in range(q.shape[0]):
                 q[t] = space.rows[u, t]
@@ -265,10 +275,45 @@ def _ol_node_vector(space, u, q):
 
 @overload(prefetch, jit_options=_JIT)
 def _ol_prefetch(space, j, lines):
-    if _is(space, FlatSpace) or _is(space, SQ8Space) or _is(space, PQSpace):
+    if _is(space, FlatSpace) or _is(space, SQ8Space) or _is(space, PQSpace) \
+            or _is(space, MetricSpace):
         def impl(space, j, lines):
             X = space[0]
             nbytes = min(X.shape[1] * X.itemsize, lines * 64)
             for off in range(0, nbytes, 64):
                 prefetch_row(X, j, off)
         return impl
+
+
+# --- the further metrics (MetricSpace) -------------------------------------------------
+
+@njit(cache=True, nogil=True, inline="always")
+def cost_sign(metric):
+    """-1 where larger is better (inner product, Jaccard): cost = sign * distance."""
+    if metric == METRIC_INNER_PRODUCT or metric == METRIC_Jaccard:
+        return np.float32(-1.0)
+    return np.float32(1.0)
+
+
+def metric_cost(space, qv, j, metric):
+    """Cost of prepared query ``qv`` against row ``j`` of a MetricSpace (NaN -> +inf)."""
+
+
+def metric_node_cost(space, i, j, metric):
+    """Cost between rows ``i`` and ``j`` of a MetricSpace (NaN -> +inf)."""
+
+
+@overload(metric_cost, jit_options=_EXACT_JIT)
+def _ol_metric_cost(space, qv, j, metric):
+    def impl(space, qv, j, metric):
+        c = cost_sign(metric) * pair(qv, space.rows[j], metric, space.arg)
+        return c if c == c else np.float32(np.inf)
+    return impl
+
+
+@overload(metric_node_cost, jit_options=_EXACT_JIT)
+def _ol_metric_node_cost(space, i, j, metric):
+    def impl(space, i, j, metric):
+        c = cost_sign(metric) * pair(space.rows[i], space.rows[j], metric, space.arg)
+        return c if c == c else np.float32(np.inf)
+    return impl

@@ -144,7 +144,7 @@ def read_graph(r, ntotal: int):
 @register_reader(b"IHNf")
 def read_hnsw_flat(r, ctx, tag: bytes) -> IndexHNSWFlat:
     at = r.pos
-    h = read_header(r, "IndexHNSWFlat")
+    h = read_header(r, "IndexHNSWFlat", extra_metrics=True)
     M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
     storage = ctx.read_nested(r, "IndexHNSWFlat storage")
     if not isinstance(storage, IndexFlat) or storage.d != h.d or storage.ntotal != h.ntotal \
@@ -152,6 +152,8 @@ def read_hnsw_flat(r, ctx, tag: bytes) -> IndexHNSWFlat:
         raise r.fail("IndexHNSWFlat: the storage must be an IndexFlat with the same d, ntotal "
                      "and metric as the graph", at)
     index = IndexHNSWFlat(h.d, M, h.metric_type)
+    # faiss's distances use the storage's metric_arg (the graph's own is not passed down)
+    index.metric_arg = storage.metric_arg
     install_graph(r, index, probas, cum, efc, efs, upper_beam, at)
     index.load_state(storage.xb, graph)
     return index
@@ -190,7 +192,7 @@ def write_hnsw_flat_voisin(w, index: IndexHNSWFlat) -> None:
 @register_reader(b"VHNf")
 def read_hnsw_flat_voisin(r, ctx, tag: bytes) -> IndexHNSWFlat:
     what = "IndexHNSWFlat (voisin layout)"
-    h = read_header(r, what)
+    h = read_header(r, what, extra_metrics=True)
     n = h.ntotal
     probas = r.vector(np.float64, f"{what} assign_probas")
     cum = r.vector(np.int32, f"{what} cum_nneighbor_per_level")
@@ -240,6 +242,7 @@ def read_hnsw_flat_voisin(r, ctx, tag: bytes) -> IndexHNSWFlat:
               and max_level == int(levels.max()) - 1):
         raise r.fail(f"{what}: the entry point must be a node of the top level", ep_at)
     index = IndexHNSWFlat(h.d, M, h.metric_type)
+    index.metric_arg = h.metric_arg
     install_graph(r, index, probas, cum, efc, efs, upper_beam, ep_at)
     index.load_state(X, (nb0, upper, upper_off, np.ascontiguousarray(levels, dtype=np.int32),
                          np.array([entry, max_level], dtype=np.int64)))

@@ -33,8 +33,7 @@ def test_faiss_file_opens_in_voisin(case, tmp_path):
     case.tune(vidx)
     assert isinstance(vidx, voisin.Index)
     assert (vidx.d, vidx.ntotal, vidx.metric_type) == (fidx.d, fidx.ntotal, fidx.metric_type)
-    _, xq, _ = data()
-    assert_same_search(vidx, fidx, xq, approx=case.approx)
+    assert_same_search(vidx, fidx, case.faiss_queries(), approx=case.approx)
     # lossless: voisin writes back exactly the bytes faiss wrote
     assert bytes(voisin.serialize_index(vidx, checksum=False)) == path.read_bytes()
 
@@ -47,8 +46,7 @@ def test_voisin_file_opens_in_faiss(case, tmp_path):
     fidx = faiss.read_index(str(path))  # the checksum trailer must not bother faiss
     case.tune(fidx)
     assert (fidx.d, fidx.ntotal, fidx.metric_type) == (vidx.d, vidx.ntotal, vidx.metric_type)
-    _, xq, _ = data()
-    assert_same_search(fidx, vidx, xq, approx=case.approx)
+    assert_same_search(fidx, vidx, case.faiss_queries(), approx=case.approx)
     # and back: what faiss writes from it is what voisin wrote (minus the trailer)
     assert bytes(faiss.serialize_index(fidx)) == bytes(voisin.serialize_index(vidx, checksum=False))
 

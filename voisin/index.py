@@ -19,10 +19,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validate import (as_ids, as_matrix, check_dimension, check_float, check_int, check_k,
-                        check_out, check_unique, is_clean_batch)
+from ._validate import as_matrix, check_dimension, check_float, check_k, check_out, is_clean_batch
+from .index_contract import IndexContract
 from .metric import METRIC_L2, check_metric, metric_name, worst_distance
-from .selector import IDSelector, SearchParameters, selector_from_ids_or_sel
+from .selector import SearchParameters
 
 
 class Refinement(NamedTuple):
@@ -47,7 +47,7 @@ class Refinement(NamedTuple):
     b: np.ndarray | None = None
 
 
-class Index:
+class Index(IndexContract):
     """Base class of all indexes: ``d``, ``ntotal``, ``metric_type``, ``is_trained``.
 
     Example:
@@ -59,8 +59,6 @@ class Index:
         ((5, 4), (5, 4))
     """
 
-    #: the SearchParameters subclass this index understands
-    params_type: type = SearchParameters
     #: whether the index serves voisin.metric.EXTRA_METRICS (L1, Linf, Lp, ...) besides L2 and IP
     _extra_metrics = False
 
@@ -71,18 +69,6 @@ class Index:
         self.ntotal = 0
         self.is_trained = True
         self.verbose = False
-        # Writers (add/remove/reset/train) are serialised; searches take a
-        # snapshot of the storage arrays and run without the lock.
-        self._write_lock = threading.RLock()
-
-    # --- pickling: everything but the lock --------------------------------
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_write_lock", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
         self._write_lock = threading.RLock()
 
     def __reduce__(self) -> tuple:
@@ -95,41 +81,10 @@ class Index:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(d={self.d}, ntotal={self.ntotal}, metric={metric_name(self.metric_type)})"
 
-    def __len__(self) -> int:
-        return self.ntotal
+    def _as_rows(self, x: Any, name: str) -> np.ndarray:
+        return as_matrix(x, self.d, name)
 
     # --- public API ----------------------------------------------------------
-    def train(self, x: Any) -> None:
-        """Learn whatever the index needs from representative vectors ``x`` (n, d)."""
-        x = as_matrix(x, self.d, "x")
-        if x.shape[0] == 0:
-            raise ValueError("x: training needs at least one vector, got 0")
-        self._check_writable()
-        with self._write_lock:
-            self._train(x)
-
-    def add(self, x: Any) -> None:
-        """Add vectors ``x`` (n, d); they get the ids ntotal .. ntotal+n-1."""
-        x = as_matrix(x, self.d, "x")
-        self._check_trained()
-        if x.shape[0] == 0:
-            return
-        self._check_writable()
-        with self._write_lock:
-            self._add(x, None)
-
-    def add_with_ids(self, x: Any, ids: Any) -> None:
-        """Add vectors ``x`` (n, d) with the given int64 ``ids`` (n,)."""
-        x = as_matrix(x, self.d, "x")
-        ids = as_ids(ids, x.shape[0], "ids")
-        check_unique(ids)
-        self._check_trained()
-        if x.shape[0] == 0:
-            return
-        self._check_writable()
-        with self._write_lock:
-            self._add(x, ids)
-
     def search(self, x: Any, k: int, params: SearchParameters | None = None, *,
                D: np.ndarray | None = None, I: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest stored vectors of each query in ``x`` (n, d).
@@ -200,52 +155,7 @@ class Index:
             R[found] = self._reconstruct_keys(np.ascontiguousarray(I[found]))
         return D, I, R
 
-    def assign(self, x: Any, k: int = 1) -> np.ndarray:
-        """Ids of the ``k`` nearest stored vectors (FAISS's ``assign``)."""
-        return self.search(x, k)[1]
-
-    def remove_ids(self, x: Any) -> int:
-        """Remove the vectors whose ids are selected; returns how many were removed.
-
-        ``x`` is an IDSelector or an array of ids.
-        """
-        sel = selector_from_ids_or_sel(x, "x")
-        self._check_writable()
-        with self._write_lock:
-            return int(self._remove(sel))
-
-    def reconstruct(self, key: int) -> np.ndarray:
-        """The stored (decoded) vector with id ``key``, shape (d,)."""
-        key = check_int(key, "key")
-        return self._reconstruct_keys(np.array([key], dtype=np.int64))[0]
-
-    def reconstruct_batch(self, keys: Any) -> np.ndarray:
-        keys = as_ids(keys, name="keys")
-        return self._reconstruct_keys(keys)
-
-    def reconstruct_n(self, i0: int = 0, ni: int | None = None) -> np.ndarray:
-        """Vectors with ids i0 .. i0+ni-1, shape (ni, d)."""
-        i0 = check_int(i0, "i0", lo=0, hi=self.ntotal)
-        if ni is None:
-            ni = self.ntotal - i0
-        ni = check_int(ni, "ni", lo=0)
-        if i0 + ni > self.ntotal:
-            raise ValueError(f"i0, ni: range [{i0}, {i0 + ni}) exceeds ntotal={self.ntotal}")
-        return self._reconstruct_keys(np.arange(i0, i0 + ni, dtype=np.int64))
-
-    def reset(self) -> None:
-        """Remove every vector; training is kept."""
-        self._check_writable()
-        with self._write_lock:
-            self._reset()
-
     # --- hooks for subclasses ------------------------------------------------
-    def _train(self, x: np.ndarray) -> None:
-        """Default: nothing to learn."""
-
-    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot add vectors")
-
     def _search(self, x: np.ndarray, k: int, params: SearchParameters | None,
                 D: np.ndarray | None, I: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError(f"{type(self).__name__} does not implement search")
@@ -270,44 +180,3 @@ class Index:
         """Add ``x`` using the exact rows ``ref`` holds (see :class:`Refinement`) to
         build better; False when this index has no use for them (a plain add follows)."""
         return False
-
-    def _range_search(self, x: np.ndarray, radius: float, params: SearchParameters | None):
-        raise NotImplementedError(f"{type(self).__name__} does not implement range_search")
-
-    def _remove(self, sel: IDSelector) -> int:
-        raise NotImplementedError(f"{type(self).__name__} does not support remove_ids")
-
-    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} does not support reconstruct")
-
-    def _reset(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not support reset")
-
-    # --- shared checks -------------------------------------------------------
-    #: set on indexes opened with IO_FLAG_READ_ONLY (voisin.io): their arrays
-    #: may be read-only file mappings, so every modification is refused up front
-    _read_only = False
-
-    def _check_writable(self) -> None:
-        if self._read_only:
-            raise RuntimeError(f"{type(self).__name__} was opened with IO_FLAG_READ_ONLY and "
-                               "cannot be modified: read it without that flag to change it")
-
-    def _check_trained(self) -> None:
-        if not self.is_trained:
-            raise RuntimeError(f"{type(self).__name__} is not trained: call index.train(x) "
-                               "with representative vectors before adding or searching")
-
-    def _check_params(self, params: Any) -> SearchParameters | None:
-        if params is None:
-            return None
-        if not isinstance(params, SearchParameters):
-            raise TypeError(f"params: expected a SearchParameters instance, got {params!r}")
-        # plain SearchParameters (a filter) suit every index; a subclass carries
-        # knobs of one index family, which another index would silently ignore
-        # (e.g. nprobe given to a flat index), so it must match params_type
-        specific = self.params_type is not SearchParameters and isinstance(params, self.params_type)
-        if type(params) is not SearchParameters and not specific:
-            raise TypeError(f"params: {type(self).__name__} takes {self.params_type.__name__}, "
-                            f"got {type(params).__name__}")
-        return params

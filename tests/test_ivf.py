@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import voisin
-from voisin.indexes.ivf import InvertedLists
+from voisin.indexes.invlists import InvertedLists
 
 L2, IP = voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT
 
@@ -331,7 +331,7 @@ def test_real_data_recall_floor_siftsmall():
 @pytest.mark.parametrize("metric", [L2, IP])
 def test_list_major_batch_path_equals_per_query_path(metric, monkeypatch):
     import numba
-    import voisin.indexes.ivf as ivf_mod
+    import voisin.indexes.ivf_flat as ivf_mod
     if numba.get_num_threads() < 2:
         pytest.skip("the batch paths run with several numba threads")
     xb, xq = _data(nq=300)
@@ -356,7 +356,7 @@ def test_list_major_batch_path_equals_per_query_path(metric, monkeypatch):
 def test_ivfflat_batch_pipelines_match_preassigned_search(metric, monkeypatch):
     # >= 256 queries on several threads take one BLAS+scan pipeline per thread;
     # the answer must be the one of the coarse assignment + list scan path
-    import voisin.indexes.ivf as ivf_mod
+    import voisin.indexes.ivf_flat as ivf_mod
     rng = np.random.default_rng(5)
     xb = rng.random((6000, 32), dtype="float32")
     xq = rng.random((600, 32), dtype="float32")

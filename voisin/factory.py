@@ -350,7 +350,7 @@ class _Parser:
             from .indexes.hnsw import IndexHNSWFlat
             quantizer = IndexHNSWFlat(d, hnsw_m, self.metric)
         if codec.text == "Flat":
-            from .indexes.ivf import IndexIVFFlat
+            from .indexes.ivf_flat import IndexIVFFlat
             return IndexIVFFlat(quantizer, d, nlist, self.metric)
         sq = self._sq_type(codec)
         if sq is not None:

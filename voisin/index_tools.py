@@ -53,7 +53,7 @@ def downcast_VectorTransform(vt: Any) -> Any:
 
 def downcast_InvertedLists(invlists: Any) -> Any:
     """As :func:`downcast_index`, for inverted lists (identity in voisin)."""
-    from .indexes.ivf import InvertedLists
+    from .indexes.invlists import InvertedLists
     if not isinstance(invlists, InvertedLists):
         raise TypeError(f"invlists: expected InvertedLists, got {type(invlists).__name__}")
     return invlists

@@ -138,7 +138,7 @@ class BlockComputer:
     def __init__(self, index: Any, method: str = "knn_function",
                  pairwise_distances: Callable = _pairwise, knn: Callable = _knn):
         from ..indexes.flat import IndexFlat
-        from ..indexes.ivf import IndexIVFFlat
+        from ..indexes.ivf_flat import IndexIVFFlat
         from ..indexes.ivf_sq import IndexIVFScalarQuantizer
         from ..indexes.ivfpq import IndexIVFPQ
         from ..indexes.pq import IndexPQ

@@ -134,7 +134,7 @@ def permute_invlists(index_ivf: Any, perm: Any) -> None:
     """Renumber the lists: new list i is old list ``perm[i]`` (codes, ids and
     the quantizer's centroid move together)."""
     from ..indexes.flat import IndexFlat
-    from ..indexes.ivf import InvertedLists
+    from ..indexes.invlists import InvertedLists
     index = _ivf(index_ivf)
     perm = np.asarray(perm)
     if perm.dtype.kind not in "iu" or perm.shape != (index.nlist,):

@@ -22,7 +22,8 @@ from ..hamming import as_words
 from ..selector import IDSelector, SearchParameters
 from .binary import IndexBinary, check_binary_index
 from .binary_flat import IndexBinaryFlat
-from .ivf import DirectMap, InvertedLists, SearchParametersIVF
+from .invlists import DirectMap, InvertedLists
+from .ivf import SearchParametersIVF
 
 _QUERIES_PER_TASK = 32
 

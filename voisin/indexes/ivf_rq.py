@@ -26,7 +26,8 @@ from ..codecs.rq import ResidualQuantizer
 from ..index import Index
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric
 from .additive import ip_weight, make_rows, range_scan, row_width, scan
-from .ivf import IndexIVF, InvertedLists
+from .invlists import InvertedLists
+from .ivf import IndexIVF
 
 
 class IndexIVFAdditiveQuantizer(IndexIVF):

@@ -141,7 +141,7 @@ class _ListsOf:
 def write_InvertedLists(invlists: Any, f: Any, *, checksum: bool = True) -> None:
     """Write inverted lists (``ilar``: nlist, code_size, sizes, then the codes
     and ids of each list), as FAISS's ``write_InvertedLists``."""
-    from ..indexes.ivf import InvertedLists
+    from ..indexes.invlists import InvertedLists
     from .formats.ivf import write_invlists
     if not isinstance(invlists, InvertedLists):
         raise TypeError(f"invlists: expected InvertedLists, got {type(invlists).__name__}")

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from ...indexes.fastscan import IndexIVFPQFastScan, IndexPQFastScan, pack_codes
-from ...indexes.ivf import InvertedLists
+from ...indexes.invlists import InvertedLists
 from ..faiss_format import read_header, register_reader, register_writer, write_header
 from .ivf import IVFCommon, install_ivf, read_slab, write_ivf_header, write_slab
 from .pq import read_pq, write_pq

@@ -19,7 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...index import Index
-from ...indexes.ivf import DirectMap, IndexIVF, IndexIVFFlat, InvertedLists
+from ...indexes.invlists import DirectMap, InvertedLists
+from ...indexes.ivf import IndexIVF
+from ...indexes.ivf_flat import IndexIVFFlat
 from ..faiss_format import read_header, register_reader, register_writer, write_header, write_object
 
 _LO_SHIFT = 32

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..codecs.pq import ProductQuantizer
 from ..index import Index
-from ..kernels import pq as K
+from ..kernels import ivfpq as K
 from ..metric import METRIC_L2, check_metric, worst_distance
 from .ivf import SINGLE_PATH_MAX_QUERIES, IndexIVF
 

@@ -29,7 +29,8 @@ from numba.extending import intrinsic
 
 from . import FASTMATH
 from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
-from .pq import _coarse, compute_lut, ivfpq_list_table, ivfpq_query_tables, probes_from_products
+from .ivfpq import _coarse, ivfpq_list_table, ivfpq_query_tables, probes_from_products
+from .pq import compute_lut
 
 METRIC_IP = 0
 METRIC_L2 = 1

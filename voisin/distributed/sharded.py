@@ -20,7 +20,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from .._validate import as_ids, as_matrix, check_dimension, check_float, check_int, check_k, check_unique
-from ..indexes.threaded import concat_range_results, merge_knn_results
+from ..indexes.threaded import merge_knn_results
+from ..range_results import concat_range_results
 from ..io import write_index
 from ..metric import check_metric, worst_distance
 from ..selector import IDSelector, check_selector, selector_from_ids_or_sel

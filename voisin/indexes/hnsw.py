@@ -30,6 +30,7 @@ from ..index import Index, Refinement
 from ..kernels import hnsw as K
 from ..kernels.hnsw_space import FlatSpace
 from ..metric import METRIC_L2, is_similarity, worst_distance
+from ..range_results import join_query_blocks
 from ..selector import IDSelector, SearchParameters
 from . import hnsw_maintenance as maintenance
 from .hnsw_build import Spaces, insert
@@ -52,18 +53,6 @@ _NO_FILTER = (_NO_MASK, False, _NO_LABELS, False)
 _NO_ROWS = np.zeros((1, 1), dtype=np.float32)
 _NO_MAP = (np.zeros((0, 1), dtype=np.float32), np.zeros(0, dtype=np.float32))
 _NO_EXACT = (_NO_ROWS, False, 0) + _NO_MAP
-
-
-def _concat_ranges(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Join the (lims, D, I) of consecutive query blocks."""
-    if len(parts) == 1:
-        return parts[0]
-    lims, base = [np.zeros(1, dtype=np.int64)], 0
-    for lm, _, _ in parts:
-        lims.append(lm[1:] + base)
-        base += int(lm[-1])
-    return (np.concatenate(lims), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
 
 
 class _Plan(NamedTuple):
@@ -452,7 +441,7 @@ class IndexHNSW(Index):
                                            metric, self._scratch.get(n, ef), plan.filt)
 
         self._run_blocks(nq, run)
-        return _concat_ranges([parts[lo] for lo in sorted(parts)])
+        return join_query_blocks([parts[lo] for lo in sorted(parts)])
 
     def _range_exact_subset(self, x, radius, mask, X, labels):
         rows = np.flatnonzero(mask)

@@ -55,6 +55,7 @@ from .._validate import as_matrix, check_int
 from ..clustering import ClusteringParameters, Kmeans, assign_to_centroids
 from ..index import Index
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2
+from ..range_results import join_query_blocks
 from ..selector import IDSelector, SearchParameters
 from .flat import IndexFlat
 from .invlists import _NO_MASK, DirectMap, InvertedLists, ScanContext
@@ -349,7 +350,7 @@ class IndexIVF(IVFFilteredSearch, Index):
                 xb = x[q0:q0 + ALLOWED_BLOCK_QUERIES]
                 probes, pd = self._probes_for(xb, lists)
                 parts.append(self._range_preassigned(xb, radius, probes, pd, cctx))
-            return _concat_range(parts)
+            return join_query_blocks(parts)
         probes, pd = self._widened_probes(x, plan, strat)
         return self._range_preassigned(x, radius, probes, pd, replace(ctx, max_codes=strat.max_codes))
 
@@ -397,19 +398,6 @@ class IndexIVF(IVFFilteredSearch, Index):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(d={self.d}, nlist={self.nlist}, nprobe={self.nprobe}, "
                 f"ntotal={self.ntotal}, metric={'L2' if self.metric_type == METRIC_L2 else 'IP'})")
-
-
-def _concat_range(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Join the (lims, D, I) of consecutive query blocks."""
-    if len(parts) == 1:
-        return parts[0]
-    lims = [np.zeros(1, dtype=np.int64)]
-    base = 0
-    for lm, _, _ in parts:
-        lims.append(lm[1:] + base)
-        base += int(lm[-1])
-    return (np.concatenate(lims), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
 
 
 def _flat_types() -> tuple[type, ...]:

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..index import Index
 from ..selector import IDSelector
-from .threaded import ThreadedIndex, concat_range_results
+from ..range_results import concat_range_results
+from .threaded import ThreadedIndex
 
 
 class IndexReplicas(ThreadedIndex):

@@ -32,7 +32,8 @@ from ..index import Index
 from ..metric import METRIC_INNER_PRODUCT
 from ..selector import IDSelector, IDSelectorArray, IDSelectorBatch, IDSelectorRange, SearchParameters
 from .ivf import IndexIVF
-from .threaded import ThreadedIndex, concat_range_results, merge_knn_results
+from ..range_results import concat_range_results
+from .threaded import ThreadedIndex, merge_knn_results
 
 
 class _ShiftedSelector(IDSelector):

@@ -208,29 +208,3 @@ def merge_knn_results(Dall: np.ndarray, Iall: np.ndarray, metric: int,
     I = np.empty((nq, k), dtype=np.int64) if I is None else I
     merge_topk(Dall, Iall, int(metric), np.float32(worst_distance(metric)), D, I)
     return D, I
-
-
-def concat_range_results(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                         nq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Range results of several shards for the same queries, joined per query
-    (results of shard 0 first, then shard 1, ...)."""
-    counts = np.zeros(nq, dtype=np.int64)
-    for lims, _, _ in parts:
-        counts += np.diff(lims.astype(np.int64))
-    out_lims = np.zeros(nq + 1, dtype=np.int64)
-    np.cumsum(counts, out=out_lims[1:])
-    total = int(out_lims[-1])
-    D = np.empty(total, dtype=np.float32)
-    I = np.empty(total, dtype=np.int64)
-    fill = out_lims[:-1].copy()
-    for lims, d, i in parts:
-        lims = lims.astype(np.int64)
-        c = np.diff(lims)
-        # destination of each result: its query's next free slot
-        q_of = np.repeat(np.arange(nq), c)
-        within = np.arange(lims[-1]) - np.repeat(lims[:-1], c)
-        dest = fill[q_of] + within
-        D[dest] = d
-        I[dest] = i
-        fill += c
-    return out_lims, D, I

@@ -16,37 +16,32 @@ client). See docs/server.md.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import re
 import signal
-import tempfile
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from .. import _version
 from ..db import Database, connect
-from ..db.errors import CollectionNotFoundError, NotADatabaseError
 from . import qdrant
 from .auth import Keys
 from .errors import ApiError, status_of, unsupported
 from .metrics import Metrics
+from .snapshots import Routes, add_snapshot_routes
 
 log = logging.getLogger("voisin.server")
 
 _PROBES = {"/healthz", "/livez", "/readyz"}
-_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9._-]+\.snapshot")
 
 
 @dataclass
@@ -395,173 +390,6 @@ def create_app(config: ServerConfig, db: Database | None = None) -> FastAPI:
     async def get_point(collection_name: str, point_id: str) -> Response:
         return await respond(lambda: qdrant.point(_col(collection_name), point_id), time.perf_counter())
 
-    # --- snapshots -----------------------------------------------------------------------------
-    def snapshot_dir(collection: str | None) -> str:
-        d = os.path.join(config.snapshots, collection or "_full")
-        os.makedirs(d, exist_ok=True)
-        return d
-
-    def describe(file: str) -> dict:
-        st = os.stat(file)
-        with open(file, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        return {"name": os.path.basename(file), "size": st.st_size, "checksum": digest,
-                "creation_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(st.st_mtime))}
-
-    def listing(collection: str | None) -> list:
-        d = snapshot_dir(collection)
-        return [describe(os.path.join(d, n)) for n in sorted(os.listdir(d)) if _SNAPSHOT_NAME.fullmatch(n)]
-
-    def snapshot_file(collection: str | None, name: str) -> str:
-        if not _SNAPSHOT_NAME.fullmatch(name):
-            raise ApiError(400, f"snapshot_name: expected a name like x.snapshot, got {name!r}")
-        file = os.path.join(snapshot_dir(collection), name)
-        if not os.path.isfile(file):
-            raise ApiError(404, f"Not found: snapshot {name!r}"
-                           + (f" of collection {collection!r}" if collection else ""))
-        return file
-
-    def take_snapshot(collection: str | None) -> dict:
-        d = _db()
-        if collection is not None and config.ray_shards:
-            raise unsupported("collection snapshots of a sharded (--ray) server; take a full snapshot")
-        if collection is not None and not d.has_collection(collection):
-            raise CollectionNotFoundError(f"Collection `{collection}` doesn't exist!")
-        stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime())
-        base = f"{collection or 'full'}-{stamp}-{time.time_ns() % 10**9:09d}.snapshot"
-        file = os.path.join(snapshot_dir(collection), base)
-        if collection is None:
-            d.snapshot(file)
-        else:
-            d.snapshot(file, collections=[collection])
-        return describe(file)
-
-    @app.post("/collections/{collection_name}/snapshots")
-    async def create_snapshot(collection_name: str) -> Response:
-        return await respond(lambda: take_snapshot(collection_name), time.perf_counter())
-
-    @app.get("/collections/{collection_name}/snapshots")
-    async def list_snapshots(collection_name: str) -> Response:
-        def work() -> list:
-            _col(collection_name)
-            return listing(collection_name)
-        return await respond(work, time.perf_counter())
-
-    @app.get("/collections/{collection_name}/snapshots/{snapshot_name}")
-    async def get_snapshot(collection_name: str, snapshot_name: str) -> Response:
-        return await respond(lambda: FileResponse(snapshot_file(collection_name, snapshot_name),
-                                                  media_type="application/octet-stream"),
-                             time.perf_counter(), raw=True)
-
-    @app.delete("/collections/{collection_name}/snapshots/{snapshot_name}")
-    async def delete_snapshot(collection_name: str, snapshot_name: str) -> Response:
-        def work() -> bool:
-            os.remove(snapshot_file(collection_name, snapshot_name))
-            return True
-        return await respond(work, time.perf_counter())
-
-    def local_snapshot(location: Any, collection: str) -> str:
-        """The file a recover request names: a file:// path under the snapshots
-        folder, or this server's own download URL of one. Nothing is fetched
-        from another address."""
-        if not isinstance(location, str) or not location:
-            raise ApiError(400, "body.location: expected the snapshot's URL (file:///... or "
-                                "http://this-server/collections/{name}/snapshots/{file})")
-        url = urllib.parse.urlparse(location)
-        if url.scheme == "file":
-            file = os.path.realpath(urllib.parse.unquote(url.path))
-            root = os.path.realpath(config.snapshots)
-            if not file.startswith(root + os.sep):
-                raise ApiError(403, f"body.location: {location!r} is outside the server's snapshots "
-                               f"folder {root!r}")
-            if not os.path.isfile(file):
-                raise ApiError(404, f"Not found: body.location: no file {file!r}")
-            return file
-        m = re.fullmatch(r"/collections/([^/]+)/snapshots/([^/]+)", url.path or "")
-        if url.scheme in ("http", "https") and m:
-            return snapshot_file(urllib.parse.unquote(m.group(1)), urllib.parse.unquote(m.group(2)))
-        raise unsupported(f"body.location {location!r} (voisin serve recovers only its own snapshots; "
-                          "it never downloads from another address)")
-
-    @app.put("/collections/{collection_name}/snapshots/recover")
-    async def recover_snapshot(collection_name: str, request: Request) -> Response:
-        def work(body: Any) -> bool:
-            body = qdrant.obj(body, "body")
-            file = local_snapshot(body.get("location"), collection_name)
-            checksum = body.get("checksum")
-            if checksum is not None and describe(file)["checksum"] != checksum:
-                raise ApiError(400, "body.checksum: the snapshot's SHA-256 does not match")
-            if config.ray_shards:
-                raise unsupported("snapshot recovery on a sharded (--ray) server; use "
-                                  "voisin.distributed.restore_sharded on a stopped server")
-            _db().recover_collection(file, collection_name)
-            return True
-        return await with_body(request, work)
-
-    @app.post("/collections/{collection_name}/snapshots/upload")
-    async def upload_snapshot(collection_name: str, request: Request, checksum: str | None = None,
-                              priority: str | None = None) -> Response:
-        """Qdrant's recover-from-upload: a multipart form whose ``snapshot`` field is a
-        snapshot file (as ``GET .../snapshots/{name}`` returns one), within the body limit."""
-        t0 = time.perf_counter()
-        if priority not in (None, "snapshot", "no_sync", "replica"):
-            return _error(400, f"priority: expected snapshot, no_sync or replica, got {priority!r}", t0)
-        if config.ray_shards:
-            return _error(*status_of(unsupported(
-                "snapshot recovery on a sharded (--ray) server; use voisin.distributed.restore_sharded "
-                "on a stopped server")), t0)
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return _error(400, "body: expected multipart/form-data with the file in field 'snapshot'", t0)
-        root = snapshot_dir(None)
-        fd, file = tempfile.mkstemp(dir=root, prefix=".upload-", suffix=".snapshot")
-        try:
-            try:
-                form = await request.form(max_files=1, max_fields=8)
-            except Exception as exc:  # a malformed multipart body
-                return _error(400, f"body: not a valid multipart form ({exc})", t0)
-            up = form.get("snapshot")
-            if not hasattr(up, "read"):
-                return _error(400, "body.snapshot: expected a file field named 'snapshot'", t0)
-            with os.fdopen(fd, "wb") as out:
-                fd = -1
-                while chunk := await up.read(1 << 20):
-                    out.write(chunk)
-            await form.close()
-
-            def work() -> bool:
-                if checksum is not None and describe(file)["checksum"] != checksum:
-                    raise ApiError(400, "checksum: the uploaded snapshot's SHA-256 does not match")
-                try:
-                    _db().recover_collection(file, collection_name)
-                except NotADatabaseError:  # its message names the server's temporary file
-                    raise ApiError(400, "body.snapshot: not a readable voisin snapshot") from None
-                return True
-            return await respond(work, t0)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(file)
-
-    @app.post("/snapshots")
-    async def create_full_snapshot() -> Response:
-        return await respond(lambda: take_snapshot(None), time.perf_counter())
-
-    @app.get("/snapshots")
-    async def list_full_snapshots() -> Response:
-        return await respond(lambda: listing(None), time.perf_counter())
-
-    @app.get("/snapshots/{snapshot_name}")
-    async def get_full_snapshot(snapshot_name: str) -> Response:
-        return await respond(lambda: FileResponse(snapshot_file(None, snapshot_name),
-                                                  media_type="application/octet-stream"),
-                             time.perf_counter(), raw=True)
-
-    @app.delete("/snapshots/{snapshot_name}")
-    async def delete_full_snapshot(snapshot_name: str) -> Response:
-        def work() -> bool:
-            os.remove(snapshot_file(None, snapshot_name))
-            return True
-        return await respond(work, time.perf_counter())
+    add_snapshot_routes(app, config, Routes(respond, with_body, _error, _db, _col))
 
     return app

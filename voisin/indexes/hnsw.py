@@ -13,6 +13,10 @@ front, ``"PCA128,HNSW32_SQ8,RFlat"``). The refine wrapper pushes its float rows
 down (:meth:`IndexHNSW._search_refined`, :meth:`IndexHNSW._add_refined`): the
 search kernel re-scores the candidates inside the walk, and the build prunes
 neighbour lists with exact distances. The files are plain FAISS files.
+
+Why it is past 500 lines: the published state, add, search, range search and
+the exact fallbacks of a filter all read one snapshot and must agree on it; the
+graph, its construction, its repair and the storage variants are already apart.
 """
 
 from __future__ import annotations

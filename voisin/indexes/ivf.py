@@ -67,6 +67,15 @@ from .ivf_filtered import ALLOWED_BLOCK_QUERIES, IVFFilteredSearch
 SINGLE_PATH_MAX_QUERIES = 4
 
 
+def dimension_of(quantizer: Index | None, d: int | None, who: str) -> int:
+    """``d``, or the quantizer's when it is not given (FAISS's IVF constructors take either)."""
+    if d is not None:
+        return d
+    if quantizer is None:
+        raise TypeError(f"{who}: give a quantizer or the dimension d")
+    return quantizer.d
+
+
 class SearchParametersIVF(SearchParameters):
     """Per-call IVF knobs: ``nprobe`` lists to visit, ``max_codes`` cap on
     scanned codes per query (0 or None = no cap), and ``sel`` (id filter).

@@ -16,7 +16,7 @@ from ..index import Index
 from ..kernels import ivf as K
 from ..kernels.flat import row_norms_sqr
 from ..metric import METRIC_L2, check_metric, worst_distance
-from .ivf import IndexIVF
+from .ivf import IndexIVF, dimension_of
 from .ivf_filtered import COMPACT_MAX_BYTES
 
 # Queries x centroids inner products computed per BLAS call in batch mode.
@@ -80,10 +80,7 @@ class IndexIVFFlat(IndexIVF):
 
     def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
                  metric: int = METRIC_L2):
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFFlat: give a quantizer or the dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFFlat")
         metric = check_metric(metric)
         super().__init__(quantizer, d, nlist, 4 * int(d), metric)
 

@@ -27,7 +27,24 @@ from ..index import Index
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric
 from .additive import ip_weight, make_rows, range_scan, row_width, scan
 from .invlists import InvertedLists
-from .ivf import IndexIVF
+from .ivf import IndexIVF, dimension_of
+
+
+def _codec_alias(name: str) -> property:
+    """FAISS's name of the codec (``index.rq``, ``index.lsq``, ...) for ``index.aq``.
+    A replacement keeps the code size of a non-empty index (its lists hold codes)."""
+    def get(self):
+        return self.aq
+
+    def set_(self, value) -> None:
+        if value.code_size != self.aq.code_size and self.ntotal:
+            raise ValueError(f"{name}: a quantizer with another code size cannot replace the codec "
+                             "of a non-empty index")
+        self.aq = value
+        self.code_size = value.code_size
+        if self.ntotal == 0:
+            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
+    return property(get, set_)
 
 
 class IndexIVFAdditiveQuantizer(IndexIVF):
@@ -193,10 +210,7 @@ class IndexIVFResidualQuantizer(IndexIVFAdditiveQuantizer):
     def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
                  M: Any = 1, nbits: Any = None, metric: int | None = None,
                  search_type: int | None = None):
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFResidualQuantizer: give a quantizer or the dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFResidualQuantizer")
         if isinstance(M, (list, tuple, np.ndarray)):
             # FAISS's (quantizer, d, nlist, [nbits...], metric, search_type)
             if search_type is not None:
@@ -209,20 +223,7 @@ class IndexIVFResidualQuantizer(IndexIVFAdditiveQuantizer):
                                    ST_decompress if search_type is None else search_type)
         super().__init__(rq, quantizer, d, nlist, METRIC_L2 if metric is None else metric)
 
-    @property
-    def rq(self) -> ResidualQuantizer:
-        return self.aq
-
-    @rq.setter
-    def rq(self, value: ResidualQuantizer) -> None:
-        if value.code_size != self.aq.code_size and self.ntotal:
-            raise ValueError("rq: a quantizer with another code size cannot replace the codec "
-                             "of a non-empty index")
-        self.aq = value
-        self.code_size = value.code_size
-        if self.ntotal == 0:
-            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
-        self._codec_trained = value.is_trained
+    rq = _codec_alias("rq")
 
 
 class IndexIVFProductResidualQuantizer(IndexIVFAdditiveQuantizer):
@@ -244,26 +245,11 @@ class IndexIVFProductResidualQuantizer(IndexIVFAdditiveQuantizer):
                  nsplits: int = 1, Msub: int = 1, nbits: int = 8, metric: int = METRIC_L2,
                  search_type: int = ST_decompress):
         from ..codecs.prq import ProductResidualQuantizer
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFProductResidualQuantizer: give a quantizer or the dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFProductResidualQuantizer")
         super().__init__(ProductResidualQuantizer(d, nsplits, Msub, nbits, search_type), quantizer,
                          d, nlist, metric)
 
-    @property
-    def prq(self):
-        return self.aq
-
-    @prq.setter
-    def prq(self, value) -> None:
-        if value.code_size != self.aq.code_size and self.ntotal:
-            raise ValueError("prq: a quantizer with another code size cannot replace the codec "
-                             "of a non-empty index")
-        self.aq = value
-        self.code_size = value.code_size
-        if self.ntotal == 0:
-            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
+    prq = _codec_alias("prq")
 
 
 class IndexIVFLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
@@ -284,26 +270,11 @@ class IndexIVFLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
                  M: int = 1, nbits: int = 8, metric: int = METRIC_L2,
                  search_type: int = ST_decompress):
         from ..codecs.lsq import LocalSearchQuantizer
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFLocalSearchQuantizer: give a quantizer or the dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFLocalSearchQuantizer")
         super().__init__(LocalSearchQuantizer(d, M, nbits, search_type), quantizer, d, nlist,
                          metric)
 
-    @property
-    def lsq(self):
-        return self.aq
-
-    @lsq.setter
-    def lsq(self, value) -> None:
-        if value.code_size != self.aq.code_size and self.ntotal:
-            raise ValueError("lsq: a quantizer with another code size cannot replace the codec "
-                             "of a non-empty index")
-        self.aq = value
-        self.code_size = value.code_size
-        if self.ntotal == 0:
-            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
+    lsq = _codec_alias("lsq")
 
 
 class IndexIVFProductLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
@@ -325,24 +296,8 @@ class IndexIVFProductLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
                  nsplits: int = 1, Msub: int = 1, nbits: int = 8, metric: int = METRIC_L2,
                  search_type: int = ST_decompress):
         from ..codecs.prq import ProductLocalSearchQuantizer
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFProductLocalSearchQuantizer: give a quantizer or the "
-                                "dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFProductLocalSearchQuantizer")
         super().__init__(ProductLocalSearchQuantizer(d, nsplits, Msub, nbits, search_type),
                          quantizer, d, nlist, metric)
 
-    @property
-    def plsq(self):
-        return self.aq
-
-    @plsq.setter
-    def plsq(self, value) -> None:
-        if value.code_size != self.aq.code_size and self.ntotal:
-            raise ValueError("plsq: a quantizer with another code size cannot replace the codec "
-                             "of a non-empty index")
-        self.aq = value
-        self.code_size = value.code_size
-        if self.ntotal == 0:
-            self.invlists = InvertedLists(self.nlist, row_width(value.code_size))
+    plsq = _codec_alias("plsq")

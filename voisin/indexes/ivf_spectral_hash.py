@@ -27,7 +27,7 @@ from ..hamming import as_words
 from ..index import Index
 from ..metric import METRIC_L2, worst_distance
 from ..transforms import RandomRotationMatrix
-from .ivf import IndexIVF
+from .ivf import IndexIVF, dimension_of
 
 #: the seed FAISS's constructor gives the default rotation
 ROTATION_SEED = 1234
@@ -70,10 +70,7 @@ class IndexIVFSpectralHash(IndexIVF):
 
     def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
                  nbit: int = 32, period: float = 1.0):
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFSpectralHash: give a quantizer or the dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFSpectralHash")
         nbit = check_int(nbit, "nbit", lo=1, hi=1 << 20)
         super().__init__(quantizer, d, nlist, (nbit + 7) // 8, METRIC_L2)
         self.nbit = nbit

@@ -8,7 +8,7 @@ from ..codecs.sq import QT_8bit, ScalarQuantizer, qtype_name
 from ..index import Index
 from ..kernels import sq as K
 from ..metric import METRIC_L2, check_metric, worst_distance
-from .ivf import IndexIVF
+from .ivf import IndexIVF, dimension_of
 
 
 class IndexIVFScalarQuantizer(IndexIVF):
@@ -30,10 +30,7 @@ class IndexIVFScalarQuantizer(IndexIVF):
 
     def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
                  qtype: int = QT_8bit, metric: int = METRIC_L2, by_residual: bool = True):
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFScalarQuantizer: give a quantizer or the dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFScalarQuantizer")
         sq = ScalarQuantizer(int(d), qtype)
         # set before the base constructor: it asks _codec_is_trained() when the
         # quantizer arrives already trained

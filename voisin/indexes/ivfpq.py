@@ -24,7 +24,7 @@ from ..codecs.pq import ProductQuantizer
 from ..index import Index
 from ..kernels import ivfpq as K
 from ..metric import METRIC_L2, check_metric, worst_distance
-from .ivf import SINGLE_PATH_MAX_QUERIES, IndexIVF
+from .ivf import SINGLE_PATH_MAX_QUERIES, IndexIVF, dimension_of
 
 _NO_TABLE = np.zeros((1, 1, 1), dtype=np.float32)
 
@@ -58,10 +58,7 @@ class IndexIVFPQ(IndexIVF):
 
     def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
                  M: int = 8, nbits: int = 8, metric: int = METRIC_L2, by_residual: bool = True):
-        if d is None:
-            if quantizer is None:
-                raise TypeError("IndexIVFPQ: give a quantizer or the dimension d")
-            d = quantizer.d
+        d = dimension_of(quantizer, d, "IndexIVFPQ")
         metric = check_metric(metric)
         pq = ProductQuantizer(d, M, nbits)
         super().__init__(quantizer, d, nlist, pq.code_size, metric)

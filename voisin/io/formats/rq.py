@@ -25,6 +25,8 @@ voisin/indexes/additive.py) are recomputed on load.
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from ...codecs.additive import (ST_norm_cqint4, ST_norm_cqint8, ST_norm_lsq2x4, ST_norm_rq2x4,
@@ -136,79 +138,6 @@ def read_code_vector(r, n: int, code_size: int, what: str) -> np.ndarray:
     return r.vector(np.uint8, what, expect=n * code_size).reshape(n, code_size)
 
 
-@register_writer(IndexResidualQuantizer)
-def write_index_rq(w, index: IndexResidualQuantizer) -> None:
-    w.tag(b"IxRq")
-    write_header(w, index)
-    write_rq(w, index.rq)
-    w.u64(index.code_size)
-    w.vector(np.ascontiguousarray(index.codes), np.uint8)
-
-
-@register_reader(b"IxRq")
-def read_index_rq(r, ctx, tag: bytes) -> IndexResidualQuantizer:
-    h = read_header(r, "IndexResidualQuantizer")
-    rq = read_rq(r, "IndexResidualQuantizer quantizer", h.d)
-    cs_at = r.pos
-    code_size = r.u64("IndexResidualQuantizer code_size")
-    if code_size != rq.code_size:
-        raise r.fail(f"IndexResidualQuantizer: code_size {code_size} does not match the "
-                     f"quantizer's {rq.code_size}", cs_at)
-    codes = read_code_vector(r, h.ntotal, code_size, "IndexResidualQuantizer codes")
-    index = IndexResidualQuantizer(h.d, rq.nbits, h.metric_type, rq.search_type)
-    index.rq = rq
-    index.is_trained = h.is_trained
-    if h.ntotal:
-        if not rq.is_trained:
-            raise r.fail("IndexResidualQuantizer: holds codes but its quantizer is not trained",
-                         cs_at)
-        index.set_codes(codes)
-    return index
-
-
-class _FaissLists:
-    """What write_invlists reads of an index: its lists, with FAISS-sized codes."""
-
-    def __init__(self, index: IndexIVFResidualQuantizer):
-        self.invlists = index.faiss_lists()
-
-
-@register_writer(IndexIVFResidualQuantizer)
-def write_ivf_rq(w, index: IndexIVFResidualQuantizer) -> None:
-    w.tag(b"IwRQ")
-    write_ivf_header(w, index)
-    w.u64(index.code_size)
-    write_rq(w, index.rq)
-    w.bool(index.by_residual)
-    w.i32(index.use_precomputed_table)
-    write_invlists(w, _FaissLists(index))
-
-
-@register_reader(b"IwRQ")
-def read_ivf_rq(r, ctx, tag: bytes) -> IndexIVFResidualQuantizer:
-    c = IVFCommon(r, ctx, "IndexIVFResidualQuantizer")
-    cs_at = r.pos
-    code_size = r.u64("IndexIVFResidualQuantizer code_size")
-    rq = read_rq(r, "IndexIVFResidualQuantizer quantizer", c.h.d)
-    if code_size != rq.code_size:
-        raise r.fail(f"IndexIVFResidualQuantizer: code_size {code_size} does not match the "
-                     f"quantizer's {rq.code_size}", cs_at)
-    by_residual = r.bool("IndexIVFResidualQuantizer by_residual")
-    use_precomputed = r.i32("IndexIVFResidualQuantizer use_precomputed_table")
-    il = read_invlists(r, c.nlist, code_size, c.h.ntotal, "IndexIVFResidualQuantizer")
-    index = IndexIVFResidualQuantizer(c.quantizer, c.h.d, c.nlist, rq.nbits, c.h.metric_type,
-                                      rq.search_type)
-    index.rq = rq
-    index.by_residual = by_residual
-    index.use_precomputed_table = use_precomputed
-    install_ivf(index, c, il)
-    if c.h.ntotal and not rq.is_trained:
-        raise r.fail("IndexIVFResidualQuantizer: holds codes but its quantizer is not trained",
-                     cs_at)
-    index.install_lists(il)
-    return index
-
-
 # --------------------------------------------------------------------------
 # product residual quantizers: IxPR, IwPR
 # --------------------------------------------------------------------------
@@ -252,83 +181,6 @@ def read_prq(r, what: str = "ProductResidualQuantizer", d: int | None = None
 
 
 write_prq = write_paq
-
-
-_PRODUCT_TAGS = {IndexProductResidualQuantizer: b"IxPR", IndexProductLocalSearchQuantizer: b"IxPL",
-                 IndexIVFProductResidualQuantizer: b"IwPR",
-                 IndexIVFProductLocalSearchQuantizer: b"IwPL"}
-
-
-@register_writer(IndexProductResidualQuantizer, IndexProductLocalSearchQuantizer)
-def write_index_prq(w, index) -> None:
-    w.tag(_PRODUCT_TAGS[type(index)])
-    write_header(w, index)
-    write_paq(w, index.aq)
-    w.u64(index.code_size)
-    w.vector(np.ascontiguousarray(index.codes), np.uint8)
-
-
-@register_reader(b"IxPR", b"IxPL")
-def read_index_prq(r, ctx, tag: bytes):
-    plsq = tag == b"IxPL"
-    cls = IndexProductLocalSearchQuantizer if plsq else IndexProductResidualQuantizer
-    h = read_header(r, cls.__name__)
-    prq = read_paq(r, ProductLocalSearchQuantizer if plsq else ProductResidualQuantizer,
-                   f"{cls.__name__} quantizer", h.d)
-    cs_at = r.pos
-    code_size = r.u64("IndexProductResidualQuantizer code_size")
-    if code_size != prq.code_size:
-        raise r.fail(f"IndexProductResidualQuantizer: code_size {code_size} does not match the "
-                     f"quantizer's {prq.code_size}", cs_at)
-    codes = read_code_vector(r, h.ntotal, code_size, "IndexProductResidualQuantizer codes")
-    index = cls(h.d, prq.nsplits, prq.quantizers[0].M, prq.nbits[0], h.metric_type,
-                prq.search_type)
-    index.aq = prq
-    index.is_trained = h.is_trained
-    if h.ntotal:
-        if not prq.is_trained:
-            raise r.fail("IndexProductResidualQuantizer: holds codes but is not trained", cs_at)
-        index.set_codes(codes)
-    return index
-
-
-@register_writer(IndexIVFProductResidualQuantizer, IndexIVFProductLocalSearchQuantizer)
-def write_ivf_prq(w, index) -> None:
-    w.tag(_PRODUCT_TAGS[type(index)])
-    write_ivf_header(w, index)
-    w.u64(index.code_size)
-    write_paq(w, index.aq)
-    w.bool(index.by_residual)
-    w.i32(index.use_precomputed_table)
-    write_invlists(w, _FaissLists(index))
-
-
-@register_reader(b"IwPR", b"IwPL")
-def read_ivf_prq(r, ctx, tag: bytes):
-    plsq = tag == b"IwPL"
-    cls = IndexIVFProductLocalSearchQuantizer if plsq else IndexIVFProductResidualQuantizer
-    what = cls.__name__
-    c = IVFCommon(r, ctx, what)
-    cs_at = r.pos
-    code_size = r.u64(f"{what} code_size")
-    prq = read_paq(r, ProductLocalSearchQuantizer if plsq else ProductResidualQuantizer,
-                   f"{what} quantizer", c.h.d)
-    if code_size != prq.code_size:
-        raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
-                     f"{prq.code_size}", cs_at)
-    by_residual = r.bool(f"{what} by_residual")
-    use_precomputed = r.i32(f"{what} use_precomputed_table")
-    il = read_invlists(r, c.nlist, code_size, c.h.ntotal, what)
-    index = cls(c.quantizer, c.h.d, c.nlist, prq.nsplits, prq.quantizers[0].M, prq.nbits[0],
-                c.h.metric_type, prq.search_type)
-    index.aq = prq
-    index.by_residual = by_residual
-    index.use_precomputed_table = use_precomputed
-    install_ivf(index, c, il)
-    if c.h.ntotal and not prq.is_trained:
-        raise r.fail(f"{what}: holds codes but its quantizer is not trained", cs_at)
-    index.install_lists(il)
-    return index
 
 
 # --------------------------------------------------------------------------
@@ -400,67 +252,130 @@ def read_lsq(r, what: str = "LocalSearchQuantizer", d: int | None = None) -> Loc
     return lsq
 
 
-@register_writer(IndexLocalSearchQuantizer)
-def write_index_lsq(w, index: IndexLocalSearchQuantizer) -> None:
-    w.tag(b"IxLS")
+# --------------------------------------------------------------------------
+# the indexes: one layout per kind (flat, IVF), one codec per family
+# --------------------------------------------------------------------------
+
+class _Family(NamedTuple):
+    flat_tag: bytes
+    ivf_tag: bytes
+    write: Callable
+    read: Callable
+    #: the flat index for a header and a codec read from the file
+    flat: Callable
+    #: the IVF index for the IVF common part and a codec
+    ivf: Callable
+
+
+def _product(flat_cls: type, ivf_cls: type, codec_cls: type) -> tuple:
+    read = lambda r, what, d: read_paq(r, codec_cls, what, d)  # noqa: E731
+    return (write_paq, read,
+            lambda h, q: flat_cls(h.d, q.nsplits, q.quantizers[0].M, q.nbits[0], h.metric_type,
+                                  q.search_type),
+            lambda c, q: ivf_cls(c.quantizer, c.h.d, c.nlist, q.nsplits, q.quantizers[0].M,
+                                 q.nbits[0], c.h.metric_type, q.search_type))
+
+
+_FAMILIES = {
+    (IndexResidualQuantizer, IndexIVFResidualQuantizer): _Family(
+        b"IxRq", b"IwRQ", write_rq, read_rq,
+        lambda h, q: IndexResidualQuantizer(h.d, q.nbits, h.metric_type, q.search_type),
+        lambda c, q: IndexIVFResidualQuantizer(c.quantizer, c.h.d, c.nlist, q.nbits,
+                                               c.h.metric_type, q.search_type)),
+    (IndexLocalSearchQuantizer, IndexIVFLocalSearchQuantizer): _Family(
+        b"IxLS", b"IwLS", write_lsq, read_lsq,
+        lambda h, q: IndexLocalSearchQuantizer(h.d, q.M, q.nbits[0], h.metric_type, q.search_type),
+        lambda c, q: IndexIVFLocalSearchQuantizer(c.quantizer, c.h.d, c.nlist, q.M, q.nbits[0],
+                                                  c.h.metric_type, q.search_type)),
+    (IndexProductResidualQuantizer, IndexIVFProductResidualQuantizer): _Family(
+        b"IxPR", b"IwPR", *_product(IndexProductResidualQuantizer, IndexIVFProductResidualQuantizer,
+                                    ProductResidualQuantizer)),
+    (IndexProductLocalSearchQuantizer, IndexIVFProductLocalSearchQuantizer): _Family(
+        b"IxPL", b"IwPL", *_product(IndexProductLocalSearchQuantizer,
+                                    IndexIVFProductLocalSearchQuantizer, ProductLocalSearchQuantizer)),
+}
+_BY_CLASS = {cls: fam for classes, fam in _FAMILIES.items() for cls in classes}
+_BY_TAG = {tag: (classes[i], fam) for classes, fam in _FAMILIES.items()
+           for i, tag in enumerate((fam.flat_tag, fam.ivf_tag))}
+
+
+def _family_of(index) -> _Family:
+    return next(_BY_CLASS[c] for c in type(index).__mro__ if c in _BY_CLASS)
+
+
+def _check_code_size(r, what: str, code_size: int, aq: AdditiveQuantizer, at: int) -> None:
+    if code_size != aq.code_size:
+        raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
+                     f"{aq.code_size}", at)
+
+
+@register_writer(*(classes[0] for classes in _FAMILIES))
+def write_index_aq(w, index) -> None:
+    fam = _family_of(index)
+    w.tag(fam.flat_tag)
     write_header(w, index)
-    write_lsq(w, index.lsq)
+    fam.write(w, index.aq)
     w.u64(index.code_size)
     w.vector(np.ascontiguousarray(index.codes), np.uint8)
 
 
-@register_reader(b"IxLS")
-def read_index_lsq(r, ctx, tag: bytes) -> IndexLocalSearchQuantizer:
-    what = "IndexLocalSearchQuantizer"
+@register_reader(*(fam.flat_tag for fam in _FAMILIES.values()))
+def read_index_aq(r, ctx, tag: bytes):
+    cls, fam = _BY_TAG[tag]
+    what = cls.__name__
     h = read_header(r, what)
-    lsq = read_lsq(r, f"{what} quantizer", h.d)
+    aq = fam.read(r, f"{what} quantizer", h.d)
     cs_at = r.pos
     code_size = r.u64(f"{what} code_size")
-    if code_size != lsq.code_size:
-        raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
-                     f"{lsq.code_size}", cs_at)
+    _check_code_size(r, what, code_size, aq, cs_at)
     codes = read_code_vector(r, h.ntotal, code_size, f"{what} codes")
-    index = IndexLocalSearchQuantizer(h.d, lsq.M, lsq.nbits[0], h.metric_type, lsq.search_type)
-    index.lsq = lsq
+    index = fam.flat(h, aq)
+    index._set_aq(aq)
     index.is_trained = h.is_trained
     if h.ntotal:
-        if not lsq.is_trained:
+        if not aq.is_trained:
             raise r.fail(f"{what}: holds codes but its quantizer is not trained", cs_at)
         index.set_codes(codes)
     return index
 
 
-@register_writer(IndexIVFLocalSearchQuantizer)
-def write_ivf_lsq(w, index: IndexIVFLocalSearchQuantizer) -> None:
-    w.tag(b"IwLS")
+class _FaissLists:
+    """What write_invlists reads of an index: its lists, with FAISS-sized codes."""
+
+    def __init__(self, index) -> None:
+        self.invlists = index.faiss_lists()
+
+
+@register_writer(*(classes[1] for classes in _FAMILIES))
+def write_ivf_aq(w, index) -> None:
+    fam = _family_of(index)
+    w.tag(fam.ivf_tag)
     write_ivf_header(w, index)
     w.u64(index.code_size)
-    write_lsq(w, index.lsq)
+    fam.write(w, index.aq)
     w.bool(index.by_residual)
     w.i32(index.use_precomputed_table)
     write_invlists(w, _FaissLists(index))
 
 
-@register_reader(b"IwLS")
-def read_ivf_lsq(r, ctx, tag: bytes) -> IndexIVFLocalSearchQuantizer:
-    what = "IndexIVFLocalSearchQuantizer"
+@register_reader(*(fam.ivf_tag for fam in _FAMILIES.values()))
+def read_ivf_aq(r, ctx, tag: bytes):
+    cls, fam = _BY_TAG[tag]
+    what = cls.__name__
     c = IVFCommon(r, ctx, what)
     cs_at = r.pos
     code_size = r.u64(f"{what} code_size")
-    lsq = read_lsq(r, f"{what} quantizer", c.h.d)
-    if code_size != lsq.code_size:
-        raise r.fail(f"{what}: code_size {code_size} does not match the quantizer's "
-                     f"{lsq.code_size}", cs_at)
+    aq = fam.read(r, f"{what} quantizer", c.h.d)
+    _check_code_size(r, what, code_size, aq, cs_at)
     by_residual = r.bool(f"{what} by_residual")
     use_precomputed = r.i32(f"{what} use_precomputed_table")
     il = read_invlists(r, c.nlist, code_size, c.h.ntotal, what)
-    index = IndexIVFLocalSearchQuantizer(c.quantizer, c.h.d, c.nlist, lsq.M, lsq.nbits[0],
-                                         c.h.metric_type, lsq.search_type)
-    index.lsq = lsq
+    index = fam.ivf(c, aq)
+    index.aq = aq
     index.by_residual = by_residual
     index.use_precomputed_table = use_precomputed
     install_ivf(index, c, il)
-    if c.h.ntotal and not lsq.is_trained:
+    if c.h.ntotal and not aq.is_trained:
         raise r.fail(f"{what}: holds codes but its quantizer is not trained", cs_at)
     index.install_lists(il)
     return index

@@ -24,10 +24,9 @@ from ..codecs.rq import ResidualQuantizer
 from ..index import Index
 from ..kernels import rq as K
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric, worst_distance
-from ..selector import IDSelector, SearchParameters
+from ..range_results import join_query_blocks
 from .code_storage import PublishedCodes
 
-_NO_MASK = np.zeros(1, dtype=np.bool_)
 _NO_IDS = np.zeros(1, dtype=np.int64)
 # up to this many queries are scanned on the calling thread (no thread launch)
 SERIAL_MAX_QUERIES = 4
@@ -94,13 +93,7 @@ def range_scan(aq: AdditiveQuantizer, x: np.ndarray, probes: np.ndarray, pbias: 
                                    offsets, sizes, offs, aq._widths, aq.only_8bit, metric,
                                    ip_weight(aq, metric), np.float32(radius), max_codes, mask,
                                    use_mask))
-    if len(parts) == 1:
-        return parts[0]
-    lims = [np.zeros(1, dtype=np.int64)]
-    for p in parts:
-        lims.append(p[0][1:] + lims[-1][-1])
-    return (np.concatenate(lims), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
+    return join_query_blocks(parts)
 
 
 class IndexAdditiveQuantizer(PublishedCodes, Index):
@@ -115,7 +108,7 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         self.aq = aq
         self.code_size = aq.code_size
         self.is_trained = aq.is_trained
-        self._snap = (np.empty((0, row_width(self.code_size)), dtype=np.uint8), 0)
+        self._reset()
 
     @property
     def search_type(self) -> int:
@@ -126,10 +119,11 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         if aq.code_size != self.code_size and self.ntotal:
             raise ValueError(f"{type(aq).__name__}: a quantizer with another code size cannot "
                              "replace the codec of a non-empty index")
-        if aq.code_size != self.code_size:
-            self._snap = (np.empty((0, row_width(aq.code_size)), dtype=np.uint8), 0)
+        resize = aq.code_size != self.code_size
         self.aq = aq
         self.code_size = aq.code_size
+        if resize:
+            self._reset()
 
     @property
     def codes(self) -> np.ndarray:
@@ -144,6 +138,12 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         self.is_trained = True
 
     # --- storage -------------------------------------------------------------------
+    def _row_width(self) -> int:
+        return row_width(self.code_size)
+
+    def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.aq.decode_rows(rows)
+
     def _side(self, rows: np.ndarray) -> np.ndarray:
         if self.metric_type != METRIC_L2:
             return np.zeros(rows.shape[0], dtype=np.float32)
@@ -153,18 +153,6 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         rows = make_rows(codes, np.zeros(codes.shape[0], dtype=np.float32))
         rows.view(np.float32)[:, -1] = self._side(rows)
         return rows
-
-    def _append(self, rows: np.ndarray) -> None:
-        old, n0 = self._snap
-        need = n0 + rows.shape[0]
-        if need > old.shape[0]:
-            grown = np.empty((max(need, 2 * old.shape[0], 1024), old.shape[1]), np.uint8)
-            grown[:n0] = old[:n0]
-            grown[n0:need] = rows
-            self._snap = (grown, need)
-        else:
-            old[n0:need] = rows  # past the published count: invisible until then
-            self._snap = (old, need)
 
     def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
         if ids is not None:
@@ -198,11 +186,6 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         return self.aq.decode(codes)
 
     # --- search ------------------------------------------------------------------------
-    def _mask(self, params: SearchParameters | None, n: int) -> tuple[np.ndarray, bool]:
-        if params is None or params.sel is None:
-            return _NO_MASK, False
-        return np.ascontiguousarray(params.sel.mask_sequential(n), dtype=np.bool_), True
-
     def _one_list(self, x: np.ndarray, n: int) -> tuple:
         nq = x.shape[0]
         probes = np.zeros((nq, 1), dtype=np.int64)
@@ -213,21 +196,15 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         return probes, pbias, np.zeros(1, dtype=np.int64), np.array([n], dtype=np.int64)
 
     def _search(self, x, k, params, D, I):
-        rows, n = self._snap
-        mask, use_mask = self._mask(params, n)
         nq = x.shape[0]
         D = np.empty((nq, k), dtype=np.float32) if D is None else D
         I = np.empty((nq, k), dtype=np.int64) if I is None else I
-        ids, use_ids = _NO_IDS, False
-        if use_mask:
-            allowed = int(np.count_nonzero(mask))
-            if allowed == 0:
-                return filtering.no_results(nq, k, self.metric_type, D, I)
-            if filtering.should_gather(allowed, n):
-                # score only the allowed rows rather than test every row's mask
-                ids = np.flatnonzero(mask).astype(np.int64)
-                rows, n, use_ids = np.ascontiguousarray(rows[ids]), allowed, True
-                mask, use_mask = _NO_MASK, False
+        got = self._scan_rows(params)
+        if got is None:
+            return filtering.no_results(nq, k, self.metric_type, D, I)
+        rows, n, mask, use_mask, ids = got
+        use_ids = ids is not None
+        ids = _NO_IDS if ids is None else ids
         probes, pbias, offsets, sizes = self._one_list(x, n)
         scan(self.aq, x, probes, pbias, rows, ids, use_ids, offsets, sizes, self.metric_type, 0,
              mask, use_mask, D, I)
@@ -239,28 +216,6 @@ class IndexAdditiveQuantizer(PublishedCodes, Index):
         probes, pbias, offsets, sizes = self._one_list(x, n)
         return range_scan(self.aq, x, probes, pbias, rows, _NO_IDS, False, offsets, sizes,
                           self.metric_type, radius, 0, mask, use_mask)
-
-    # --- maintenance -------------------------------------------------------------------
-    def _remove(self, sel: IDSelector) -> int:
-        rows, n = self._snap
-        gone = sel.mask_sequential(n)
-        removed = int(np.count_nonzero(gone))
-        if removed:
-            kept = rows[:n][~gone]
-            fresh = np.empty_like(rows)
-            fresh[:kept.shape[0]] = kept
-            self._snap = (fresh, int(kept.shape[0]))
-        return removed
-
-    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        rows, n = self._snap
-        bad = (keys < 0) | (keys >= n)
-        if bad.any():
-            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {n})")
-        return self.aq.decode_rows(np.ascontiguousarray(rows[keys]))
-
-    def _reset(self) -> None:
-        self._snap = (np.empty((0, row_width(self.code_size)), dtype=np.uint8), 0)
 
 
 class IndexResidualQuantizer(IndexAdditiveQuantizer):

@@ -13,10 +13,7 @@ from ..index import Index
 from ..kernels import pq as K
 from ..metric import METRIC_L2, is_similarity, worst_distance
 from ..search_params import SearchParametersPQ
-from ..selector import IDSelector, SearchParameters
 from .code_storage import PublishedCodes
-
-_NO_MASK = np.zeros(1, dtype=np.bool_)
 
 
 def finish_costs(hd: np.ndarray, hi: np.ndarray, metric: int, D: np.ndarray | None,
@@ -76,13 +73,6 @@ class IndexPQ(PublishedCodes, Index):
     def nbits(self) -> int:
         return self.pq.nbits
 
-    @property
-    def codes(self) -> np.ndarray:
-        """Stored codes (ntotal, code_size), read-only view."""
-        v = self._codes[:self.ntotal]
-        v.flags.writeable = False
-        return v
-
     def _train(self, x: np.ndarray) -> None:
         self.pq.train_validated(x)
         self.is_trained = True
@@ -106,18 +96,6 @@ class IndexPQ(PublishedCodes, Index):
         with self._write_lock:
             self._append(codes)
 
-    def _append(self, codes: np.ndarray) -> None:
-        n0, n = self.ntotal, codes.shape[0]
-        need = n0 + n
-        if need > self._codes.shape[0]:
-            grown = np.empty((max(need, 2 * self._codes.shape[0], 1024), self.code_size), np.uint8)
-            grown[:n0] = self._codes[:n0]
-            grown[n0:need] = codes
-            self._snap = (grown, need)  # searches already running keep the old array
-        else:
-            self._codes[n0:need] = codes  # past the published count: invisible until then
-            self.ntotal = need
-
     def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
         if ids is not None:
             raise NotImplementedError(
@@ -125,25 +103,12 @@ class IndexPQ(PublishedCodes, Index):
                 "wrap it, e.g. IndexIDMap(IndexPQ(d, M, nbits)).add_with_ids(x, ids)")
         self._append(self.pq.encode(x))
 
-    def _mask(self, params: SearchParameters | None, n: int) -> tuple[np.ndarray, bool]:
-        if params is None or params.sel is None:
-            return _NO_MASK, False
-        return np.ascontiguousarray(params.sel.mask_sequential(n), dtype=np.bool_), True
-
     def _search(self, x, k, params, D, I):
-        codes, n = self._snap
-        mask, use_mask = self._mask(params, n)
+        got = self._scan_rows(params)
+        if got is None:
+            return filtering.no_results(x.shape[0], k, self.metric_type, D, I)
+        codes, n, mask, use_mask, rows = got
         nq = x.shape[0]
-        rows = None
-        if use_mask:
-            allowed = int(np.count_nonzero(mask))
-            if allowed == 0:
-                return filtering.no_results(x.shape[0], k, self.metric_type, D, I)
-            if filtering.should_gather(allowed, n):
-                # a masked scan scores every code: score only the allowed ones
-                rows = np.flatnonzero(mask)
-                codes, n = codes[rows], allowed
-                mask, use_mask = _NO_MASK, False
         hd = np.empty((nq, k), dtype=np.float32)
         hi = np.empty((nq, k), dtype=np.int64) if I is None else I
         if nq == 1 or numba.get_num_threads() == 1:
@@ -162,22 +127,5 @@ class IndexPQ(PublishedCodes, Index):
         return K.range_search(x, codes, n, self.pq.cent_t, self.pq.nbits, self.metric_type,
                               np.float32(radius), mask, use_mask)
 
-    def _remove(self, sel: IDSelector) -> int:
-        n = self.ntotal
-        gone = sel.mask_sequential(n)
-        removed = int(np.count_nonzero(gone))
-        if removed:
-            kept = self._codes[:n][~gone]
-            codes = np.empty_like(self._codes)
-            codes[:kept.shape[0]] = kept
-            self._snap = (codes, int(kept.shape[0]))
-        return removed
-
-    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        bad = (keys < 0) | (keys >= self.ntotal)
-        if bad.any():
-            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {self.ntotal})")
-        return self.pq.decode(self._codes[keys])
-
-    def _reset(self) -> None:
-        self._snap = (np.empty((0, self.code_size), dtype=np.uint8), 0)
+    def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.pq.decode(rows)

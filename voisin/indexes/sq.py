@@ -9,10 +9,7 @@ from ..codecs.sq import QT_8bit, ScalarQuantizer, qtype_name
 from ..index import Index
 from ..kernels import sq as K
 from ..metric import METRIC_L2, check_metric, worst_distance
-from ..selector import IDSelector, SearchParameters
 from .code_storage import PublishedCodes
-
-_NO_MASK = np.zeros(1, dtype=np.bool_)
 
 
 class IndexScalarQuantizer(PublishedCodes, Index):
@@ -39,13 +36,6 @@ class IndexScalarQuantizer(PublishedCodes, Index):
         self._codes = np.empty((0, self.code_size), dtype=np.uint8)
         self.is_trained = self.sq.is_trained
 
-    @property
-    def codes(self) -> np.ndarray:
-        """The stored codes, (ntotal, code_size) uint8 (read-only view)."""
-        v = self._codes[:self.ntotal]
-        v.flags.writeable = False
-        return v
-
     def __repr__(self) -> str:
         return f"IndexScalarQuantizer(d={self.d}, {qtype_name(self.sq.qtype)}, ntotal={self.ntotal})"
 
@@ -57,39 +47,17 @@ class IndexScalarQuantizer(PublishedCodes, Index):
         if ids is not None:
             raise NotImplementedError("IndexScalarQuantizer numbers vectors by position: wrap it in "
                                       "IndexIDMap to add with ids")
-        codes = self.sq.encode(x)
-        n0, need = self.ntotal, self.ntotal + x.shape[0]
-        if need > self._codes.shape[0]:
-            grown = np.empty((max(need, 2 * self._codes.shape[0], 1024), self.code_size), dtype=np.uint8)
-            grown[:n0] = self._codes[:n0]
-            grown[n0:need] = codes
-            self._snap = (grown, need)  # searches already running keep the old array
-        else:
-            self._codes[n0:need] = codes  # past the published count: invisible until then
-            self.ntotal = need
-
-    def _mask(self, params: SearchParameters | None, n: int) -> tuple[np.ndarray, bool]:
-        if params is None or params.sel is None:
-            return _NO_MASK, False
-        return np.ascontiguousarray(params.sel.mask_sequential(n)), True
+        self._append(self.sq.encode(x))
 
     def _search(self, x, k, params, D, I):
-        codes, n = self._snap
-        mask, use_mask = self._mask(params, n)
         if D is None:
             D = np.empty((x.shape[0], k), dtype=np.float32)
         if I is None:
             I = np.empty((x.shape[0], k), dtype=np.int64)
-        rows = None
-        if use_mask:
-            allowed = int(np.count_nonzero(mask))
-            if allowed == 0:
-                return filtering.no_results(x.shape[0], k, self.metric_type, D, I)
-            if filtering.should_gather(allowed, n):
-                # a masked scan scores every code: score only the allowed ones
-                rows = np.flatnonzero(mask)
-                codes, n = codes[rows], allowed
-                mask, use_mask = _NO_MASK, False
+        got = self._scan_rows(params)
+        if got is None:
+            return filtering.no_results(x.shape[0], k, self.metric_type, D, I)
+        codes, n, mask, use_mask, rows = got
         kind, a, b, lut = self.sq.tables()
         K.flat_search(x, codes, n, kind, a, b, lut, self.metric_type, mask, use_mask,
                       worst_distance(self.metric_type), D, I)
@@ -107,22 +75,6 @@ class IndexScalarQuantizer(PublishedCodes, Index):
                                   np.array([n], dtype=np.int64), kind, a, b, lut, self.metric_type,
                                   np.float32(radius), 0, mask, use_mask)
 
-    def _remove(self, sel: IDSelector) -> int:
-        gone = sel.mask_sequential(self.ntotal)
-        removed = int(np.count_nonzero(gone))
-        if removed:
-            keep = self._codes[:self.ntotal][~gone]
-            codes = np.empty_like(self._codes)
-            codes[:keep.shape[0]] = keep
-            self._snap = (codes, int(keep.shape[0]))
-        return removed
-
-    def _reconstruct_keys(self, keys: np.ndarray) -> np.ndarray:
-        bad = (keys < 0) | (keys >= self.ntotal)
-        if bad.any():
-            raise ValueError(f"key: id {int(keys[bad][0])} is out of range [0, {self.ntotal})")
-        return self.sq.decode(self._codes[keys])
-
     def sa_encode(self, x) -> np.ndarray:
         """Codes of ``x`` without adding them (FAISS's standalone codec API)."""
         return self.sq.compute_codes(x)
@@ -130,5 +82,5 @@ class IndexScalarQuantizer(PublishedCodes, Index):
     def sa_decode(self, codes) -> np.ndarray:
         return self.sq.decode(codes)
 
-    def _reset(self) -> None:
-        self._snap = (np.empty((0, self.code_size), dtype=np.uint8), 0)
+    def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.sq.decode(rows)

@@ -303,12 +303,12 @@ def _ivf_sq(lib: Any, qtype: int, by_residual: bool) -> Any:
     return index
 
 
-# FAISS's qtype numbers: 0 SQ8, 1 SQ4, 2 SQ8 uniform, 4 fp16, 7 bf16
+# FAISS's qtype numbers: 0 SQ8, 1 SQ4, 2 SQ8 uniform, 4 fp16, 6 SQ6, 7 bf16
 CASES += [
     Case(f"sq_qt{qt}", (lambda qt=qt: _sq(voisin, qt)), (lambda qt=qt: _sq(_faiss(), qt)),
          deterministic=True, requires=("IndexScalarQuantizer",),
          queries=_bf16_exact if qt == 7 else (lambda xq: xq))
-    for qt in (0, 1, 2, 4, 7)
+    for qt in (0, 1, 2, 4, 6, 7)
 ] + [
     Case("ivf_sq8_residual", lambda: _ivf_sq(voisin, 0, True), lambda: _ivf_sq(_faiss(), 0, True),
          tune=_set_nprobe, deterministic=True, requires=("IndexIVFScalarQuantizer",),

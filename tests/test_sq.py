@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import voisin
-from voisin.codecs.sq import (QT_4bit, QT_4bit_uniform, QT_8bit, QT_8bit_direct, QT_8bit_uniform,
+from voisin.codecs.sq import (QT_4bit, QT_4bit_uniform, QT_6bit, QT_8bit, QT_8bit_direct, QT_8bit_uniform,
                               QT_bf16, QT_fp16, RS_meanstd, RS_minmax, RS_quantiles, ScalarQuantizer)
 
 faiss = pytest.importorskip("faiss")
 L2, IP = voisin.METRIC_L2, voisin.METRIC_INNER_PRODUCT
-ALL = [QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, QT_fp16, QT_bf16]
+ALL = [QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, QT_fp16, QT_bf16, QT_6bit]
 
 
 def _data(n=3000, d=12, seed=0):
@@ -19,7 +19,7 @@ def _data(n=3000, d=12, seed=0):
 
 
 @pytest.mark.parametrize("qtype", ALL + [QT_8bit_direct])
-@pytest.mark.parametrize("d", [12, 7])  # odd d exercises the half-filled SQ4 byte
+@pytest.mark.parametrize("d", [12, 7, 5])  # odd d: the half-filled SQ4 byte, SQ6 codes across bytes
 def test_codes_and_trained_match_faiss_bytes(qtype, d):
     x = _data(d=d)
     if qtype == QT_8bit_direct:
@@ -115,16 +115,17 @@ def test_index_sq_equals_flat_on_decoded_vectors(metric, qtype):
 
 
 @pytest.mark.parametrize("metric", [L2, IP])
-def test_index_sq_matches_faiss_search(metric):
+@pytest.mark.parametrize("qtype", [QT_8bit, QT_6bit])
+def test_index_sq_matches_faiss_search(metric, qtype):
     x = _data()
     xq = _data(n=30, seed=2)
-    index = voisin.IndexScalarQuantizer(12, QT_8bit, metric)
+    index = voisin.IndexScalarQuantizer(12, qtype, metric)
     index.train(x)
     index.add(x)
-    fi = faiss.IndexScalarQuantizer(12, QT_8bit, metric)
+    fi = faiss.IndexScalarQuantizer(12, qtype, metric)
     fi.train(x)
     fi.add(x)
-    np.testing.assert_array_equal(index.codes, faiss.vector_to_array(fi.codes).reshape(-1, 12))
+    np.testing.assert_array_equal(index.codes, faiss.vector_to_array(fi.codes).reshape(-1, index.code_size))
     D, I = index.search(xq, 5)
     D2, I2 = fi.search(xq, 5)
     np.testing.assert_allclose(D, D2, rtol=1e-4, atol=1e-3)
@@ -180,14 +181,15 @@ def test_ivf_sq_nprobe_all_equals_sq_on_decoded(metric, by_residual):
     assert np.abs(decoded - x).max() < np.abs(x).max() / 50
 
 
-def test_ivf_sq_matches_faiss_with_same_centroids():
+@pytest.mark.parametrize("qtype", [QT_8bit, QT_6bit])
+def test_ivf_sq_matches_faiss_with_same_centroids(qtype):
     x = _data(n=4000)
     xq = _data(n=30, seed=4)
-    index = voisin.IndexIVFScalarQuantizer(voisin.IndexFlatL2(12), 12, 16, QT_8bit)
+    index = voisin.IndexIVFScalarQuantizer(voisin.IndexFlatL2(12), 12, 16, qtype)
     index.train(x)
     fq = faiss.IndexFlatL2(12)
     fq.add(index.quantizer.reconstruct_n(0, 16))
-    fi = faiss.IndexIVFScalarQuantizer(fq, 12, 16, QT_8bit)
+    fi = faiss.IndexIVFScalarQuantizer(fq, 12, 16, qtype)
     fi.train(x)  # quantizer already filled: trains only the SQ on residuals
     np.testing.assert_allclose(index.sq.trained, faiss.vector_to_array(fi.sq.trained), rtol=1e-5, atol=1e-5)
     index.add(x)

@@ -52,7 +52,10 @@ RS_optim = 3
 
 _NAMES = {QT_8bit: "SQ8", QT_4bit: "SQ4", QT_8bit_uniform: "SQ8_uniform", QT_4bit_uniform: "SQ4_uniform",
           QT_fp16: "SQfp16", QT_8bit_direct: "SQ8_direct", QT_bf16: "SQbf16", QT_6bit: "SQ6"}
-_SUPPORTED = (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, QT_fp16, QT_8bit_direct, QT_bf16)
+_SUPPORTED = (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, QT_fp16, QT_8bit_direct, QT_bf16,
+              QT_6bit)
+# bits per component of the trained (level) types
+_LEVEL_BITS = {QT_8bit: 8, QT_8bit_uniform: 8, QT_6bit: 6, QT_4bit: 4, QT_4bit_uniform: 4}
 
 
 def _half_lut() -> np.ndarray:
@@ -114,7 +117,7 @@ class ScalarQuantizer:
         qtype = check_int(qtype, "qtype")
         if qtype not in _SUPPORTED:
             raise ValueError(f"qtype: {qtype_name(qtype)} is not supported; use QT_8bit, QT_4bit, "
-                             "QT_8bit_uniform, QT_4bit_uniform, QT_fp16, QT_bf16 or QT_8bit_direct")
+                             "QT_8bit_uniform, QT_4bit_uniform, QT_6bit, QT_fp16, QT_bf16 or QT_8bit_direct")
         self.qtype = qtype
         self.rangestat = check_int(rangestat, "rangestat", lo=0, hi=3)
         self.rangestat_arg = check_float(rangestat_arg, "rangestat_arg")
@@ -125,6 +128,8 @@ class ScalarQuantizer:
     def _code_size(self) -> int:
         if self.qtype in (QT_4bit, QT_4bit_uniform):
             return (self.d + 1) // 2
+        if self.qtype == QT_6bit:
+            return (6 * self.d + 7) // 8
         if self.qtype in (QT_fp16, QT_bf16):
             return 2 * self.d
         return self.d
@@ -134,7 +139,7 @@ class ScalarQuantizer:
         return not self.needs_training() or self.trained.size > 0
 
     def needs_training(self) -> bool:
-        return self.qtype in (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform)
+        return self.qtype in _LEVEL_BITS
 
     def __repr__(self) -> str:
         return f"ScalarQuantizer(d={self.d}, {qtype_name(self.qtype)}, code_size={self.code_size})"
@@ -167,11 +172,11 @@ class ScalarQuantizer:
         return np.asarray(vmin), np.asarray(vmax - vmin)
 
     def train(self, x: Any) -> None:
-        """Learn the ranges (SQ8/SQ4); fp16/bf16/direct need nothing."""
+        """Learn the ranges (SQ8/SQ6/SQ4); fp16/bf16/direct need nothing."""
         x = as_matrix(x, self.d, "x")
         if x.shape[0] == 0:
             raise ValueError("x: training needs at least one vector, got 0")
-        if self.qtype in (QT_8bit, QT_4bit):
+        if self.qtype in (QT_8bit, QT_6bit, QT_4bit):
             vmin, vdiff = self._range(x, 0)
             self.trained = np.concatenate([vmin, vdiff]).astype(np.float32)
         elif self.qtype in (QT_8bit_uniform, QT_4bit_uniform):
@@ -192,12 +197,13 @@ class ScalarQuantizer:
         if self._tables is None:
             d = self.d
             lut = _EMPTY_LUT
-            if self.qtype in (QT_8bit, QT_8bit_uniform, QT_4bit, QT_4bit_uniform):
-                levels = 255.0 if self.qtype in (QT_8bit, QT_8bit_uniform) else 15.0
+            if self.qtype in _LEVEL_BITS:
+                bits = _LEVEL_BITS[self.qtype]
+                levels = float((1 << bits) - 1)
                 vmin, vdiff = self._vmin_vdiff()
                 b = (vdiff.astype(np.float64) / levels)
                 a = vmin.astype(np.float64) + 0.5 * b
-                kind = K.KIND_8BIT if levels == 255.0 else K.KIND_4BIT
+                kind = {8: K.KIND_8BIT, 6: K.KIND_6BIT, 4: K.KIND_4BIT}[bits]
             elif self.qtype == QT_8bit_direct:
                 a, b, kind = np.zeros(d), np.ones(d), K.KIND_8BIT
             else:
@@ -212,10 +218,10 @@ class ScalarQuantizer:
         """Codes of validated float32 rows, (n, code_size) uint8."""
         n = x.shape[0]
         out = np.zeros((n, self.code_size), dtype=np.uint8)
-        if self.qtype in (QT_8bit, QT_8bit_uniform, QT_4bit, QT_4bit_uniform):
+        if self.qtype in _LEVEL_BITS:
             vmin, vdiff = self._vmin_vdiff()
-            levels = 255.0 if self.qtype in (QT_8bit, QT_8bit_uniform) else 15.0
-            K.encode_levels(x, vmin, vdiff, levels, levels == 15.0, out)
+            bits = _LEVEL_BITS[self.qtype]
+            K.encode_levels(x, vmin, vdiff, float((1 << bits) - 1), bits, out)
         elif self.qtype == QT_fp16:
             out[:] = _encode_fp16(x).view(np.uint8).reshape(n, self.code_size)
         elif self.qtype == QT_bf16:

@@ -7,7 +7,8 @@ top 16 bits of a float32). ``a``/``b`` fold FAISS's ``vmin + (c + 0.5) / K * vdi
 once per index, so a distance costs one FMA per component.
 
 ``kind`` selects the layout: KIND_8BIT (one byte per component),
-KIND_4BIT (two components per byte, low nibble first), KIND_FP16,
+KIND_4BIT (two components per byte, low nibble first), KIND_6BIT (a
+little-endian stream of 6-bit values: four components in three bytes), KIND_FP16,
 KIND_BF16 (two little-endian bytes per component).
 """
 
@@ -24,18 +25,20 @@ KIND_8BIT = 0
 KIND_4BIT = 1
 KIND_FP16 = 2
 KIND_BF16 = 3
+KIND_6BIT = 4
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def encode_levels(x, vmin, vdiff, levels, nibbles, out):
+def encode_levels(x, vmin, vdiff, levels, bits, out):
     """FAISS's non-uniform SQ encoding: c = floor(levels * clip((x - vmin) / vdiff, 0, 1)).
 
-    ``levels`` is 255 (SQ8) or 15 (SQ4); with ``nibbles`` two components share
-    a byte, component 2i in the low nibble.
+    ``levels`` is 2**bits - 1: 255 (SQ8), 63 (SQ6) or 15 (SQ4). Below 8 bits the
+    codes form a little-endian bit stream (component t at bits [t*bits, (t+1)*bits)),
+    which for SQ4 puts component 2i in the low nibble.
     """
     n, d = x.shape
     for i in range(n):
-        if nibbles:
+        if bits != 8:
             for b in range(out.shape[1]):
                 out[i, b] = 0
         for t in range(d):
@@ -47,10 +50,26 @@ def encode_levels(x, vmin, vdiff, levels, nibbles, out):
             if v > 1.0:
                 v = 1.0
             c = np.int64(levels * v)
-            if nibbles:
-                out[i, t >> 1] |= np.uint8(c << ((t & 1) << 2))
-            else:
+            if bits == 8:
                 out[i, t] = np.uint8(c)
+            else:
+                pos = t * bits
+                shift = pos & 7
+                out[i, pos >> 3] |= np.uint8((c << shift) & 255)
+                if shift + bits > 8:
+                    out[i, (pos >> 3) + 1] |= np.uint8(c >> (8 - shift))
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _six(code, t):
+    """Component t of a 6-bit stream."""
+    pos = 6 * t
+    byte = pos >> 3
+    shift = pos & 7
+    v = np.int64(code[byte]) >> shift
+    if shift > 2:
+        v |= np.int64(code[byte + 1]) << (8 - shift)
+    return v & 63
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -60,6 +79,8 @@ def _component(code, t, kind, a, b, lut):
     if kind == KIND_4BIT:
         c = (code[t >> 1] >> ((t & 1) << 2)) & 15
         return a[t] + b[t] * np.float32(c)
+    if kind == KIND_6BIT:
+        return a[t] + b[t] * np.float32(_six(code, t))
     h = np.int64(code[2 * t]) | (np.int64(code[2 * t + 1]) << 8)
     return lut[h]
 
@@ -103,6 +124,15 @@ def _dist(q, code, kind, a, b, lut, metric):
             x0 = a[t] + b[t] * np.float32(code[t >> 1] & 15)
             if metric == METRIC_L2:
                 acc += (q[t] - x0) * (q[t] - x0)
+            else:
+                acc += q[t] * x0
+        return acc
+    if kind == KIND_6BIT:
+        for t in range(d):
+            x0 = a[t] + b[t] * np.float32(_six(code, t))
+            if metric == METRIC_L2:
+                e = q[t] - x0
+                acc += e * e
             else:
                 acc += q[t] * x0
         return acc

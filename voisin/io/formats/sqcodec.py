@@ -22,7 +22,7 @@ def write_sq(w, sq: S.ScalarQuantizer) -> None:
 
 
 def _trained_size(qtype: int, d: int) -> set[int]:
-    if qtype in (S.QT_8bit, S.QT_4bit):
+    if qtype in (S.QT_8bit, S.QT_6bit, S.QT_4bit):
         return {0, 2 * d}
     if qtype in (S.QT_8bit_uniform, S.QT_4bit_uniform):
         return {0, 2}

@@ -27,13 +27,12 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ..metric import METRIC_L2
 from . import FASTMATH
 from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
 from .ivfpq import _coarse, ivfpq_list_table, ivfpq_query_tables, probes_from_products
 from .pq import compute_lut
 
-METRIC_IP = 0
-METRIC_L2 = 1
 BBS = 32
 
 

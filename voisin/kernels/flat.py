@@ -14,11 +14,10 @@ Two paths, chosen by the caller:
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from . import FASTMATH
 from .heap import heap_init, heap_replace_top, heap_sort_any, heap_sort_inplace
 
-METRIC_IP = 0
-METRIC_L2 = 1
 # rows tested per vectorised threshold check
 CHUNK = 16
 

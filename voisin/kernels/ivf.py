@@ -19,11 +19,9 @@ Two entry points per codec:
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from . import FASTMATH
 from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
-
-METRIC_IP = 0
-METRIC_L2 = 1
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

@@ -9,9 +9,10 @@ not scores) hold here too.
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from . import FASTMATH
 from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
-from .pq import METRIC_L2, adc_cost8, adc_cost_generic, compute_lut, lut_l2
+from .pq import adc_cost8, adc_cost_generic, compute_lut, lut_l2
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def scan_list(codes, o, s, lut, nbits, bias, ids, mask, use_mask, rd, ri):

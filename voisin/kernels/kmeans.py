@@ -9,10 +9,8 @@ and adds each row to that centroid's sum while the block is still in cache.
 import numpy as np
 from numba import njit
 
+from ..metric import METRIC_L2
 from . import FASTMATH
-
-METRIC_IP = 0
-METRIC_L2 = 1
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

@@ -15,11 +15,9 @@ Conventions shared by every kernel here:
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from . import FASTMATH
 from .heap import heap_init, heap_replace_top, heap_sort_inplace
-
-METRIC_IP = 0
-METRIC_L2 = 1
 
 
 # --- encoding ------------------------------------------------------------------

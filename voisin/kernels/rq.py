@@ -27,10 +27,9 @@ rows ``offsets[m] .. offsets[m] + 2**nbits[m]``.
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from . import FASTMATH
 from .heap import finalize_heap, heap_init, heap_replace_top
-
-METRIC_L2 = 1
 
 
 # --- beam search -------------------------------------------------------------------

@@ -15,11 +15,10 @@ KIND_BF16 (two little-endian bytes per component).
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from . import FASTMATH
 from .heap import heap_init, heap_replace_top, heap_sort_inplace
 
-METRIC_IP = 0
-METRIC_L2 = 1
 
 KIND_8BIT = 0
 KIND_4BIT = 1

@@ -10,7 +10,7 @@ kernels, so two cores never wait on each other's thread pools.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

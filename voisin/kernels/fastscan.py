@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 
 from ..metric import METRIC_L2
 from . import FASTMATH
-from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
+from .heap import finalize_heap, heap_init, heap_replace_top
 from .ivfpq import _coarse, ivfpq_list_table, ivfpq_query_tables, probes_from_products
 from .pq import compute_lut
 

@@ -5,7 +5,6 @@ centroid order, until it has seen a target number of *allowed* entries; the
 lists after that point are dropped (set to -1, which every IVF scan skips).
 """
 
-import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH

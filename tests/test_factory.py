@@ -169,3 +169,54 @@ def test_ivf_with_hnsw_quantizer_searches_and_round_trips_with_faiss():
     index.nprobe = f.nprobe = 8
     faiss.downcast_index(f.quantizer).hnsw.efSearch = index.quantizer.hnsw.efSearch = 64
     assert (f.search(xq, 5)[1] == index.search(xq, 5)[1]).mean() >= 0.99
+
+
+@pytest.mark.parametrize("desc", ["IVF256(PQ4),Flat", "IVF16(IVF4,Flat),Flat", "IVF32(HNSW8),SQ8",
+                                  "IVF32(SQ8),PQ4"])
+def test_nested_coarse_quantizer_builds_trains_and_matches_faiss_types(desc):
+    faiss = pytest.importorskip("faiss")
+    x = np.random.default_rng(0).normal(size=(4000, 16)).astype("float32")
+    index = voisin.index_factory(16, desc)
+    ref = faiss.index_factory(16, desc)
+    assert type(index).__name__ == type(faiss.downcast_index(ref)).__name__
+    assert type(index.quantizer).__name__ == type(faiss.downcast_index(ref.quantizer)).__name__
+    index.train(x)
+    index.add(x)
+    assert index.quantizer.ntotal == index.nlist
+    # the quantizer holds the k-means centroids: each vector's list is its nearest one
+    # as far as the quantizer can tell
+    index.nprobe = index.nlist
+    _, I = index.search(x[:50], 1)
+    assert (I[:, 0] == np.arange(50)).mean() >= 0.9
+    # a FAISS file: faiss reads the nested quantizer and answers the same
+    index.nprobe = 4
+    back = faiss.deserialize_index(voisin.serialize_index(index))
+    back.nprobe = 4
+    np.testing.assert_array_equal(back.search(x[:50], 5)[1], index.search(x[:50], 5)[1])
+
+
+def test_nested_coarse_quantizer_errors_point_at_the_inner_token():
+    with pytest.raises(voisin.FactoryError, match="Bogus"):
+        voisin.index_factory(16, "IVF32(Bogus),Flat")
+    with pytest.raises(voisin.FactoryError, match="needs a codec"):
+        voisin.index_factory(16, "IVF32(PQ4)")
+
+
+@pytest.mark.parametrize("desc", ["IVF16,PQ4x4fs", "IVF16,PQ4x4fsr", "IVF16,PQ4x4fs_64", "PQ4x4fs_64",
+                                  "IVF16,PQ4x4fsr_64", "HNSW16_Flat", "IVF16,SQ6", "SQ6"])
+def test_suffixes_build_what_faiss_builds(desc):
+    faiss = pytest.importorskip("faiss")
+    ref = faiss.downcast_index(faiss.index_factory(16, desc))
+    index = voisin.index_factory(16, desc)
+    assert type(index).__name__ == type(ref).__name__
+    for attr in ("by_residual", "M", "code_size"):
+        if hasattr(ref, attr) and not callable(getattr(ref, attr)):
+            assert getattr(index, attr) == getattr(ref, attr), attr
+    if "fs_" in desc:
+        assert index.bbs == ref.bbs
+
+
+@pytest.mark.parametrize("desc,why", [("PQ4x4fsr", "IVF fast-scan only"), ("PQ4x4fs_48", "multiple of 32")])
+def test_fastscan_suffix_errors(desc, why):
+    with pytest.raises(voisin.FactoryError, match=why):
+        voisin.index_factory(16, desc)

@@ -8,13 +8,13 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | core
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
     core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
-                 | (IVF{n}[k|M][_HNSW{M} | (RCQ{m}x{b}...)] | IMI{M}x{b}) ,
-                       (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
+                 | (IVF{n}[k|M][_HNSW{M} | (description)] | IMI{M}x{b}) ,
+                       (Flat | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs[r][_{bbs}]
                         | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
-                 | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
+                 | PQ{m}[x{b}] | PQ{m}x4fs[_{bbs}] | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16
                  | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
                    (additive quantizers: voisin/factory_additive.py)
-                 | HNSW{M}[,Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
+                 | HNSW{M}[,Flat | _Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
                  | LSH[{nbits}][r][t]
                  | IVF{n} , (ITQ|PCA|PCAR)[{nbit}] , SH[{period}][g|c|m]
 
@@ -210,18 +210,26 @@ class _Parser:
             self._no_more(toks, 1)
             from .indexes.flat import IndexFlat
             return IndexFlat(d, self.metric)
-        m = re.fullmatch(r"IVF(\d+)([kM]?)\((RCQ[0-9x_]+)\)", text)
+        m = re.fullmatch(r"IVF(\d+)([kM]?)\((.+)\)", text)
         if m:
-            # FAISS's nested coarse quantizer, here a residual one: IVF256(RCQ2x4)
+            # FAISS's nested coarse quantizer: IVF256(RCQ2x4), IVF1024(PQ32), IVF4096(IVF64,Flat)
             nlist = int(m.group(1)) * {"": 1, "k": 1 << 10, "M": 1 << 20}[m.group(2)]
-            rcq = self._rcq(d, _Tok(m.group(3), tok.pos + text.index("(") + 1))
-            ncent = 1 << sum(rcq.rq.nbits)
-            if ncent != nlist:
-                raise self.fail(tok, f"{m.group(3)} has {ncent} centroids, not nlist={nlist}")
+            if nlist <= 0:
+                raise self.fail(tok, "IVF needs nlist >= 1")
+            inner = _Tok(m.group(3), tok.pos + text.index("(") + 1)
             if len(toks) < 2:
                 raise self.fail(tok, f"{text} needs a codec after it, e.g. '{text},Flat'")
             self._no_more(toks, 2)
-            return self.ivf(d, nlist, tok, toks[1], quantizer=rcq)
+            if inner.text.startswith("RCQ"):
+                quantizer = self._rcq(d, inner)
+                ncent = 1 << sum(quantizer.rq.nbits)
+                if ncent != nlist:
+                    raise self.fail(tok, f"{inner.text} has {ncent} centroids, not nlist={nlist}")
+            else:
+                # any index holds the centroids; the IVF trains it on them (FAISS's
+                # quantizer_trains_alone = 2: k-means with a flat assigner, then add)
+                quantizer = self.description(d, _split(self.desc, inner.text, inner.pos))
+            return self.ivf(d, nlist, tok, toks[1], quantizer=quantizer)
         if text.startswith("RCQ"):
             self._no_more(toks, 1)
             return self._rcq(d, tok)
@@ -270,7 +278,7 @@ class _Parser:
             M, nbits, fast = pq
             if fast:
                 cls = _load("indexes.fastscan", "IndexPQFastScan")
-                return cls(d, M, nbits, self.metric)
+                return cls(d, M, nbits, self.metric, **self._fastscan_opts(tok, ivf=False))
             cls = _load("indexes.pq", "IndexPQ")
             return cls(d, M, nbits, self.metric)
         aq = self._aq_index(d, tok)
@@ -305,10 +313,11 @@ class _Parser:
         return None if name is None else _load("codecs.sq", name)
 
     def _pq_args(self, d: int, tok: _Tok) -> tuple[int, int, bool] | None:
-        m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fs)?", tok.text)
+        m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fsr?(?:_\d+)?)?", tok.text)
         if not m:
             if tok.text.startswith("PQ"):
-                raise self.fail(tok, "malformed PQ token; expected PQ{m}, PQ{m}x{bits} or PQ{m}x4fs")
+                raise self.fail(tok, "malformed PQ token; expected PQ{m}, PQ{m}x{bits} or "
+                                "PQ{m}x4fs[r][_{bbs}]")
             return None
         M = int(m.group(1))
         nbits = int(m.group(2)) if m.group(2) else 8
@@ -322,6 +331,19 @@ class _Parser:
         if not 1 <= nbits <= 16:
             raise self.fail(tok, f"PQ bits per code must be in [1, 16], got {nbits}")
         return M, nbits, fast
+
+    def _fastscan_opts(self, tok: _Tok, ivf: bool) -> dict:
+        """FAISS's fast-scan suffixes: ``r`` encodes residuals (IVF only; without it
+        an IVF fast-scan index encodes the vectors themselves, as FAISS builds it) and
+        ``_{bbs}`` sets the block size."""
+        m = re.fullmatch(r"PQ\d+x4fs(r?)(?:_(\d+))?", tok.text)
+        if m.group(1) and not ivf:
+            raise self.fail(tok, "the r suffix (encode residuals) applies to IVF fast-scan only, "
+                            "e.g. IVF256,PQ16x4fsr")
+        bbs = int(m.group(2)) if m.group(2) else 32
+        if bbs <= 0 or bbs % 32:
+            raise self.fail(tok, f"fast-scan block size must be a positive multiple of 32, got {bbs}")
+        return {"bbs": bbs, "by_residual": bool(m.group(1))} if ivf else {"bbs": bbs}
 
     # additive quantizers (RQ, LSQ, PRQ, PLSQ, RCQ): voisin/factory_additive.py
     def _aq_args(self, d: int, tok: _Tok) -> tuple | None:
@@ -361,7 +383,8 @@ class _Parser:
             M, nbits, fast = pq
             if fast:
                 cls = _load("indexes.fastscan", "IndexIVFPQFastScan")
-                return cls(quantizer, d, nlist, M, nbits, self.metric)
+                return cls(quantizer, d, nlist, M, nbits, self.metric,
+                           **self._fastscan_opts(codec, ivf=True))
             cls = _load("indexes.ivfpq", "IndexIVFPQ")
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         aq = self._aq_args(d, codec)
@@ -417,6 +440,9 @@ class _Parser:
         if suffix is not None and suffix.startswith("PQ"):
             self._no_more(toks, 1)
             return self._hnsw_pq(d, M, _Tok(suffix, tok.pos + tok.text.index("_") + 1))
+        if suffix == "Flat":  # FAISS's spelling of HNSW32,Flat
+            self._no_more(toks, 1)
+            return _load("indexes.hnsw", "IndexHNSWFlat")(d, M, self.metric)
         if suffix is not None:
             sq = self._sq_type(tok, suffix)
             if sq is None:
@@ -451,7 +477,7 @@ def index_factory(d: int, description: str, metric: int = METRIC_L2) -> Index:
     """Build an index from a FAISS description string such as ``"IVF1024,SQ8"``.
 
     Supported: ``Flat``, ``IDMap,<x>``, ``IDMap2,<x>``, ``PCA{n}[W][R],<x>``,
-    ``OPQ{m}[_{d}],<x>``, ``L2norm,<x>``, ``IVF{n}[k|M][_HNSW{M}],Flat|SQ8|SQ4|SQfp16|PQ{m}[x{b}]|PQ{m}x4fs``,
+    ``OPQ{m}[_{d}],<x>``, ``L2norm,<x>``, ``IVF{n}[k|M][_HNSW{M}|(<quantizer>)],Flat|SQ8|SQ6|SQ4|SQfp16|PQ{m}[x{b}]|PQ{m}x4fs[r][_{bbs}]``,
     ``PQ{m}[x{b}]``, ``SQ8|SQ4|SQfp16``, ``<x>,RFlat``, ``<x>,Refine(<y>)``,
     ``HNSW{M}[,Flat|_SQ8|_PQ{m}]``. Raises :class:`FactoryError` (a ValueError)
     pointing at the offending token.

@@ -181,3 +181,17 @@ def test_inconsistent_nested_sizes():
     struct.pack_into("<q", buf, 8, 2)  # wrapper ntotal 2, wrapped index holds 3
     with pytest.raises(IndexFileError, match=r"ntotal=2 but the wrapped index has.*ntotal=3.*offset 4"):
         voisin.deserialize_index(bytes(buf))
+
+
+@pytest.mark.parametrize("desc,name", [("RaBitQ", "IndexRaBitQ"), ("IVF16,RaBitQ", "IndexIVFRaBitQ"),
+                                       ("RaBitQfs", "IndexRaBitQFastScan")])
+def test_rabitq_files_and_strings_are_refused_by_name(desc, name):
+    faiss = pytest.importorskip("faiss")
+    x = np.random.default_rng(0).normal(size=(2000, 16)).astype("float32")
+    f = faiss.index_factory(16, desc)
+    f.train(x)
+    f.add(x)
+    with pytest.raises(voisin.IndexFileError, match=f"FAISS type {name}"):
+        voisin.deserialize_index(faiss.serialize_index(f))
+    with pytest.raises(voisin.FactoryError, match="RaBitQ .* is not implemented"):
+        voisin.index_factory(16, desc)

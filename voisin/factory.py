@@ -88,6 +88,11 @@ def _split(desc: str, text: str, offset: int) -> list[_Tok]:
     return toks
 
 
+_RABITQ = ("RaBitQ (IndexRaBitQ, IndexIVFRaBitQ and their fast-scan forms) is not implemented "
+           "in voisin; for compact codes with an exact re-rank use e.g. 'IVF1024,PQ32x4fs,RFlat' "
+           "or 'IVF1024,SQ4' (docs/file-format.md, Not implemented)")
+
+
 def _load(module: str, name: str) -> Any:
     """A class or constant of voisin, imported when a description needs it (the
     factory itself stays cheap to import)."""
@@ -233,6 +238,8 @@ class _Parser:
         if text.startswith("RCQ"):
             self._no_more(toks, 1)
             return self._rcq(d, tok)
+        if text.startswith("RaBitQ"):
+            raise self.fail(tok, _RABITQ)
         m = re.fullmatch(r"IVF(\d+)([kM]?)(?:_HNSW(\d+))?", text)
         if m:
             # FAISS's suffixes: 3k = 3 * 1024 lists, 1M = 1024 * 1024
@@ -387,6 +394,8 @@ class _Parser:
                            **self._fastscan_opts(codec, ivf=True))
             cls = _load("indexes.ivfpq", "IndexIVFPQ")
             return cls(quantizer, d, nlist, M, nbits, self.metric)
+        if codec.text.startswith("RaBitQ"):
+            raise self.fail(codec, _RABITQ)
         aq = self._aq_args(d, codec)
         if aq is not None:
             from . import factory_additive as FA

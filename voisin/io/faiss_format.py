@@ -66,6 +66,10 @@ _FAISS_TAG_NAMES = {
     b"IHNp": "IndexHNSWPQ", b"Imiq": "MultiIndexQuantizer", b"IxSQ": "IndexScalarQuantizer",
     b"IwSq": "IndexIVFScalarQuantizer", b"IxPT": "IndexPreTransform", b"IxRF": "IndexRefine",
     b"IBHc": "IndexBinaryHNSWCagra",
+    # RaBitQ (faiss 1.13+): see the "Not implemented" section of docs/file-format.md
+    b"Ixrq": "IndexRaBitQ", b"Ixrr": "IndexRaBitQ (multi-bit)", b"Iwrq": "IndexIVFRaBitQ",
+    b"Iwrr": "IndexIVFRaBitQ (multi-bit)", b"Irfn": "IndexRaBitQFastScan",
+    b"Iwrn": "IndexIVFRaBitQFastScan",
 }
 
 

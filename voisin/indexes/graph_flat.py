@@ -15,7 +15,7 @@ IndexNSG refuses it; its IndexNNDescent rebuilds, as here).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -94,6 +94,21 @@ class NSG(_Knobs):
         object.__setattr__(self, "is_built", False)
         object.__setattr__(self, "ntotal", 0)
         object.__setattr__(self, "final_graph", np.empty((0, R), dtype=np.int32))
+
+    def get_final_graph(self) -> GraphView:
+        """The graph as FAISS's ``NSG::get_final_graph`` gives it (read-only)."""
+        g = self.final_graph.view()
+        g.flags.writeable = False
+        return GraphView(g.reshape(-1), g.shape[0], g.shape[1])
+
+
+class GraphView(NamedTuple):
+    """FAISS's ``nsg::Graph`` as ``NSG.get_final_graph()`` hands it out: ``data``
+    (N * K int32, -1 = empty slot), ``N`` nodes, ``K`` slots each."""
+
+    data: np.ndarray
+    N: int
+    K: int
 
 
 class _FlatGraphIndex(Index):

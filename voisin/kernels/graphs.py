@@ -500,8 +500,9 @@ def exact_knn_graph(X, metric, K):
 # ---------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _occlude_prune(X, metric, cand_id, cand_d, ncand, R, C, out_id, out_d):
-    """The MRNG edge selection over sorted candidates; returns how many were kept."""
+def _occlude_prune(X, metric, q, cand_id, cand_d, ncand, R, C, out_id, out_d):
+    """The MRNG edge selection of node ``q`` over sorted candidates (the first is kept;
+    ``q`` itself never is); returns how many were kept."""
     nres = 0
     start = 0
     out_id[nres] = cand_id[start]
@@ -513,7 +514,7 @@ def _occlude_prune(X, metric, cand_id, cand_d, ncand, R, C, out_id, out_d):
             break
         p = cand_id[start]
         pdist = cand_d[start]
-        occlude = False
+        occlude = p == q
         for t in range(nres):
             if p == out_id[t]:
                 occlude = True
@@ -621,7 +622,7 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
         start = 1 if nfull > 0 and cand_id[0] == i else 0
         nres = 0
         if start < nfull:
-            nres = _occlude_prune(X, metric, cand_id[start:], cand_d[start:], nfull - start,
+            nres = _occlude_prune(X, metric, i, cand_id[start:], cand_d[start:], nfull - start,
                                   R, C - start, res_id, res_d)
         for t in range(nres):
             g_id[i, t] = res_id[t]
@@ -660,7 +661,7 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
             order = np.argsort(tp_d[:m], kind="mergesort")
             sid = tp_id[:m][order].copy()
             sd = tp_d[:m][order].copy()
-            nres = _occlude_prune(X, metric, sid, sd, m, R, m + 1, res_id, res_d)
+            nres = _occlude_prune(X, metric, des, sid, sd, m, R, m + 1, res_id, res_d)
             # as FAISS: the kept edges overwrite the first slots, the rest stay
             for t in range(nres):
                 g_id[des, t] = res_id[t]
@@ -697,26 +698,43 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
         nfull = _nsg_walk(graph, X, X[lone], metric, ep, ssize, fill, pid, pd, pf, visited,
                           epoch, full_id, full_d)
         order = np.argsort(full_d[:nfull], kind="mergesort")
+        # the nearest node with a free slot; unlike FAISS it must be reachable itself
+        # (FAISS may pick a node the walk's random top-up found, which leaves both
+        # unreachable)
         node = -1
+        near = -1
         for t in range(nfull):
             c = full_id[order[t]]
-            if degrees[c] < R and c != lone:
+            if not reached[c] or c == lone:
+                continue
+            if near < 0:
+                near = c
+            if degrees[c] < R:
                 node = c
                 break
         if node < 0:
-            # any reached node with a free slot, in the order of the permutation
+            # any reached node with a free slot (FAISS draws at random until one is)
             for t in range(fill.shape[0]):
                 c = fill[t]
                 if reached[c] and degrees[c] < R and c != lone:
                     node = c
                     break
-        if node < 0:
-            # every reached node is full: give the lone node the nearest one's last slot
-            node = full_id[order[0]] if nfull > 0 else ep
-            graph[node, R - 1] = lone
-        else:
+        if node >= 0:
             graph[node, degrees[node]] = lone
             degrees[node] += 1
+        else:
+            # every reachable node is full (FAISS would loop for ever): the nearest one
+            # hands its last edge to the lone node, which links on to that edge's end,
+            # so nothing reachable becomes unreachable
+            node = near if near >= 0 else ep
+            moved = graph[node, R - 1]
+            graph[node, R - 1] = lone
+            if moved != lone:
+                if degrees[lone] < R:
+                    graph[lone, degrees[lone]] = moved
+                    degrees[lone] += 1
+                else:
+                    graph[lone, R - 1] = moved
         root = node
         attached += 1
     return graph, ep, attached

@@ -325,3 +325,26 @@ def test_range_search_is_exact(pair, data):
     np.testing.assert_array_equal(lims, rl)
     for i in range(5):
         assert set(I[lims[i]:lims[i + 1]]) == set(rI[rl[i]:rl[i + 1]])
+
+
+def test_a_failed_build_leaves_the_index_unchanged(data):
+    xb, xq = data
+    index = voisin.IndexNNDescentFlat(D_, 16)
+    index.add(xb[:300])
+    before = index.search(xq[:5], 3)
+    index.nndescent.L = 8  # below K: the build refuses
+    with pytest.raises(ValueError, match="nndescent.L"):
+        index.add(xb[300:400])
+    assert index.ntotal == 300 and index.storage.ntotal == 300
+    np.testing.assert_array_equal(index.search(xq[:5], 3)[1], before[1])
+    # knobs changed after the build do not corrupt the file: K is the graph's
+    index.nndescent.L = 66
+    index.nndescent.K = 24
+    back = faiss.deserialize_index(np.frombuffer(voisin.serialize_index(index), dtype=np.uint8))
+    assert back.nndescent.K == 16 and back.ntotal == 300
+    nsg = voisin.IndexNSGFlat(D_, 8)
+    nsg.add(xb[:200])
+    nsg.nsg.R = 12
+    back = voisin.deserialize_index(voisin.serialize_index(nsg))
+    assert back.nsg.R == 8
+    np.testing.assert_array_equal(back.nsg.final_graph, nsg.graph())

@@ -128,10 +128,15 @@ class _FlatGraphIndex(Index):
             raise NotImplementedError(
                 f"{type(self).__name__} numbers vectors by position and cannot take ids: "
                 f"wrap it, e.g. IndexIDMap({type(self).__name__}(d, ...)).add_with_ids(x, ids)")
+        # build over old + new rows first: a build that fails (a bad knob, an interrupt)
+        # leaves the index as it was
+        old = self.storage.xb
+        X = np.concatenate([old, x]) if old.shape[0] else np.ascontiguousarray(x)
+        state = self._build(X)
         self.storage.add(x)
-        X = np.ascontiguousarray(self.storage.xb)
-        self._build(X)
-        self.ntotal = X.shape[0]
+        rows = self.storage.xb
+        self._install(rows, *state)
+        self.ntotal = rows.shape[0]
 
     def _reset(self) -> None:
         self.storage.reset()
@@ -179,7 +184,11 @@ class _FlatGraphIndex(Index):
         return 1 if self.metric_type == METRIC_L2 else 0
 
     # --- what a subclass supplies -------------------------------------------------
-    def _build(self, X: np.ndarray) -> None:
+    def _build(self, X: np.ndarray) -> tuple:
+        """The graph state of rows ``X`` (what ``_install`` takes after the rows)."""
+        raise NotImplementedError
+
+    def _install(self, X: np.ndarray, *state: Any) -> None:
         raise NotImplementedError
 
     def _clear(self) -> None:
@@ -192,6 +201,12 @@ class _FlatGraphIndex(Index):
     def xb(self) -> np.ndarray:
         """The stored vectors (ntotal, d), read-only."""
         return self.storage.xb
+
+    def graph(self) -> np.ndarray:
+        """The graph searches walk, (ntotal, degree) int32 (-1 = empty slot); (0, 0)
+        when empty."""
+        snap = self._snap
+        return np.empty((0, 0), dtype=np.int32) if snap is None else snap[1]
 
 
 def knn_graph(X: np.ndarray, kmetric: int, metric: int, K: int, nnd: NNDescent | None) -> np.ndarray:
@@ -238,12 +253,11 @@ class IndexNNDescentFlat(_FlatGraphIndex):
         super().__init__(d, metric)
         self.nndescent = NNDescent(self.d, check_int(K, "K", lo=1))
 
-    def _build(self, X: np.ndarray) -> None:
+    def _build(self, X: np.ndarray) -> tuple:
         nnd = self.nndescent
         if nnd.L < nnd.K:
             raise ValueError(f"nndescent.L: must be >= nndescent.K={nnd.K}, got {nnd.L}")
-        graph = knn_graph(X, self._kmetric, self.metric_type, nnd.K, nnd)
-        self._install(X, graph)
+        return (knn_graph(X, self._kmetric, self.metric_type, nnd.K, nnd),)
 
     def _install(self, X: np.ndarray, graph: np.ndarray) -> None:
         nnd = self.nndescent
@@ -259,7 +273,7 @@ class IndexNNDescentFlat(_FlatGraphIndex):
             self.storage.add(rows)
         self.ntotal = rows.shape[0]
         if rows.shape[0]:
-            self._install(np.ascontiguousarray(self.storage.xb), graph)
+            self._install(self.storage.xb, graph)
 
     def _clear(self) -> None:
         object.__setattr__(self.nndescent, "final_graph", np.empty(0, dtype=np.int32))
@@ -319,7 +333,7 @@ class IndexNSGFlat(_FlatGraphIndex):
             value = check_int(value, "build_type", lo=0, hi=1)
         super().__setattr__(name, value)
 
-    def _build(self, X: np.ndarray) -> None:
+    def _build(self, X: np.ndarray) -> tuple:
         n = X.shape[0]
         nnd = None
         if self.build_type == 1:
@@ -332,7 +346,7 @@ class IndexNSGFlat(_FlatGraphIndex):
         fill = self._fill(n, max(nsg.L, nsg.search_L))
         graph, ep, _ = KG.nsg_build(X, self._kmetric, knn, nsg.R, nsg.L, nsg.C, nsg.search_L,
                                     ep0, fill)
-        self._install(X, graph, int(ep))
+        return graph, int(ep)
 
     @staticmethod
     def _fill(n: int, size: int) -> np.ndarray:
@@ -359,7 +373,12 @@ class IndexNSGFlat(_FlatGraphIndex):
         self.ntotal = n
         if n:
             self.storage.add(rows)
-            self._install(np.ascontiguousarray(self.storage.xb), graph, enterpoint)
+            self._install(self.storage.xb, graph, enterpoint)
+
+    def navigation_node(self) -> int:
+        """The node every search starts from (``nsg.enterpoint`` as built or read)."""
+        snap = self._snap
+        return 0 if snap is None else snap[2][0]
 
     def _clear(self) -> None:
         nsg = self.nsg

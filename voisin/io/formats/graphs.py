@@ -43,13 +43,16 @@ def _read_storage(r, ctx, what: str, h, at: int) -> np.ndarray:
 @register_writer(IndexNNDescentFlat)
 def write_nndescent_flat(w, index: IndexNNDescentFlat) -> None:
     nnd = index.nndescent
+    graph = index.graph()
     w.tag(b"INNf")
     write_header(w, index)
-    for v in (index.ntotal, index.d, nnd.K, nnd.S, nnd.R, nnd.L, nnd.iter, nnd.search_L,
+    # K as the graph was built (the knob may have changed since)
+    K = graph.shape[1] if index.ntotal else nnd.K
+    for v in (index.ntotal, index.d, K, nnd.S, nnd.R, nnd.L, nnd.iter, nnd.search_L,
               nnd.random_seed):
         w.i32(v)
-    w.bool(bool(nnd.has_built) and index.ntotal > 0)
-    w.vector(nnd.final_graph if index.ntotal else np.empty(0, np.int32), np.int32)
+    w.bool(index.ntotal > 0)
+    w.vector(graph.reshape(-1), np.int32)
     _write_storage(w, index)
 
 
@@ -94,17 +97,18 @@ def read_nndescent_flat(r, ctx, tag: bytes) -> IndexNNDescentFlat:
 @register_writer(IndexNSGFlat)
 def write_nsg_flat(w, index: IndexNSGFlat) -> None:
     nsg = index.nsg
+    g = index.graph()
+    built = index.ntotal > 0
     w.tag(b"INSf")
     write_header(w, index)
     w.i32(index.GK)
     w.u8(index.build_type)
+    R = g.shape[1] if built else nsg.R  # as the graph was built
     for v in (index.nndescent_S, index.nndescent_R, index.nndescent_L, index.nndescent_iter,
-              index.ntotal, nsg.R, nsg.L, nsg.C, nsg.search_L, nsg.enterpoint):
+              index.ntotal, R, nsg.L, nsg.C, nsg.search_L, index.navigation_node()):
         w.i32(v)
-    built = bool(nsg.is_built) and index.ntotal > 0
     w.bool(built)
     if built:
-        g = nsg.final_graph
         # each row: its ids (the valid ones come first), then the -1 terminator
         ext = np.full((g.shape[0], g.shape[1] + 1), -1, dtype=np.int32)
         ext[:, :-1] = g

@@ -263,3 +263,17 @@ def test_results_are_valid_neighbours(n, k, seed, ip):
     np.testing.assert_allclose(D[:, :m], np.take_along_axis(dist, real, 1), rtol=1e-4, atol=1e-4)
     step = np.diff(D[:, :m], axis=1)
     assert ((-step if ip else step) >= 0).all()
+
+
+def test_threaded_batches_match_one_thread(pair, data):
+    v, _ = pair
+    xb, xq = data
+    v.nndescent.search_L = 32
+    many = np.tile(xq, (3, 1))
+    voisin.omp_set_num_threads(2)
+    D2, I2 = v.search(many, K)
+    voisin.omp_set_num_threads(1)
+    D1, I1 = v.search(many, K)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_array_equal(D1, D2)
+    np.testing.assert_array_equal(I1[:100], I1[100:200])

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
 from .. import exact
+from .._blas import run_pipelines
 from .._validate import check_int
 from ..index import Index
 from ..kernels import graphs as KG
@@ -30,6 +32,8 @@ from .flat import IndexFlat
 # FAISS's NNDescent::build refuses sets of at most this many vectors (its recall probe
 # samples 100 of them); voisin builds those graphs exactly.
 NNDESCENT_MIN_N = 100
+# Below this many queries one thread serves the batch (thread start-up dominates).
+PARALLEL_MIN_QUERIES = 64
 
 
 class _Knobs:
@@ -166,7 +170,19 @@ class _FlatGraphIndex(Index):
             D.fill(worst_distance(self.metric_type))
             I.fill(-1)
             return D, I
-        self._walk(snap, x, k, D, I)
+        nq = x.shape[0]
+        nthreads = numba.get_num_threads()
+        if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
+            self._walk(snap, x, k, D, I)
+        else:
+            # one serial kernel per core on blocks of queries (the kernels release the GIL)
+            block = max(PARALLEL_MIN_QUERIES // 4, -(-nq // (8 * nthreads)))
+
+            def run(_p: int, lo: int) -> None:
+                hi = min(nq, lo + block)
+                self._walk(snap, x[lo:hi], k, D[lo:hi], I[lo:hi])
+
+            run_pipelines(range(0, nq, block), run, nthreads)
         if is_similarity(self.metric_type):
             np.negative(D, out=D)
         missing = I < 0

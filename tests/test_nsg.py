@@ -348,3 +348,41 @@ def test_a_failed_build_leaves_the_index_unchanged(data):
     back = voisin.deserialize_index(voisin.serialize_index(nsg))
     assert back.nsg.R == 8
     np.testing.assert_array_equal(back.nsg.final_graph, nsg.graph())
+
+
+def test_broad_filters_walk_the_graph(pair, data, monkeypatch):
+    """A filter that keeps most vectors walks the graph (filtering.hnsw_plan) with a pool
+    widened by 1 / selectivity, and a walk that comes back short is answered exactly."""
+    from voisin.filtering import hnsw_plan
+    from voisin.kernels import graphs as KG
+    v, _ = pair
+    xb, xq = data
+    v.nsg.search_L = 32
+    allowed = np.ones(N, bool)
+    allowed[:200] = False
+    assert hnsw_plan(int(allowed.sum()), N, 32, 16)[0] == "traverse"
+    calls = []
+    real = KG.nsg_search_filtered
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(KG, "nsg_search_filtered", spy)
+    params = voisin.SearchParameters(sel=voisin.IDSelectorNot(voisin.IDSelectorRange(0, 200)))
+    D, I = v.search(xq, K, params)
+    assert calls, "the filtered walk was not used"
+    assert ((I >= 200) & (I < N)).all() and all(len(set(r)) == K for r in I)
+    true = ((xq[:, None, :].astype(np.float64) - xb[I].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_allclose(D, true, rtol=0, atol=float(tolerance(xq, xb, 1).max()))
+    _, gt = brute_force(xq, xb, K, voisin.METRIC_L2, allowed=allowed)
+    _, gt_all = brute_force(xq, xb, K, voisin.METRIC_L2)
+    assert recall(I, gt) >= recall(v.search(xq, K)[1], gt_all) - 0.05
+
+    def nothing(graph, X, Q, metric, *rest):
+        rest[-1][:] = -1  # I: the walk found no allowed node
+        rest[-2][:] = np.inf
+
+    monkeypatch.setattr(KG, "nsg_search_filtered", nothing)
+    D2, I2 = v.search(xq[:4], K, params)
+    assert_knn_valid(D2, I2, xq[:4], xb, K, voisin.METRIC_L2, allowed=allowed)

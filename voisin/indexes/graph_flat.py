@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from .. import exact
+from .. import exact, filtering
 from .._blas import run_pipelines
 from .._validate import check_int
 from ..index import Index
@@ -159,36 +159,62 @@ class _FlatGraphIndex(Index):
 
     # --- search -------------------------------------------------------------------
     def _search(self, x, k, params, D, I):
-        if params is not None and params.sel is not None:
-            # FAISS refuses search parameters here; voisin answers a filter exactly
-            return self.storage.search(x, k, params, D=D, I=I)
         snap = self._snap
-        n = x.shape[0]
-        D = np.empty((n, k), dtype=np.float32) if D is None else D
-        I = np.empty((n, k), dtype=np.int64) if I is None else I
-        if snap is None:
-            D.fill(worst_distance(self.metric_type))
-            I.fill(-1)
-            return D, I
         nq = x.shape[0]
-        nthreads = numba.get_num_threads()
-        if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
-            self._walk(snap, x, k, D, I)
-        else:
-            # one serial kernel per core on blocks of queries (the kernels release the GIL)
-            block = max(PARALLEL_MIN_QUERIES // 4, -(-nq // (8 * nthreads)))
+        D = np.empty((nq, k), dtype=np.float32) if D is None else D
+        I = np.empty((nq, k), dtype=np.int64) if I is None else I
+        if snap is None:
+            return filtering.no_results(nq, k, self.metric_type, D, I)
+        sel = params.sel if params is not None else None
+        if sel is None:
+            self._run_blocks(nq, lambda lo, hi: self._walk(snap, x[lo:hi], k, D[lo:hi],
+                                                           I[lo:hi], None))
+            return self._finish(D, I)
+        # FAISS refuses search parameters here. voisin walks the graph and keeps the
+        # allowed nodes, with a pool widened by 1 / selectivity, or scans the allowed
+        # vectors when that costs less (filtering.hnsw_plan's rule)
+        X, graph, _ = snap
+        n = X.shape[0]
+        mask = np.ascontiguousarray(sel.mask_sequential(n), dtype=np.bool_)
+        allowed = int(np.count_nonzero(mask))
+        if allowed == 0:
+            return filtering.no_results(nq, k, self.metric_type, D, I)
+        size = self._pool_size(k, n)
+        how, _ = filtering.hnsw_plan(allowed, n, size, max(1, graph.shape[1] // 2))
+        if how == "exact":
+            return self.storage.search(x, k, params, D=D, I=I)
+        wide = min(n, max(size, -(-size * n // allowed)))
+        self._run_blocks(nq, lambda lo, hi: self._walk(snap, x[lo:hi], k, D[lo:hi], I[lo:hi],
+                                                       (wide, mask)))
+        self._finish(D, I)
+        # a query whose walk met fewer allowed nodes than it needs is answered exactly
+        short = np.flatnonzero(I[:, min(k, allowed) - 1] < 0)
+        if short.size:
+            Ds, Is = self.storage.search(x[short], k, params)
+            D[short] = Ds
+            I[short] = Is
+        return D, I
 
-            def run(_p: int, lo: int) -> None:
-                hi = min(nq, lo + block)
-                self._walk(snap, x[lo:hi], k, D[lo:hi], I[lo:hi])
-
-            run_pipelines(range(0, nq, block), run, nthreads)
+    def _finish(self, D: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kernel costs to FAISS distances: inner products back to positive, -1 padding."""
         if is_similarity(self.metric_type):
             np.negative(D, out=D)
         missing = I < 0
         if missing.any():
             D[missing] = worst_distance(self.metric_type)
         return D, I
+
+    @staticmethod
+    def _run_blocks(nq: int, run) -> None:
+        """``run(lo, hi)`` over the queries: on this thread for a few, else one serial
+        kernel per core on blocks of queries (the kernels release the GIL)."""
+        nthreads = numba.get_num_threads()
+        if nq < PARALLEL_MIN_QUERIES or nthreads == 1:
+            run(0, nq)
+            return
+        block = max(PARALLEL_MIN_QUERIES // 4, -(-nq // (8 * nthreads)))
+        run_pipelines(range(0, nq, block), lambda _p, lo: run(lo, min(nq, lo + block)),
+                      nthreads)
 
     def _range_search(self, x, radius, params):
         # no graph range search in FAISS either: the storage answers exactly
@@ -210,7 +236,14 @@ class _FlatGraphIndex(Index):
     def _clear(self) -> None:
         raise NotImplementedError
 
-    def _walk(self, snap: tuple, x: np.ndarray, k: int, D: np.ndarray, I: np.ndarray) -> None:
+    def _pool_size(self, k: int, n: int) -> int:
+        """The search pool for ``k`` results among ``n`` nodes."""
+        raise NotImplementedError
+
+    def _walk(self, snap: tuple, x: np.ndarray, k: int, D: np.ndarray, I: np.ndarray,
+              filt: tuple | None) -> None:
+        """Search ``x`` into ``D``, ``I`` (kernel costs); ``filt`` = (pool size, mask)
+        walks a widened pool and keeps the nodes the mask allows."""
         raise NotImplementedError
 
     @property
@@ -296,16 +329,22 @@ class IndexNNDescentFlat(_FlatGraphIndex):
         object.__setattr__(self.nndescent, "ntotal", 0)
         object.__setattr__(self.nndescent, "has_built", False)
 
-    def _walk(self, snap, x, k, D, I) -> None:
+    def _pool_size(self, k: int, n: int) -> int:
+        return min(max(self.nndescent.search_L, k), n)
+
+    def _walk(self, snap, x, k, D, I, filt) -> None:
         X, graph, inits = snap
         n = X.shape[0]
-        size = min(max(self.nndescent.search_L, k), n)
+        size = self._pool_size(k, n) if filt is None else filt[0]
         seed = self.nndescent.random_seed & 0xFFFFFFFF
         init = inits.get((size, seed))
         if init is None:
             # FAISS's starting nodes, the same for every query (a fresh mt19937(seed))
             init = inits[(size, seed)] = KG.faiss_gen_random(n, size, seed)
-        KG.nndescent_search(graph, X, x, self._kmetric, init, k, D, I)
+        if filt is None:
+            KG.nndescent_search(graph, X, x, self._kmetric, init, k, D, I)
+        else:
+            KG.nndescent_search_filtered(graph, X, x, self._kmetric, init, k, filt[1], D, I)
 
 
 class IndexNSGFlat(_FlatGraphIndex):
@@ -403,12 +442,17 @@ class IndexNSGFlat(_FlatGraphIndex):
         object.__setattr__(nsg, "is_built", False)
         self.is_built = False
 
-    def _walk(self, snap, x, k, D, I) -> None:
+    def _pool_size(self, k: int, n: int) -> int:
+        return min(max(self.nsg.search_L, k), n)
+
+    def _walk(self, snap, x, k, D, I, filt) -> None:
         X, graph, (ep, fills) = snap
         n = X.shape[0]
-        size = min(max(self.nsg.search_L, k), n)
+        size = self._pool_size(k, n) if filt is None else filt[0]
         fill = fills.get(size)
         if fill is None:
             fill = fills[size] = self._fill(n, size)
-        KG.nsg_search(graph, X, x, self._kmetric, ep, size, fill, k, D, I)
-
+        if filt is None:
+            KG.nsg_search(graph, X, x, self._kmetric, ep, size, fill, k, D, I)
+        else:
+            KG.nsg_search_filtered(graph, X, x, self._kmetric, ep, size, fill, k, filt[1], D, I)

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from . import FASTMATH
+from .heap import heap_init, heap_push, heap_sort_inplace
 from .mt19937 import seed as mt_seed
 from .mt19937 import word as mt_word
 
@@ -287,6 +288,79 @@ def nsg_search(graph, X, Q, metric, ep, size, fill, k, D, I):
             else:
                 I[qi, t] = -1
                 D[qi, t] = _WORST
+
+
+# ---------------------------------------------------------------------------
+# filtered search: the walk as above, the results drawn from every node it scored
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _allowed_topk(full_id, full_d, nfull, mask, taken, epoch, rd, ri, qi, D, I):
+    """The k best allowed nodes among the ``nfull`` scored ones into row ``qi``
+    (missing: id -1, distance inf); a node scored twice counts once."""
+    heap_init(rd, ri)
+    for t in range(nfull):
+        nb = full_id[t]
+        if mask[nb] and taken[nb] != epoch:
+            taken[nb] = epoch
+            heap_push(rd, ri, full_d[t], nb)
+    heap_sort_inplace(rd, ri)
+    for t in range(rd.shape[0]):
+        I[qi, t] = ri[t]
+        D[qi, t] = rd[t]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def nndescent_search_filtered(graph, X, Q, metric, init_ids, k, mask, D, I):
+    """:func:`nndescent_search` whose results are the best nodes ``mask`` allows among
+    all the walk scored (the walk itself goes through every node)."""
+    n = X.shape[0]
+    size = init_ids.shape[0]
+    visited = np.zeros(n, dtype=np.int32)
+    taken = np.zeros(n, dtype=np.int32)
+    epoch = 0
+    pid = np.empty(size + 1, dtype=np.int32)
+    pd = np.empty(size + 1, dtype=np.float32)
+    pf = np.empty(size + 1, dtype=np.bool_)
+    full_id = np.empty(n + size + 1, dtype=np.int32)
+    full_d = np.empty(n + size + 1, dtype=np.float32)
+    rd = np.empty(k, dtype=np.float32)
+    ri = np.empty(k, dtype=np.int64)
+    for qi in range(Q.shape[0]):
+        q = Q[qi]
+        epoch = _next_epoch(visited, epoch)
+        for t in range(size):
+            pid[t] = init_ids[t]
+            pd[t] = _qdist(q, X, init_ids[t], metric)
+            pf[t] = True
+            full_id[t] = pid[t]
+            full_d[t] = pd[t]
+        _sort_pool(pid, pd, pf, size)
+        nfull = _expand(graph, X, q, metric, pid, pd, pf, size, visited, epoch, full_id,
+                        full_d, size)
+        _allowed_topk(full_id, full_d, nfull, mask, taken, epoch, rd, ri, qi, D, I)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def nsg_search_filtered(graph, X, Q, metric, ep, size, fill, k, mask, D, I):
+    """:func:`nsg_search` whose results are the best allowed nodes the walk scored."""
+    n = X.shape[0]
+    size = min(size, n)
+    visited = np.zeros(n, dtype=np.int32)
+    taken = np.zeros(n, dtype=np.int32)
+    epoch = 0
+    pid = np.empty(size + 1, dtype=np.int32)
+    pd = np.empty(size + 1, dtype=np.float32)
+    pf = np.empty(size + 1, dtype=np.bool_)
+    full_id = np.empty(n + size + 1, dtype=np.int32)
+    full_d = np.empty(n + size + 1, dtype=np.float32)
+    rd = np.empty(k, dtype=np.float32)
+    ri = np.empty(k, dtype=np.int64)
+    for qi in range(Q.shape[0]):
+        epoch = _next_epoch(visited, epoch)
+        nfull = _nsg_walk(graph, X, Q[qi], metric, ep, size, fill, pid, pd, pf, visited, epoch,
+                          full_id, full_d)
+        _allowed_topk(full_id, full_d, nfull, mask, taken, epoch, rd, ri, qi, D, I)
 
 
 # ---------------------------------------------------------------------------

@@ -117,9 +117,7 @@ class GraphView(NamedTuple):
 
 class _FlatGraphIndex(Index):
     """What the two graph indexes share: an IndexFlat storage, a graph published with
-    the rows it was built over, exact filtered search, no deletes."""
-
-    _name = "graph"
+    the rows it was built over, filtered search, no deletes."""
 
     def __init__(self, d: int, metric: int = METRIC_L2):
         super().__init__(d, metric)
@@ -268,15 +266,11 @@ def knn_graph(X: np.ndarray, kmetric: int, metric: int, K: int, nnd: NNDescent |
                                   nnd.random_seed & 0x7FFFFFFF)
     if n <= 2 * K + 2:
         return KG.exact_knn_graph(X, kmetric, K)
-    kk = min(K + 1, n)
-    _, I = exact.search(X, X, n, metric, kk)
-    out = np.empty((n, K), dtype=np.int32)
-    for i in range(n):
-        row = I[i][(I[i] != i) & (I[i] >= 0)][:K]
-        if row.size < K:  # ties or a duplicate of i pushed i out of the list
-            row = np.resize(row, K) if row.size else np.full(K, (i + 1) % n)
-        out[i] = row
-    return out
+    _, I = exact.search(X, X, n, metric, K + 1)
+    # drop each row's own id (first for L2; anywhere among ties or for inner products)
+    other = I != np.arange(n)[:, None]
+    keep = np.argsort(~other, axis=1, kind="stable")[:, :K]
+    return np.take_along_axis(I, keep, 1).astype(np.int32)
 
 
 class IndexNNDescentFlat(_FlatGraphIndex):

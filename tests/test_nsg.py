@@ -278,11 +278,12 @@ def test_pickle_keeps_the_graph(pair, data):
 
 @settings(max_examples=10, deadline=None)
 @given(n=st.integers(1, 150), k=st.integers(1, 10), R=st.integers(2, 12),
-       seed=st.integers(0, 2 ** 16), build_type=st.sampled_from([0, 1]))
-def test_every_graph_is_connected_and_results_valid(n, k, R, seed, build_type):
+       seed=st.integers(0, 2 ** 16), build_type=st.sampled_from([0, 1]), ip=st.booleans())
+def test_every_graph_is_connected_and_results_valid(n, k, R, seed, build_type, ip):
     rng = np.random.default_rng(seed)
     xb = rng.standard_normal((n, 5)).astype(np.float32)
-    index = voisin.IndexNSGFlat(5, R)
+    metric = voisin.METRIC_INNER_PRODUCT if ip else voisin.METRIC_L2
+    index = voisin.IndexNSGFlat(5, R, metric)
     index.build_type = build_type
     index.GK = 8
     index.add(xb)
@@ -294,8 +295,10 @@ def test_every_graph_is_connected_and_results_valid(n, k, R, seed, build_type):
     assert (I[:, m:] == -1).all()
     real = I[:, :m]
     assert ((real >= 0) & (real < n)).all() and all(len(set(r)) == m for r in real)
-    dist = ((xq[:, None] - xb[None]) ** 2).sum(-1)
+    dist = xq @ xb.T if ip else ((xq[:, None] - xb[None]) ** 2).sum(-1)
     np.testing.assert_allclose(D[:, :m], np.take_along_axis(dist, real, 1), rtol=1e-4, atol=1e-4)
+    step = np.diff(D[:, :m], axis=1)
+    assert ((-step if ip else step) >= 0).all()
 
 
 def test_search_L_through_parameter_space_and_inspect_tools(pair, data):

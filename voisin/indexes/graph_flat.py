@@ -133,7 +133,9 @@ class _FlatGraphIndex(Index):
         # build over old + new rows first: a build that fails (a bad knob, an interrupt)
         # leaves the index as it was
         old = self.storage.xb
-        X = np.concatenate([old, x]) if old.shape[0] else np.ascontiguousarray(x)
+        X = np.concatenate([old, x]) if old.shape[0] else np.array(x, dtype=np.float32)
+        # read-only, as the storage view the searches get: one compiled kernel type
+        X.flags.writeable = False
         state = self._build(X)
         self.storage.add(x)
         rows = self.storage.xb

@@ -227,7 +227,7 @@ def test_bad_input_names_the_argument(pair):
     with pytest.raises(TypeError, match="params"):
         v.search(np.zeros((1, D_), np.float32), 3, params=voisin.SearchParametersHNSW(efSearch=8))
     with pytest.raises(ValueError, match="metric"):
-        voisin.IndexNNDescentFlat(8, 16, voisin.METRIC_L1)
+        voisin.IndexNNDescentFlat(8, 16, 99)
 
 
 def test_pickle_keeps_the_graph(pair, data):

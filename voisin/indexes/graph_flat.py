@@ -25,7 +25,7 @@ from .._blas import run_pipelines
 from .._validate import check_int
 from ..index import Index
 from ..kernels import graphs as KG
-from ..metric import METRIC_L2, is_similarity, worst_distance
+from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, is_similarity, worst_distance
 from ..selector import IDSelector, SearchParameters
 from .flat import IndexFlat
 
@@ -119,6 +119,9 @@ class _FlatGraphIndex(Index):
     """What the two graph indexes share: an IndexFlat storage, a graph published with
     the rows it was built over, filtered search, no deletes."""
 
+    # METRIC_L1, METRIC_Lp (p in metric_arg), ...: as faiss, whose graphs take any metric
+    _extra_metrics = True
+
     def __init__(self, d: int, metric: int = METRIC_L2):
         super().__init__(d, metric)
         self.storage = IndexFlat(self.d, self.metric_type)
@@ -182,7 +185,7 @@ class _FlatGraphIndex(Index):
         size = self._pool_size(k, n)
         how, _ = filtering.hnsw_plan(allowed, n, size, max(1, graph.shape[1] // 2))
         if how == "exact":
-            return self.storage.search(x, k, params, D=D, I=I)
+            return self._synced_storage().search(x, k, params, D=D, I=I)
         wide = min(n, max(size, -(-size * n // allowed)))
         self._run_blocks(nq, lambda lo, hi: self._walk(snap, x[lo:hi], k, D[lo:hi], I[lo:hi],
                                                        (wide, mask)))
@@ -190,7 +193,7 @@ class _FlatGraphIndex(Index):
         # a query whose walk met fewer allowed nodes than it needs is answered exactly
         short = np.flatnonzero(I[:, min(k, allowed) - 1] < 0)
         if short.size:
-            Ds, Is = self.storage.search(x[short], k, params)
+            Ds, Is = self._synced_storage().search(x[short], k, params)
             D[short] = Ds
             I[short] = Is
         return D, I
@@ -199,7 +202,8 @@ class _FlatGraphIndex(Index):
         """Kernel costs to FAISS distances: inner products back to positive, -1 padding."""
         if is_similarity(self.metric_type):
             np.negative(D, out=D)
-        missing = I < 0
+        missing = (I < 0) | np.isnan(D)  # a NaN distance (Canberra of 0 and 0) is no result
+        I[missing] = -1
         if missing.any():
             D[missing] = worst_distance(self.metric_type)
         return D, I
@@ -218,12 +222,24 @@ class _FlatGraphIndex(Index):
 
     def _range_search(self, x, radius, params):
         # no graph range search in FAISS either: the storage answers exactly
-        return self.storage._range_search(x, radius, params)
+        return self._synced_storage()._range_search(x, radius, params)
 
     @property
     def _kmetric(self) -> int:
-        """The kernels' metric flag: 1 = squared L2, 0 = negated inner product."""
-        return 1 if self.metric_type == METRIC_L2 else 0
+        """The kernels' metric flag: 1 = squared L2, 0 = negated inner product, else
+        the further metric's own code (kernels.extra_metrics)."""
+        if self.metric_type == METRIC_INNER_PRODUCT:
+            return 0
+        return self.metric_type
+
+    @property
+    def _karg(self) -> np.float32:
+        return np.float32(self.metric_arg)
+
+    def _synced_storage(self) -> IndexFlat:
+        """The storage, with this index's metric_arg (Lp's p may be set after creation)."""
+        self.storage.metric_arg = self.metric_arg
+        return self.storage
 
     # --- what a subclass supplies -------------------------------------------------
     def _build(self, X: np.ndarray) -> tuple:
@@ -258,16 +274,17 @@ class _FlatGraphIndex(Index):
         return np.empty((0, 0), dtype=np.int32) if snap is None else snap[1]
 
 
-def knn_graph(X: np.ndarray, kmetric: int, metric: int, K: int, nnd: NNDescent | None) -> np.ndarray:
+def knn_graph(X: np.ndarray, kmetric: int, karg: np.float32, metric: int, K: int,
+              nnd: NNDescent | None) -> np.ndarray:
     """The (n, K) int32 k-NN graph of the rows: NN-Descent with the knobs of ``nnd``, or
     exact (``nnd`` None, or too few rows for NN-Descent); self excluded, never -1."""
     n = X.shape[0]
     if nnd is not None and n > max(NNDESCENT_MIN_N, 2 * nnd.S, K):
         L = max(nnd.L, K)
-        return KG.nndescent_build(X, kmetric, K, nnd.S, nnd.R, L, nnd.iter,
+        return KG.nndescent_build(X, kmetric, karg, K, nnd.S, nnd.R, L, nnd.iter,
                                   nnd.random_seed & 0x7FFFFFFF)
-    if n <= 2 * K + 2:
-        return KG.exact_knn_graph(X, kmetric, K)
+    if n <= 2 * K + 2 or kmetric > 1:  # exact.search knows L2 and inner product only
+        return KG.exact_knn_graph(X, kmetric, karg, K)
     _, I = exact.search(X, X, n, metric, K + 1)
     # drop each row's own id (first for L2; anywhere among ties or for inner products)
     other = I != np.arange(n)[:, None]
@@ -302,7 +319,7 @@ class IndexNNDescentFlat(_FlatGraphIndex):
         nnd = self.nndescent
         if nnd.L < nnd.K:
             raise ValueError(f"nndescent.L: must be >= nndescent.K={nnd.K}, got {nnd.L}")
-        return (knn_graph(X, self._kmetric, self.metric_type, nnd.K, nnd),)
+        return (knn_graph(X, self._kmetric, self._karg, self.metric_type, nnd.K, nnd),)
 
     def _install(self, X: np.ndarray, graph: np.ndarray) -> None:
         nnd = self.nndescent
@@ -338,9 +355,10 @@ class IndexNNDescentFlat(_FlatGraphIndex):
             # FAISS's starting nodes, the same for every query (a fresh mt19937(seed))
             init = inits[(size, seed)] = KG.faiss_gen_random(n, size, seed)
         if filt is None:
-            KG.nndescent_search(graph, X, x, self._kmetric, init, k, D, I)
+            KG.nndescent_search(graph, X, x, self._kmetric, self._karg, init, k, D, I)
         else:
-            KG.nndescent_search_filtered(graph, X, x, self._kmetric, init, k, filt[1], D, I)
+            KG.nndescent_search_filtered(graph, X, x, self._kmetric, self._karg, init, k,
+                                         filt[1], D, I)
 
 
 class IndexNSGFlat(_FlatGraphIndex):
@@ -391,12 +409,12 @@ class IndexNSGFlat(_FlatGraphIndex):
             nnd = NNDescent(self.d, self.GK)
             nnd.S, nnd.R, nnd.iter = self.nndescent_S, self.nndescent_R, self.nndescent_iter
             nnd.L = max(self.nndescent_L, self.GK + 50)
-        knn = knn_graph(X, self._kmetric, self.metric_type, self.GK, nnd)
+        knn = knn_graph(X, self._kmetric, self._karg, self.metric_type, self.GK, nnd)
         ep0 = int(np.random.default_rng(0x0903).integers(n))
         nsg = self.nsg
         fill = self._fill(n, max(nsg.L, nsg.search_L))
-        graph, ep, _ = KG.nsg_build(X, self._kmetric, knn, nsg.R, nsg.L, nsg.C, nsg.search_L,
-                                    ep0, fill)
+        graph, ep, _ = KG.nsg_build(X, self._kmetric, self._karg, knn, nsg.R, nsg.L, nsg.C,
+                                    nsg.search_L, ep0, fill)
         return graph, int(ep)
 
     @staticmethod
@@ -449,6 +467,7 @@ class IndexNSGFlat(_FlatGraphIndex):
         if fill is None:
             fill = fills[size] = self._fill(n, size)
         if filt is None:
-            KG.nsg_search(graph, X, x, self._kmetric, ep, size, fill, k, D, I)
+            KG.nsg_search(graph, X, x, self._kmetric, self._karg, ep, size, fill, k, D, I)
         else:
-            KG.nsg_search_filtered(graph, X, x, self._kmetric, ep, size, fill, k, filt[1], D, I)
+            KG.nsg_search_filtered(graph, X, x, self._kmetric, self._karg, ep, size, fill, k,
+                                   filt[1], D, I)

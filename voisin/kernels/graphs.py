@@ -7,9 +7,12 @@ left in the pool. The indexes differ in where the walk starts (NN-Descent: a fix
 random set of ``L`` nodes; NSG: the neighbours of one navigation node, topped up at
 random) and in how the graph is made.
 
-Distances are "smaller is better": squared L2, or the negated inner product for
-METRIC_INNER_PRODUCT (metric flag 0), as FAISS's NegativeDistanceComputer does; the
-index negates them back. Graph arrays are int32, -1 marks an empty slot.
+Distances are "smaller is better": squared L2 (metric flag 1), the negated inner
+product for METRIC_INNER_PRODUCT (flag 0), as FAISS's NegativeDistanceComputer does, or
+FAISS's further metrics (their own codes, ``arg`` = Lp's p; Jaccard, a similarity,
+negated); the index negates similarities back. A NaN distance fails every comparison,
+so it never enters a pool ahead of a number (the fastmath flags keep NaN semantics).
+Graph arrays are int32, -1 marks an empty slot.
 
 Randomness enters only through arrays and seeds the callers pass, so a search never
 touches a random state and runs without the GIL from any number of threads.
@@ -19,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from . import FASTMATH
+from .extra_metrics import JACCARD, pair
 from .heap import heap_init, heap_push, heap_sort_inplace
 from .mt19937 import seed as mt_seed
 from .mt19937 import word as mt_word
@@ -27,8 +31,12 @@ _WORST = np.float32(3.4028234663852886e38)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
-def _rdist(X, i, j, metric):
-    """Distance between stored rows i and j (squared L2, or -<xi, xj>)."""
+def _rdist(X, i, j, metric, arg):
+    """Distance between stored rows i and j: squared L2 (metric 1), -<xi, xj> (0), or a
+    further metric of kernels.extra_metrics (``arg``: Lp's p), Jaccard negated."""
+    if metric > 1:
+        v = pair(X[i], X[j], metric, arg)
+        return -v if metric == JACCARD else v
     s = np.float32(0.0)
     if metric == 1:
         for t in range(X.shape[1]):
@@ -41,7 +49,10 @@ def _rdist(X, i, j, metric):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
-def _qdist(q, X, j, metric):
+def _qdist(q, X, j, metric, arg):
+    if metric > 1:
+        v = pair(q, X[j], metric, arg)
+        return -v if metric == JACCARD else v
     s = np.float32(0.0)
     if metric == 1:
         for t in range(X.shape[1]):
@@ -145,7 +156,8 @@ def _sort_pool(pid, pd, pf, size):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _expand(graph, X, q, metric, pid, pd, pf, size, visited, epoch, full_id, full_d, nfull):
+def _expand(graph, X, q, metric, arg, pid, pd, pf, size, visited, epoch, full_id, full_d,
+            nfull):
     """The greedy loop over a filled, sorted pool. With ``full_id`` of nonzero length
     every distance computed is also appended there (NSG's build collects them);
     returns the new fill of the collection."""
@@ -161,7 +173,7 @@ def _expand(graph, X, q, metric, pid, pd, pf, size, visited, epoch, full_id, ful
                 if nb < 0 or visited[nb] == epoch:
                     continue
                 visited[nb] = epoch
-                dist = _qdist(q, X, nb, metric)
+                dist = _qdist(q, X, nb, metric, arg)
                 if collect:
                     full_id[nfull] = nb
                     full_d[nfull] = dist
@@ -192,7 +204,7 @@ def _next_epoch(visited, epoch):
 # ---------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def nndescent_search(graph, X, Q, metric, init_ids, k, D, I):
+def nndescent_search(graph, X, Q, metric, arg, init_ids, k, D, I):
     """Each query's pool starts from ``init_ids`` (its length is the pool size), as
     FAISS's NNDescent::search; the initial nodes are not marked visited (FAISS)."""
     n = X.shape[0]
@@ -209,10 +221,10 @@ def nndescent_search(graph, X, Q, metric, init_ids, k, D, I):
         epoch = _next_epoch(visited, epoch)
         for t in range(size):
             pid[t] = init_ids[t]
-            pd[t] = _qdist(q, X, init_ids[t], metric)
+            pd[t] = _qdist(q, X, init_ids[t], metric, arg)
             pf[t] = True
         _sort_pool(pid, pd, pf, size)
-        _expand(graph, X, q, metric, pid, pd, pf, size, visited, epoch, none_i, none_d, 0)
+        _expand(graph, X, q, metric, arg, pid, pd, pf, size, visited, epoch, none_i, none_d, 0)
         for t in range(k):
             if t < size:
                 I[qi, t] = pid[t]
@@ -227,7 +239,7 @@ def nndescent_search(graph, X, Q, metric, init_ids, k, D, I):
 # ---------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _nsg_walk(graph, X, q, metric, ep, size, fill, pid, pd, pf, visited, epoch,
+def _nsg_walk(graph, X, q, metric, arg, ep, size, fill, pid, pd, pf, visited, epoch,
               full_id, full_d):
     """FAISS's NSG::search_on_graph: the pool takes ``ep``'s first neighbours (up to the
     first empty slot; a repeated one is taken twice, as FAISS does), then the unvisited
@@ -256,18 +268,18 @@ def _nsg_walk(graph, X, q, metric, ep, size, fill, pid, pd, pf, visited, epoch,
         num += 1
     nfull = 0
     for t in range(num):
-        pd[t] = _qdist(q, X, pid[t], metric)
+        pd[t] = _qdist(q, X, pid[t], metric, arg)
         pf[t] = True
         if collect:
             full_id[nfull] = pid[t]
             full_d[nfull] = pd[t]
             nfull += 1
     _sort_pool(pid, pd, pf, num)
-    return _expand(graph, X, q, metric, pid, pd, pf, num, visited, epoch, full_id, full_d, nfull)
+    return _expand(graph, X, q, metric, arg, pid, pd, pf, num, visited, epoch, full_id, full_d, nfull)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def nsg_search(graph, X, Q, metric, ep, size, fill, k, D, I):
+def nsg_search(graph, X, Q, metric, arg, ep, size, fill, k, D, I):
     n = X.shape[0]
     size = min(size, n)
     visited = np.zeros(n, dtype=np.int32)
@@ -279,7 +291,7 @@ def nsg_search(graph, X, Q, metric, ep, size, fill, k, D, I):
     none_d = np.empty(0, dtype=np.float32)
     for qi in range(Q.shape[0]):
         epoch = _next_epoch(visited, epoch)
-        _nsg_walk(graph, X, Q[qi], metric, ep, size, fill, pid, pd, pf, visited, epoch,
+        _nsg_walk(graph, X, Q[qi], metric, arg, ep, size, fill, pid, pd, pf, visited, epoch,
                   none_i, none_d)
         for t in range(k):
             if t < size:
@@ -311,7 +323,7 @@ def _allowed_topk(full_id, full_d, nfull, mask, taken, epoch, rd, ri, qi, D, I):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def nndescent_search_filtered(graph, X, Q, metric, init_ids, k, mask, D, I):
+def nndescent_search_filtered(graph, X, Q, metric, arg, init_ids, k, mask, D, I):
     """:func:`nndescent_search` whose results are the best nodes ``mask`` allows among
     all the walk scored (the walk itself goes through every node)."""
     n = X.shape[0]
@@ -331,18 +343,18 @@ def nndescent_search_filtered(graph, X, Q, metric, init_ids, k, mask, D, I):
         epoch = _next_epoch(visited, epoch)
         for t in range(size):
             pid[t] = init_ids[t]
-            pd[t] = _qdist(q, X, init_ids[t], metric)
+            pd[t] = _qdist(q, X, init_ids[t], metric, arg)
             pf[t] = True
             full_id[t] = pid[t]
             full_d[t] = pd[t]
         _sort_pool(pid, pd, pf, size)
-        nfull = _expand(graph, X, q, metric, pid, pd, pf, size, visited, epoch, full_id,
+        nfull = _expand(graph, X, q, metric, arg, pid, pd, pf, size, visited, epoch, full_id,
                         full_d, size)
         _allowed_topk(full_id, full_d, nfull, mask, taken, epoch, rd, ri, qi, D, I)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def nsg_search_filtered(graph, X, Q, metric, ep, size, fill, k, mask, D, I):
+def nsg_search_filtered(graph, X, Q, metric, arg, ep, size, fill, k, mask, D, I):
     """:func:`nsg_search` whose results are the best allowed nodes the walk scored."""
     n = X.shape[0]
     size = min(size, n)
@@ -358,7 +370,7 @@ def nsg_search_filtered(graph, X, Q, metric, ep, size, fill, k, mask, D, I):
     ri = np.empty(k, dtype=np.int64)
     for qi in range(Q.shape[0]):
         epoch = _next_epoch(visited, epoch)
-        nfull = _nsg_walk(graph, X, Q[qi], metric, ep, size, fill, pid, pd, pf, visited, epoch,
+        nfull = _nsg_walk(graph, X, Q[qi], metric, arg, ep, size, fill, pid, pd, pf, visited, epoch,
                           full_id, full_d)
         _allowed_topk(full_id, full_d, nfull, mask, taken, epoch, rd, ri, qi, D, I)
 
@@ -371,7 +383,7 @@ def nsg_search_filtered(graph, X, Q, metric, ep, size, fill, k, mask, D, I):
 def _heap_insert(hid, hd, hf, cnt, L, nid, nd):
     """Max-heap (on distance) pool of capacity L; FAISS's Nhood::insert. Returns the
     new count."""
-    if cnt > 0 and nd > hd[0]:
+    if nd != nd or (cnt > 0 and nd > hd[0]):  # a NaN distance never enters a pool
         return cnt
     for t in range(cnt):
         if hid[t] == nid:
@@ -423,7 +435,7 @@ def _heapify(hid, hd, hf, cnt):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def nndescent_build(X, metric, K, S, R, L, niter, seed):
+def nndescent_build(X, metric, arg, K, S, R, L, niter, seed):
     """An approximate K-NN graph (n, K) int32 of the rows of ``X`` (n > L required)."""
     n = X.shape[0]
     np.random.seed(seed)
@@ -458,7 +470,7 @@ def nndescent_build(X, metric, K, S, R, L, niter, seed):
             if nid == i:
                 continue
             hid[i, c] = nid
-            hd[i, c] = _rdist(X, i, nid, metric)
+            hd[i, c] = _rdist(X, i, nid, metric, arg)
             hf[i, c] = True
             c += 1
         cnt[i] = c
@@ -472,13 +484,13 @@ def nndescent_build(X, metric, K, S, R, L, niter, seed):
                 for b in range(n_new[v]):
                     j = nn_new[v, b]
                     if i < j:
-                        dist = _rdist(X, i, j, metric)
+                        dist = _rdist(X, i, j, metric, arg)
                         cnt[i] = _heap_insert(hid[i], hd[i], hf[i], cnt[i], L, j, dist)
                         cnt[j] = _heap_insert(hid[j], hd[j], hf[j], cnt[j], L, i, dist)
                 for b in range(n_old[v]):
                     j = nn_old[v, b]
                     if i != j:
-                        dist = _rdist(X, i, j, metric)
+                        dist = _rdist(X, i, j, metric, arg)
                         cnt[i] = _heap_insert(hid[i], hd[i], hf[i], cnt[i], L, j, dist)
                         cnt[j] = _heap_insert(hid[j], hd[j], hf[j], cnt[j], L, i, dist)
         # update: sort pools, pick at most S new partners, sample reverse links
@@ -549,23 +561,24 @@ def nndescent_build(X, metric, K, S, R, L, niter, seed):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def exact_knn_graph(X, metric, K):
+def exact_knn_graph(X, metric, arg, K):
     """The exact K-NN graph (n, K) int32, self excluded; rows of a set smaller than
     K + 1 repeat their neighbours (never -1, so FAISS can walk the file)."""
     n = X.shape[0]
     out = np.empty((n, K), dtype=np.int32)
     dist = np.empty(n, dtype=np.float32)
+    others = np.empty(max(n - 1, 1), dtype=np.int64)
     for i in range(n):
         for j in range(n):
-            dist[j] = _rdist(X, i, j, metric)
-        dist[i] = np.inf
-        order = np.argsort(dist, kind="mergesort")
-        have = n - 1
+            dist[j] = _rdist(X, i, j, metric, arg)
+        order = np.argsort(dist, kind="mergesort")  # NaN distances last
+        have = 0
+        for j in range(n):
+            if order[j] != i:
+                others[have] = order[j]
+                have += 1
         for j in range(K):
-            if have > 0:
-                out[i, j] = order[j % have] if j >= have else order[j]
-            else:
-                out[i, j] = i
+            out[i, j] = others[j % have] if have > 0 else i
     return out
 
 
@@ -574,7 +587,7 @@ def exact_knn_graph(X, metric, K):
 # ---------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _occlude_prune(X, metric, q, cand_id, cand_d, ncand, R, C, out_id, out_d):
+def _occlude_prune(X, metric, arg, q, cand_id, cand_d, ncand, R, C, out_id, out_d):
     """The MRNG edge selection of node ``q`` over sorted candidates (the first is kept;
     ``q`` itself never is); returns how many were kept."""
     nres = 0
@@ -593,7 +606,7 @@ def _occlude_prune(X, metric, q, cand_id, cand_d, ncand, R, C, out_id, out_d):
             if p == out_id[t]:
                 occlude = True
                 break
-            if _rdist(X, out_id[t], p, metric) < pdist:
+            if _rdist(X, out_id[t], p, metric, arg) < pdist:
                 occlude = True
                 break
         if not occlude:
@@ -637,7 +650,7 @@ def _dfs(graph, root, visited, cnt):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
+def nsg_build(X, metric, arg, knn, R, L, C, search_L, ep0, fill):
     """FAISS's NSG build over the K-NN graph ``knn``: navigation node, per-node search
     and MRNG pruning, reverse links, then DFS attachments until every node is
     reachable from the navigation node. ``ep0`` starts the navigation-node search;
@@ -662,9 +675,9 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
     # random node finds; on clustered data that walk stays in the random node's
     # cluster, so voisin scans for the node nearest the centroid (one pass over X)
     ep = ep0
-    best = _qdist(center, X, ep0, metric)
+    best = _qdist(center, X, ep0, metric, arg)
     for i in range(n):
-        dc = _qdist(center, X, i, metric)
+        dc = _qdist(center, X, i, metric, arg)
         if dc < best:
             best = dc
             ep = i
@@ -680,14 +693,14 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
     res_d = np.empty(R + 1, dtype=np.float32)
     for i in range(n):
         epoch = _next_epoch(visited, epoch)
-        nfull = _nsg_walk(knn, X, X[i], metric, ep, size, fill, pid, pd, pf, visited, epoch,
+        nfull = _nsg_walk(knn, X, X[i], metric, arg, ep, size, fill, pid, pd, pf, visited, epoch,
                           full_id, full_d)
         for j in range(knn.shape[1]):
             nb = knn[i, j]
             if nb < 0 or nb >= n or visited[nb] == epoch:
                 continue
             full_id[nfull] = nb
-            full_d[nfull] = _rdist(X, i, nb, metric)
+            full_d[nfull] = _rdist(X, i, nb, metric, arg)
             nfull += 1
         order = np.argsort(full_d[:nfull], kind="mergesort")
         for t in range(nfull):
@@ -696,7 +709,7 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
         start = 1 if nfull > 0 and cand_id[0] == i else 0
         nres = 0
         if start < nfull:
-            nres = _occlude_prune(X, metric, i, cand_id[start:], cand_d[start:], nfull - start,
+            nres = _occlude_prune(X, metric, arg, i, cand_id[start:], cand_d[start:], nfull - start,
                                   R, C - start, res_id, res_d)
         for t in range(nres):
             g_id[i, t] = res_id[t]
@@ -735,7 +748,7 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
             order = np.argsort(tp_d[:m], kind="mergesort")
             sid = tp_id[:m][order].copy()
             sd = tp_d[:m][order].copy()
-            nres = _occlude_prune(X, metric, des, sid, sd, m, R, m + 1, res_id, res_d)
+            nres = _occlude_prune(X, metric, arg, des, sid, sd, m, R, m + 1, res_id, res_d)
             # as FAISS: the kept edges overwrite the first slots, the rest stay
             for t in range(nres):
                 g_id[des, t] = res_id[t]
@@ -769,7 +782,7 @@ def nsg_build(X, metric, knn, R, L, C, search_L, ep0, fill):
         if lone < 0:
             break
         epoch = _next_epoch(visited, epoch)
-        nfull = _nsg_walk(graph, X, X[lone], metric, ep, ssize, fill, pid, pd, pf, visited,
+        nfull = _nsg_walk(graph, X, X[lone], metric, arg, ep, ssize, fill, pid, pd, pf, visited,
                           epoch, full_id, full_d)
         order = np.argsort(full_d[:nfull], kind="mergesort")
         # the nearest node with a free slot; unlike FAISS it must be reachable itself

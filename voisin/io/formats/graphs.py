@@ -31,13 +31,14 @@ def _write_storage(w, index) -> None:
     w.vector(index.storage.xb, np.float32)
 
 
-def _read_storage(r, ctx, what: str, h, at: int) -> np.ndarray:
+def _read_storage(r, ctx, what: str, h, at: int) -> tuple[np.ndarray, float]:
+    """The stored rows, and the metric_arg faiss's distances use (the storage's)."""
     storage = ctx.read_nested(r, f"{what} storage")
     if not isinstance(storage, IndexFlat) or storage.d != h.d or storage.ntotal != h.ntotal \
             or storage.metric_type != h.metric_type:
         raise r.fail(f"{what}: the storage must be an IndexFlat with the same d, ntotal and "
                      "metric as the graph", at)
-    return storage.xb
+    return storage.xb, storage.metric_arg
 
 
 @register_writer(IndexNNDescentFlat)
@@ -60,7 +61,7 @@ def write_nndescent_flat(w, index: IndexNNDescentFlat) -> None:
 def read_nndescent_flat(r, ctx, tag: bytes) -> IndexNNDescentFlat:
     what = "IndexNNDescentFlat"
     at = r.pos
-    h = read_header(r, what)
+    h = read_header(r, what, extra_metrics=True)
     n_at = r.pos
     ntotal = r.int_in("i32", 0, _I32_MAX, f"{what} nndescent.ntotal")
     d = r.i32(f"{what} nndescent.d")
@@ -86,8 +87,9 @@ def read_nndescent_flat(r, ctx, tag: bytes) -> IndexNNDescentFlat:
                      f"found {graph.size}", g_at)
     if graph.size and (graph.min() < 0 or graph.max() >= ntotal):
         raise r.fail(f"{what} nndescent.final_graph: ids must lie in [0, {ntotal})", g_at)
-    rows = _read_storage(r, ctx, what, h, at)
+    rows, metric_arg = _read_storage(r, ctx, what, h, at)
     index = IndexNNDescentFlat(h.d, K, h.metric_type)
+    index.metric_arg = metric_arg
     nnd = index.nndescent
     nnd.S, nnd.R, nnd.L, nnd.iter, nnd.search_L, nnd.random_seed = S, R, L, niter, search_L, seed
     index.load_state(rows, graph.reshape(ntotal, K).astype(np.int32, copy=False))
@@ -122,7 +124,7 @@ def write_nsg_flat(w, index: IndexNSGFlat) -> None:
 def read_nsg_flat(r, ctx, tag: bytes) -> IndexNSGFlat:
     what = "IndexNSGFlat"
     at = r.pos
-    h = read_header(r, what)
+    h = read_header(r, what, extra_metrics=True)
     GK = r.int_in("i32", 1, 1 << 16, f"{what} GK")
     build_type = r.int_in("u8", 0, 1, f"{what} build_type")
     S = r.int_in("i32", 1, 1 << 16, f"{what} nndescent_S")
@@ -167,8 +169,9 @@ def read_nsg_flat(r, ctx, tag: bytes) -> IndexNSGFlat:
         rows_of = np.repeat(np.arange(ntotal), lens)
         cols = np.arange(ids.size) - np.repeat(np.cumsum(lens) - lens, lens)
         graph[rows_of, cols] = ids
-    rows = _read_storage(r, ctx, what, h, at)
+    rows, metric_arg = _read_storage(r, ctx, what, h, at)
     index = IndexNSGFlat(h.d, R, h.metric_type)
+    index.metric_arg = metric_arg
     index.GK, index.build_type = GK, build_type
     index.nndescent_S, index.nndescent_R, index.nndescent_L, index.nndescent_iter = S, NR, NL, niter
     index.nsg.L, index.nsg.C, index.nsg.search_L = L, C, search_L

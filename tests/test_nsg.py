@@ -461,3 +461,17 @@ def test_jaccard_is_a_similarity(positive_data, cls, name, knob):
     jac = np.minimum(a, b).sum(-1) / np.maximum(a, b).sum(-1)
     np.testing.assert_allclose(D, jac, rtol=1e-5)
     assert (np.diff(D, axis=1) <= 0).all()
+
+
+@pytest.mark.parametrize("cls,name,knob", GRAPHS)
+def test_nan_distances_are_never_results(cls, name, knob, rng):
+    """Canberra between two zero rows is 0/0: such a row is no result (as in faiss)."""
+    xb = rng.random((300, 6)).astype(np.float32)
+    xb[:5] = 0.0
+    index = cls(6, 8, voisin.METRIC_Canberra)
+    index.add(xb)
+    getattr(index, knob).search_L = 64
+    D, I = index.search(np.zeros((2, 6), np.float32), 10)
+    assert not np.isnan(D).any()
+    assert not np.isin(I, np.arange(5)).any()
+    assert ((I == -1) | (I >= 5)).all()

@@ -26,7 +26,7 @@ from .._validate import check_int
 from ..index import Index
 from ..kernels import graphs as KG
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, is_similarity, worst_distance
-from ..selector import IDSelector, SearchParameters
+from ..selector import IDSelector
 from .flat import IndexFlat
 
 # FAISS's NNDescent::build refuses sets of at most this many vectors (its recall probe

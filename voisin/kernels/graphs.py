@@ -275,7 +275,8 @@ def _nsg_walk(graph, X, q, metric, arg, ep, size, fill, pid, pd, pf, visited, ep
             full_d[nfull] = pd[t]
             nfull += 1
     _sort_pool(pid, pd, pf, num)
-    return _expand(graph, X, q, metric, arg, pid, pd, pf, num, visited, epoch, full_id, full_d, nfull)
+    return _expand(graph, X, q, metric, arg, pid, pd, pf, num, visited, epoch, full_id, full_d,
+                   nfull)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -653,8 +654,9 @@ def _dfs(graph, root, visited, cnt):
 def nsg_build(X, metric, arg, knn, R, L, C, search_L, ep0, fill):
     """FAISS's NSG build over the K-NN graph ``knn``: navigation node, per-node search
     and MRNG pruning, reverse links, then DFS attachments until every node is
-    reachable from the navigation node. ``ep0`` starts the navigation-node search;
-    ``fill`` is a permutation of the nodes that tops up initial pools. Returns
+    reachable from the navigation node (the node nearest the centroid; ``ep0`` is the
+    first one tried, and wins ties). ``fill`` lists the nodes that top up initial pools
+    (FAISS's random stream, then every node). Returns
     (graph (n, R) int32 with -1 padding, navigation node, attached count)."""
     n, d = X.shape
     center = np.zeros(d, dtype=np.float32)
@@ -669,8 +671,6 @@ def nsg_build(X, metric, arg, knn, R, L, C, search_L, ep0, fill):
     pf = np.empty(pid.shape[0], dtype=np.bool_)
     visited = np.zeros(n, dtype=np.int32)
     epoch = 1
-    none_i = np.empty(0, dtype=np.int32)
-    none_d = np.empty(0, dtype=np.float32)
     # the navigation node: FAISS takes the best node a walk of the k-NN graph from a
     # random node finds; on clustered data that walk stays in the random node's
     # cluster, so voisin scans for the node nearest the centroid (one pass over X)

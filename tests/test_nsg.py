@@ -475,3 +475,24 @@ def test_nan_distances_are_never_results(cls, name, knob, rng):
     assert not np.isnan(D).any()
     assert not np.isin(I, np.arange(5)).any()
     assert ((I == -1) | (I >= 5)).all()
+
+
+@pytest.mark.parametrize("library", ["voisin", "faiss"])
+def test_bench_sweeps_search_L_on_nsg(library, faiss_single_thread):
+    """The benchmark runner sweeps NSG's own pool knob (NSG has no efSearch), on both
+    libraries (faiss's ParameterSpace has no NSG knob: the adapter sets nsg.search_L)."""
+    from voisin.bench import adapters
+    from voisin.bench.spec import default_sweep, knob_applies, parse_spec
+    spec = parse_spec(f"{library}:NSG32")
+    sweep = default_sweep(spec)
+    assert list(sweep) == ["search_L"]
+    assert knob_applies(spec, "search_L") and not knob_applies(spec, "efSearch")
+    assert not knob_applies(parse_spec(f"{library}:HNSW32"), "search_L")
+    rng = np.random.default_rng(3)
+    xb = rng.standard_normal((1200, 16)).astype(np.float32)
+    xq = rng.standard_normal((20, 16)).astype(np.float32)
+    a = adapters.make_adapter(spec, 16, voisin.METRIC_L2)
+    a.build(xb)
+    a.set_query_param("search_L", sweep["search_L"][-1])
+    _, gt = brute_force(xq, xb, K, voisin.METRIC_L2)
+    assert recall(a.search_batch(xq, K), gt) >= 0.95

@@ -315,3 +315,34 @@ def test_broad_filters_walk_the_graph(pair, data, monkeypatch):
     monkeypatch.setattr(KG, "nndescent_search_filtered", nothing)
     D2, I2 = v.search(xq[:4], K, params)
     assert_knn_valid(D2, I2, xq[:4], xb, K, voisin.METRIC_L2, allowed=allowed)
+
+
+def test_searches_during_rebuilds_see_whole_states(rng):
+    """A search running while another thread adds (which rebuilds the graph) or resets
+    reads one published state: valid ids, never an exception."""
+    import threading
+    xb = rng.standard_normal((900, 8)).astype(np.float32)
+    for index in (voisin.IndexNNDescentFlat(8, 8), voisin.IndexNSGFlat(8, 8)):
+        index.add(xb[:300])
+        errors, stop = [], threading.Event()
+
+        def reader():
+            try:
+                while not stop.is_set():
+                    D, I = index.search(xb[:20], 5)
+                    assert ((I >= -1) & (I < 900)).all()
+                    assert not np.isnan(D).any()
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        index.add(xb[300:600])
+        index.reset()
+        index.add(xb[:900])
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert index.ntotal == 900

@@ -7,10 +7,11 @@ positions 0..ntotal-1.
 
 What voisin adds to FAISS's behaviour (docs/graphs.md): ``k`` larger than the pool or
 than ``ntotal`` pads with id -1; a search with an id selector
-(``SearchParameters(sel=...)``) is answered exactly by the storage (FAISS refuses
-search parameters); small sets (FAISS's NN-Descent needs more than 100 vectors) get an
-exact k-NN graph; a second ``add`` rebuilds the graph over all vectors (FAISS's
-IndexNSG refuses it; its IndexNNDescent rebuilds, as here).
+(``SearchParameters(sel=...)``, which FAISS refuses) walks the graph keeping the allowed
+nodes, or scans the allowed vectors exactly when the filter is selective; small sets
+(FAISS's NN-Descent needs more than 100 vectors) get an exact k-NN graph; a second
+``add`` rebuilds the graph over all vectors (FAISS's IndexNSG refuses it; its
+IndexNNDescent rebuilds, as here).
 """
 
 from __future__ import annotations

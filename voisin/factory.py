@@ -15,6 +15,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
                    (additive quantizers: voisin/factory_additive.py)
                  | HNSW{M}[,Flat | _Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
+                 | NSG{R}[,Flat]   (NN-Descent has no factory string in FAISS)
                  | LSH[{nbits}][r][t]
                  | IVF{n} , (ITQ|PCA|PCAR)[{nbit}] , SH[{period}][g|c|m]
 
@@ -295,6 +296,16 @@ class _Parser:
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
             return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
+        m = re.fullmatch(r"NSG(\d+)", text)
+        if m:
+            R = int(m.group(1))
+            if R < 1:
+                raise self.fail(tok, "NSG needs R >= 1")
+            if len(toks) > 1 and toks[1].text != "Flat":
+                raise self.fail(toks[1], "unknown NSG storage; voisin implements NSG{R} and "
+                                "NSG{R},Flat (IndexNSGFlat)")
+            self._no_more(toks, 1 if len(toks) == 1 else 2)
+            return _load("indexes.graph_flat", "IndexNSGFlat")(d, R, self.metric)
         m = re.fullmatch(r"LSH(\d*)(r?)(t?)", text)
         if m:
             self._no_more(toks, 1)
@@ -306,7 +317,7 @@ class _Parser:
             except ValueError as exc:
                 raise self.fail(tok, str(exc)) from None
         raise self.fail(tok, "unknown token; expected Flat, IVF{n}, IMI{M}x{b}, PQ{m}, SQ8/SQ4/SQfp16, "
-                        "RQ{m}x{b}, HNSW{M}, LSH, or a transform (PCA{n}, OPQ{m}, L2norm, ITQ{n})")
+                        "RQ{m}x{b}, HNSW{M}, NSG{R}, LSH, or a transform (PCA{n}, OPQ{m}, L2norm, ITQ{n})")
 
     def _no_more(self, toks: list[_Tok], used: int) -> None:
         if len(toks) > used:

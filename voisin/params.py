@@ -245,6 +245,20 @@ def _leaf(index: Any, name: str, value: float) -> list[Assignment] | None:
             return [_set_attr(index.quantizer.hnsw, name, _integer(name, value, 1))]
     if name.startswith(_QUANTIZER) and is_ivf:
         return _resolve(index.quantizer, name[len(_QUANTIZER):], value)
+    knobs = _graph_knobs(index)
+    if name == "search_L" and knobs is not None:
+        # a voisin extension: faiss's ParameterSpace knows no NSG / NN-Descent knob
+        return [_set_attr(knobs, "search_L", _integer(name, value, 0))]
+    return None
+
+
+def _graph_knobs(index: Any) -> Any:
+    """The ``nsg`` / ``nndescent`` knob holder of a flat graph index, else None."""
+    v = _classes()
+    if isinstance(index, v.IndexNSGFlat):
+        return index.nsg
+    if isinstance(index, v.IndexNNDescentFlat):
+        return index.nndescent
     return None
 
 
@@ -276,6 +290,8 @@ def parameter_names(index: Any) -> set[str]:
         names.add("ht")
     if _is_hnsw(index):
         names |= {"efSearch", "efConstruction"}
+    if _graph_knobs(index) is not None:
+        names.add("search_L")
     return names
 
 

@@ -227,6 +227,14 @@ class FaissAdapter(Adapter):
         # Refine(...)) takes its re-rank factor as "k_factor_rf"
         if name == "k_factor" and isinstance(self.faiss.downcast_index(self.index), self.faiss.IndexRefine):
             name = "k_factor_rf"
+        if name == "search_L":
+            # faiss's ParameterSpace has no knob for its NSG / NN-Descent indexes
+            inner = self.faiss.downcast_index(self.index)
+            knobs = getattr(inner, "nsg", None) or getattr(inner, "nndescent", None)
+            if knobs is None:
+                raise ValueError(f"{self.spec.label}: search_L is a knob of NSG / NN-Descent indexes")
+            knobs.search_L = int(value)
+            return
         try:
             self.faiss.ParameterSpace().set_index_parameter(self.index, name, float(value))
         except RuntimeError as exc:

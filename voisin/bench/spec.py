@@ -36,9 +36,10 @@ NGT_GRAPHS = ("ANNG", "ONNG", "QG")
 
 #: query-time knobs each library understands (anything else in a spec is a build parameter)
 QUERY_KNOBS: dict[str, frozenset[str]] = {
-    "voisin": frozenset({"efSearch", "nprobe", "k_factor", "k_factor_rf", "max_codes", "quantizer_efSearch"}),
+    "voisin": frozenset({"efSearch", "nprobe", "k_factor", "k_factor_rf", "max_codes", "quantizer_efSearch",
+                         "search_L"}),
     "faiss": frozenset({"efSearch", "nprobe", "k_factor", "k_factor_rf", "max_codes", "quantizer_efSearch",
-                        "ht"}),
+                        "ht", "search_L"}),
     "hnswlib": frozenset({"ef"}),
     "pynndescent": frozenset({"epsilon"}),
     "usearch": frozenset({"expansion_search"}),
@@ -186,7 +187,9 @@ def default_sweep(spec: IndexSpec) -> dict[str, list[Any]]:
         if m:
             nlist = int(m.group(1))
             return {"nprobe": [p for p in _NPROBE_SWEEP if p <= nlist] or [1]}
-        if "HNSW" in desc or "NSG" in desc:
+        if "NSG" in desc:  # IndexNSGFlat's pool (nsg.search_L); NSG has no efSearch
+            return {"search_L": list(_GRAPH_SWEEP)}
+        if "HNSW" in desc:
             return {"efSearch": list(_GRAPH_SWEEP)}
         return {}
     if spec.library == "hnswlib":
@@ -230,6 +233,8 @@ def knob_applies(spec: IndexSpec, key: str) -> bool:
         return "IVF" in desc
     if key in ("k_factor", "k_factor_rf"):
         return "REFINE" in desc or "RFLAT" in desc
+    if key == "search_L":
+        return "NSG" in desc
     return True
 
 

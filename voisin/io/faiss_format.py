@@ -46,7 +46,8 @@ _DUMMY = 1 << 20
 # module whose index family does not exist yet is skipped (and remembered, so
 # the error for its tag can say so).
 _FORMAT_MODULES = ("flat", "idmap", "ivf", "sq", "pq", "ivfpq", "fastscan", "hnsw",
-                   "pretransform", "refine", "binary", "lsh", "spectral_hash", "imi", "rq")
+                   "pretransform", "refine", "binary", "lsh", "spectral_hash", "imi", "rq",
+                   "graphs")
 
 ReadFn = Callable[[Reader, "ReadContext", bytes], Any]
 WriteFn = Callable[[Writer, Any], None]

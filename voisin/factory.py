@@ -9,7 +9,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
     core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
                  | (IVF{n}[k|M][_HNSW{M} | (RCQ{m}x{b}...)] | IMI{M}x{b}) ,
-                       (Flat | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
+                       (Flat | FlatDedup | SQ8 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs
                         | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
                  | PQ{m}[x{b}] | PQ{m}x4fs | SQ8 | SQ4 | SQfp16 | SQbf16
                  | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
@@ -352,6 +352,9 @@ class _Parser:
         if codec.text == "Flat":
             from .indexes.ivf import IndexIVFFlat
             return IndexIVFFlat(quantizer, d, nlist, self.metric)
+        if codec.text == "FlatDedup":
+            cls = _load("indexes.ivf_dedup", "IndexIVFFlatDedup")
+            return cls(quantizer, d, nlist, self.metric)
         sq = self._sq_type(codec)
         if sq is not None:
             cls = _load("indexes.ivf_sq", "IndexIVFScalarQuantizer")
@@ -368,7 +371,7 @@ class _Parser:
         if aq is not None:
             from . import factory_additive as FA
             return FA.build_ivf(aq, quantizer, d, nlist, self.metric)
-        raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
+        raise self.fail(codec, f"unknown IVF codec; expected Flat, FlatDedup, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
 
     def spectral_hash(self, d: int, nlist: int, hnsw_m: int | None, vt_tok: _Tok,

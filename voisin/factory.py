@@ -305,14 +305,15 @@ class _Parser:
         return None if name is None else _load("codecs.sq", name)
 
     def _pq_args(self, d: int, tok: _Tok) -> tuple[int, int, bool] | None:
-        m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fs)?", tok.text)
+        # FAISS's "np" suffix: no polysemous training (voisin's default anyway)
+        m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fs|np)?", tok.text)
         if not m:
             if tok.text.startswith("PQ"):
-                raise self.fail(tok, "malformed PQ token; expected PQ{m}, PQ{m}x{bits} or PQ{m}x4fs")
+                raise self.fail(tok, "malformed PQ token; expected PQ{m}, PQ{m}x{bits}, PQ{m}np or PQ{m}x4fs")
             return None
         M = int(m.group(1))
         nbits = int(m.group(2)) if m.group(2) else 8
-        fast = bool(m.group(3))
+        fast = m.group(3) == "fs"
         if M <= 0:
             raise self.fail(tok, "PQ needs M >= 1 sub-quantizers")
         if d % M:

@@ -20,8 +20,9 @@ Where voisin departs from FAISS (each on purpose, see docs/tune.md):
 - ``set_index_parameters`` checks every item before it sets any;
 - ``k_factor`` on an ``IndexRefine`` whose base has no ``k_factor`` sets the
   re-rank factor (FAISS only accepts ``k_factor_rf`` there);
-- ``ht`` (polysemous filtering) is accepted only as "off" (``ht >= code bits``):
-  voisin's PQ does not filter by Hamming distance yet;
+- ``ht`` (polysemous filtering) on an IndexIVFPQ is accepted only as "off"
+  (``ht >= code bits``): voisin's IVF-PQ does not filter by Hamming distance
+  yet (on an IndexPQ it turns polysemous search on, as in FAISS);
 - ``initialize`` also looks through ``IndexIDMap`` and sharded indexes.
 
 Example:
@@ -232,6 +233,14 @@ def _leaf(index: Any, name: str, value: float) -> list[Assignment] | None:
         # FAISS: an infinite cap means no cap, stored as 0
         codes = 0 if value == math.inf else _integer(name, value, 0)
         return [_set_attr(index, "max_codes", codes)]
+    if name == "ht" and _is_polysemous_pq(index) and isinstance(index, v.IndexPQ):
+        # FAISS: below the code's bits polysemous search with that threshold,
+        # otherwise plain ADC
+        bits = index.pq.code_size * 8
+        if value >= bits:
+            return [_set_attr(index, "search_type", index.ST_PQ)]
+        return [_set_attr(index, "search_type", index.ST_polysemous),
+                _set_attr(index, "polysemous_ht", _integer(name, value, 0))]
     if name == "ht" and _is_polysemous_pq(index):
         bits = index.pq.code_size * 8
         if value < bits:

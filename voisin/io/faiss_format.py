@@ -42,7 +42,7 @@ _DUMMY = 1 << 20
 # module whose index family does not exist yet is skipped (and remembered, so
 # the error for its tag can say so).
 _FORMAT_MODULES = ("flat", "idmap", "ivf", "ivf_dedup", "sq", "pq", "ivfpq", "fastscan", "hnsw",
-                   "pretransform", "refine", "binary", "lsh", "spectral_hash", "imi", "rq")
+                   "pretransform", "refine", "binary", "lsh", "spectral_hash", "imi", "rq", "index2layer")
 
 ReadFn = Callable[[Reader, "ReadContext", bytes], Any]
 WriteFn = Callable[[Writer, Any], None]

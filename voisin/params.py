@@ -244,7 +244,7 @@ def _leaf(index: Any, name: str, value: float) -> list[Assignment] | None:
     if name == "ht" and _is_polysemous_pq(index):
         bits = index.pq.code_size * 8
         if value < bits:
-            raise ParameterError(f"ht: voisin's PQ has no polysemous filtering yet; expected ht >= "
+            raise ParameterError(f"ht: voisin's IVF-PQ has no polysemous filtering yet; expected ht >= "
                                  f"{bits} (the code size in bits: filtering off), got {value:g}")
         return [_set_attr(index, "polysemous_ht", 0)] if hasattr(index, "polysemous_ht") else []
     if name in ("efSearch", "efConstruction"):

@@ -81,6 +81,14 @@ class IndexPQ(PublishedCodes, Index):
     ST_polysemous = 4
     ST_polysemous_generalize = 5
 
+    # defaults for objects pickled before these settings existed
+    _search_type = ST_PQ
+    _polysemous_ht = 0
+    encode_signs = False
+    do_polysemous_training = False
+    _polysemous_training = None
+    n_hamming_pass = 0
+
     def __init__(self, d: int, M: int = 8, nbits: int = 8, metric: int = METRIC_L2):
         super().__init__(d, metric)
         self.pq = ProductQuantizer(self.d, M, nbits)

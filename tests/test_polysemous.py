@@ -92,6 +92,48 @@ def test_search_parameters_match_faiss():
     np.testing.assert_array_equal(Dv[Iv < 0], Df[If < 0])
 
 
+@pytest.mark.parametrize("M", [4, 8])
+@pytest.mark.parametrize("search_type", [1, 2, 3])
+def test_code_to_code_search_types_match_faiss(M, search_type):
+    if search_type == 2 and M % 8:
+        return  # FAISS compares whole 8-byte words: refused (test_bad_input)
+    fi, vi = _twins(M)
+    xq = _queries()
+    fi.search_type = vi.search_type = search_type
+    fi.pq.compute_sdc_table()  # faiss does not rebuild it on load (voisin computes it on demand)
+    for k in (10, 7000):  # k above ntotal: missing slots as FAISS fills them
+        Df, If = fi.search(xq, k)
+        Dv, Iv = vi.search(xq, k)
+        np.testing.assert_allclose(Dv, Df, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(Iv < 0, If < 0)
+        if search_type != 3 or k == 10:
+            # SDC's table is summed in another order than FAISS's: among
+            # thousands of results some near-ties swap, so there only the
+            # distances are compared
+            np.testing.assert_array_equal(Iv, If)
+    # and through the parameters
+    p = voisin.SearchParametersPQ(search_type=search_type)
+    np.testing.assert_array_equal(vi.search(xq, 10, params=p)[1],
+                                  fi.search(xq, 10, params=faiss.SearchParametersPQ(search_type=search_type))[1])
+
+
+def test_encode_signs_matches_faiss():
+    rng = np.random.default_rng(2)
+    xb = rng.normal(size=(3000, 16)).astype("float32")
+    fi = faiss.IndexPQ(16, 2, 8)
+    fi.pq.cp.niter = 5
+    fi.train(xb)
+    fi.add(xb)
+    fi.encode_signs = True
+    fi.search_type = faiss.IndexPQ.ST_HE
+    vi = voisin.deserialize_index(faiss.serialize_index(fi))
+    assert vi.encode_signs and vi.search_type == voisin.IndexPQ.ST_HE
+    Df, If = fi.search(xb[:20], 15)
+    Dv, Iv = vi.search(xb[:20], 15)
+    np.testing.assert_array_equal(Iv, If)
+    np.testing.assert_array_equal(Dv, Df)
+
+
 def test_voisin_filter_with_polysemous():
     _, vi = _twins(8)
     xq = _queries()
@@ -217,15 +259,18 @@ def test_bad_input():
         vi.search_type = "polysemous"
     with pytest.raises(ValueError, match="polysemous_ht"):
         vi.polysemous_ht = -1
-    with pytest.raises(NotImplementedError, match="search_type"):
-        voisin.SearchParametersPQ(search_type=voisin.IndexPQ.ST_SDC)
+    with pytest.raises(ValueError, match="search_type"):
+        voisin.SearchParametersPQ(search_type=6)
     # FAISS's generalized Hamming needs a code size multiple of 8 bytes
     vi.search_type = voisin.IndexPQ.ST_polysemous_generalize
     with pytest.raises(ValueError, match="code size"):
         vi.search(xq, 5)
-    # an index read with a code-to-code search type raises when searched
+    vi.search_type = voisin.IndexPQ.ST_generalized_hamming
+    with pytest.raises(ValueError, match="code size"):
+        vi.search(xq, 5)
     vi.search_type = voisin.IndexPQ.ST_HE
-    with pytest.raises(NotImplementedError, match="search_type"):
+    vi.encode_signs = True  # needs d == M * nbits
+    with pytest.raises(ValueError, match="encode_signs"):
         vi.search(xq, 5)
     rng = np.random.default_rng(0)
     xt = rng.random((300, 12), dtype="float32")

@@ -4,9 +4,7 @@ and ``SearchParametersPQ``.
 ``IndexRefineSearchParameters`` *is* :class:`voisin.SearchParametersRefine`
 (``k_factor``, ``base_index_params``), so either name passes an index's
 parameter check. ``SearchParametersPQ`` carries FAISS's ``search_type`` and
-``polysemous_ht`` for IndexPQ; voisin's IndexPQ searches by asymmetric
-distance (``ST_PQ``) or polysemous filtering (``ST_polysemous``,
-``ST_polysemous_generalize``); the code-to-code types are refused when set.
+``polysemous_ht`` for IndexPQ, whose six search types voisin implements.
 
 Example:
     >>> import voisin
@@ -39,7 +37,7 @@ ST_SDC = 3
 ST_polysemous = 4
 ST_polysemous_generalize = 5
 
-_SUPPORTED = (ST_PQ, ST_polysemous, ST_polysemous_generalize)
+_SUPPORTED = (ST_PQ, ST_HE, ST_generalized_hamming, ST_SDC, ST_polysemous, ST_polysemous_generalize)
 
 _ST_NAMES = {ST_PQ: "ST_PQ", ST_HE: "ST_HE", ST_generalized_hamming: "ST_generalized_hamming",
              ST_SDC: "ST_SDC", ST_polysemous: "ST_polysemous",
@@ -47,8 +45,8 @@ _ST_NAMES = {ST_PQ: "ST_PQ", ST_HE: "ST_HE", ST_generalized_hamming: "ST_general
 
 
 def check_search_type(value: Any, name: str = "search_type", supported_only: bool = True) -> int:
-    """A FAISS IndexPQ search type; the code-to-code ones raise NotImplementedError
-    (unless ``supported_only`` is False: an index read from a file keeps them)."""
+    """A FAISS IndexPQ search type (0..5); one outside _SUPPORTED raises
+    NotImplementedError unless ``supported_only`` is False."""
     value = check_int(value, name, lo=0)
     if value not in _ST_NAMES:
         raise ValueError(f"{name}: unknown IndexPQ search type {value}, expected 0..5")
@@ -61,7 +59,8 @@ def check_search_type(value: Any, name: str = "search_type", supported_only: boo
 
 class SearchParametersPQ(SearchParameters):
     """IndexPQ search options: ``search_type`` (``ST_PQ`` = 0, asymmetric
-    distances, or ``ST_polysemous`` = 4 / ``ST_polysemous_generalize`` = 5),
+    distances; ``ST_HE`` = 1, ``ST_generalized_hamming`` = 2, ``ST_SDC`` = 3,
+    code to code; ``ST_polysemous`` = 4 / ``ST_polysemous_generalize`` = 5),
     ``polysemous_ht`` (the Hamming threshold of polysemous search, 0 = none;
     unused by ST_PQ, as in FAISS) and ``sel``. As in FAISS, the parameters'
     search type replaces the index's.

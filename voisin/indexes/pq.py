@@ -57,7 +57,9 @@ class IndexPQ(PublishedCodes, Index):
     ``polysemous_ht`` (0 = M * nbits + 1: no filtering);
     ``ST_polysemous_generalize`` counts differing sub-codes instead of bits.
     ``SearchParametersPQ(search_type=..., polysemous_ht=...)`` sets both per
-    call. ``do_polysemous_training`` orders the centroids for it at train time
+    call. The code-to-code types compare the query's own code with the stored
+    ones: ``ST_HE`` / ``ST_generalized_hamming`` by Hamming distance (integer
+    distances), ``ST_SDC`` by symmetric PQ distance. ``do_polysemous_training`` orders the centroids for it at train time
     (see voisin.polysemous).
 
     Example:
@@ -213,7 +215,7 @@ class IndexPQ(PublishedCodes, Index):
         if search_type in (ST_polysemous, ST_polysemous_generalize):
             return self._search_polysemous(x, k, params, ht, search_type == ST_polysemous_generalize, D, I)
         if search_type != ST_PQ:
-            check_search_type(search_type, "search_type")  # raises: not implemented
+            return self._search_code_to_code(x, k, params, search_type, D, I)
         codes, n = self._snap
         mask, use_mask = self._mask(params, n)
         nq = x.shape[0]
@@ -262,6 +264,51 @@ class IndexPQ(PublishedCodes, Index):
         self.n_hamming_pass = int(KP.search(x, codes, padded.view(np.uint64), n, self.pq.cent_t, int(ht),
                                             generalized, mask, use_mask, hd, hi))
         return finish_costs(hd, hi, self.metric_type, D, hi)
+
+    def _query_codes(self, x: np.ndarray) -> np.ndarray:
+        """The queries' own codes: PQ encoding, or with ``encode_signs`` one bit per
+        dimension set when it is positive (FAISS's rule, d == M * nbits)."""
+        if not self.encode_signs:
+            return self.pq.encode(x)
+        if self.d != self.pq.M * self.pq.nbits:
+            raise ValueError(f"encode_signs: needs d == M * nbits, got d={self.d}, "
+                             f"M * nbits={self.pq.M * self.pq.nbits}")
+        bits = (x > 0).astype(np.uint8)
+        return np.packbits(bits, axis=1, bitorder="little")[:, :self.code_size]
+
+    def _search_code_to_code(self, x, k, params, search_type, D, I):
+        """FAISS's ST_HE / ST_generalized_hamming (integer Hamming distances, INT_MAX
+        when missing) and ST_SDC (symmetric distances of the codes)."""
+        from ..search_params import ST_SDC
+        codes, n = self._snap
+        mask, use_mask = self._mask(params, n)
+        qcodes = self._query_codes(x)
+        nq = x.shape[0]
+        hi = np.empty((nq, k), dtype=np.int64) if I is None else I
+        if search_type == ST_SDC:
+            if self.pq.nbits != 8:
+                raise ValueError(f"search_type: ST_SDC needs 8-bit codes, the index has nbits={self.pq.nbits}")
+            c = self.pq.centroids
+            sdc = np.ascontiguousarray(((c[:, :, None, :] - c[:, None, :, :]) ** 2).sum(-1, dtype=np.float32))
+            hd = np.empty((nq, k), dtype=np.float32)
+            KP.sdc_knn(np.ascontiguousarray(qcodes), codes, n, sdc, mask, use_mask, hd, hi)
+            return finish_costs(hd, hi, METRIC_L2, D, hi)  # squared L2 between codes, whatever the metric
+        if search_type == 2 and self.code_size % 8:
+            # FAISS compares whole 8-byte words only (a 4-byte code: every distance 0)
+            raise ValueError(f"search_type: ST_generalized_hamming needs a code size multiple of 8 "
+                             f"bytes, the index has {self.code_size}")
+        words = -(-self.code_size // 8)
+        padded = np.zeros((n, 8 * words), dtype=np.uint8)
+        padded[:, :self.code_size] = codes[:n]
+        qpad = np.zeros((nq, 8 * words), dtype=np.uint8)
+        qpad[:, :self.code_size] = qcodes
+        hd = np.empty((nq, k), dtype=np.int32)
+        KP.hamming_knn(qpad.view(np.uint64), padded.view(np.uint64), n, search_type == 2, mask, use_mask,
+                       hd, hi)
+        if D is None:
+            D = np.empty((nq, k), dtype=np.float32)
+        D[:] = hd
+        return D, hi
 
     def _range_search(self, x, radius, params):
         codes, n = self._snap

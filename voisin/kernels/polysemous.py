@@ -237,3 +237,50 @@ def anneal_many(targets, weights, n, init_temperature, temperature_decay, n_iter
                       seed_value, only_bit_flips, init_random, perms[m])
         costs[m, 0] = a
         costs[m, 1] = b
+
+
+# --- code-to-code search (IndexPQ's ST_HE, ST_generalized_hamming, ST_SDC) -----------
+
+INT_MAX = np.int32(2147483647)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def hamming_knn(qw, codes_w, n, generalized, mask, use_mask, hd, hi):
+    """k-NN by Hamming distance (bits, or differing bytes) between the query
+    codes and the stored codes, both as zero-padded uint64 words (FAISS's
+    hammings_knn_hc / generalized_hammings_knn_hc): hd (nq, k) int32 sorted
+    distances (INT_MAX when missing), hi the row numbers."""
+    for i in prange(qw.shape[0]):
+        rd = hd[i]
+        ri = hi[i]
+        for t in range(rd.size):
+            rd[t] = INT_MAX
+            ri[t] = -1
+        q = qw[i]
+        for j in range(n):
+            if use_mask and not mask[j]:
+                continue
+            dist = np.int32(_distance(q, codes_w, j, generalized))
+            if dist < rd[0]:
+                heap_replace_top(rd, ri, dist, j)
+        heap_sort_inplace(rd, ri)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def sdc_knn(qcodes, codes, n, sdc, mask, use_mask, hd, hi):
+    """k-NN by symmetric distance: sum over m of sdc[m, query code, stored code]
+    (8-bit codes), summed in order like FAISS's search_sdc."""
+    M = sdc.shape[0]
+    for i in prange(qcodes.shape[0]):
+        rd = hd[i]
+        ri = hi[i]
+        heap_init(rd, ri)
+        for j in range(n):
+            if use_mask and not mask[j]:
+                continue
+            c = np.float32(0.0)
+            for m in range(M):
+                c += sdc[m, qcodes[i, m], codes[j, m]]
+            if c < rd[0]:
+                heap_replace_top(rd, ri, c, j)
+        heap_sort_inplace(rd, ri)

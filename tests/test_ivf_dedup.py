@@ -212,7 +212,14 @@ def test_bad_input():
         voisin.IndexIVFFlatDedup("flat", 8, 4)
     with pytest.raises(ValueError, match="nlist"):
         voisin.IndexIVFFlatDedup(voisin.IndexFlatL2(8), 8, 0)
-    # a forged file: an odd number of int64s in the instances
-    good = bytearray(voisin.serialize_index(vi))
+    # a truncated file, and a forged one: an odd number of int64s in the instances
+    good = bytes(voisin.serialize_index(vi, checksum=False))
     with pytest.raises(voisin.IndexFileError):
-        voisin.deserialize_index(bytes(good[:len(good) // 2]))
+        voisin.deserialize_index(good[:len(good) // 2])
+    empty = voisin.IndexIVFFlatDedup(voisin.IndexFlatL2(8), 8, 4)
+    blob = bytes(voisin.serialize_index(empty, checksum=False))
+    at = blob.rindex(b"ilar") - 8  # the (empty) instances vector's length
+    assert blob[at:at + 8] == bytes(8)
+    forged = blob[:at] + (1).to_bytes(8, "little") + bytes(8) + blob[at + 8:]
+    with pytest.raises(voisin.IndexFileError, match="pairs"):
+        voisin.deserialize_index(forged)

@@ -18,10 +18,11 @@ proposed swaps, temperature ``init_temperature`` decayed by
 ``temperature_decay`` each step, FAISS's mt19937 stream seeded with
 ``seed``). The centroids are then reordered: centroid i gets code perm[i].
 
-voisin runs the same algorithm with the same random stream; FAISS's
+voisin runs the same algorithm with the same random stream, and ends on
+the same permutations as faiss-cpu (tests/test_polysemous.py). FAISS's
 AVX-512 build sums the cost changes in another order (fused multiply-adds,
-eight lanes), so on a near-tie the two may accept different swaps and end on
-different (equally good) permutations. ``OT_Ranking_weighted_diff`` (the
+eight lanes), so a swap whose cost change is within rounding of zero could
+be decided differently, and the runs part from there. ``OT_Ranking_weighted_diff`` (the
 ranking objective, which needs training vectors) is not implemented.
 """
 

@@ -297,3 +297,86 @@ def test_bad_input():
     blob[-9:-5] = np.int32(7).tobytes()
     with pytest.raises(voisin.IndexFileError, match="search_type"):
         voisin.deserialize_index(bytes(blob))
+
+
+# --------------------------------------------------------------------------------------
+# IndexIVFPQ's polysemous filter
+# --------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _faiss_ivfpq(metric, by_residual, desc="IVF16,PQ8"):
+    rng = np.random.default_rng(7)
+    xt = rng.random((5000, 16), dtype="float32")
+    index = faiss.index_factory(16, desc, metric)
+    assert index.do_polysemous_training
+    index.polysemous_training = faiss.PolysemousTraining()
+    index.polysemous_training.n_iter = 3000
+    index.by_residual = by_residual
+    index.pq.cp.niter = 6
+    index.train(xt)
+    index.add(rng.random((6000, 16), dtype="float32"))
+    return faiss.serialize_index(index)
+
+
+@pytest.mark.parametrize("metric,by_residual,desc", [
+    (faiss.METRIC_L2, True, "IVF16,PQ8"), (faiss.METRIC_L2, False, "IVF16,PQ8"),
+    (faiss.METRIC_INNER_PRODUCT, True, "IVF16,PQ4"), (faiss.METRIC_L2, True, "IVF16,PQ8x6")])
+def test_ivfpq_polysemous_matches_faiss(metric, by_residual, desc):
+    blob = _faiss_ivfpq(metric, by_residual, desc)
+    fi, vi = faiss.deserialize_index(blob), voisin.deserialize_index(blob)
+    xq = _queries()
+    tables = [0, 1] if by_residual and metric == faiss.METRIC_L2 else [fi.use_precomputed_table]
+    for upt in tables:
+        fi.use_precomputed_table = vi.use_precomputed_table = upt
+        fi.precompute_table()
+        vi.precompute_table()
+        for ht in (12, 20, 26):
+            fi.nprobe = vi.nprobe = 4
+            fi.polysemous_ht = vi.polysemous_ht = ht
+            faiss.cvar.indexIVFPQ_stats.reset()
+            Df, If = fi.search(xq, 10)
+            Dv, Iv = vi.search(xq, 10)
+            np.testing.assert_array_equal(Iv, If)
+            np.testing.assert_allclose(Dv, Df, rtol=1e-5, atol=1e-5)
+            assert vi.n_hamming_pass == faiss.cvar.indexIVFPQ_stats.n_hamming_pass
+    # ht = 0: the plain scan again
+    vi.polysemous_ht = 0
+    fi.polysemous_ht = 0
+    np.testing.assert_array_equal(vi.search(xq, 10)[1], fi.search(xq, 10)[1])
+
+
+def test_ivfpq_polysemous_training_and_parameters():
+    rng = np.random.default_rng(8)
+    xt = rng.random((5000, 16), dtype="float32")
+    xb = rng.random((5000, 16), dtype="float32")
+    xq = _queries()
+    plain = voisin.IndexIVFPQ(voisin.IndexFlatL2(16), 16, 8, 8, 8)
+    poly = voisin.IndexIVFPQ(voisin.IndexFlatL2(16), 16, 8, 8, 8)
+    poly.do_polysemous_training = True
+    poly.polysemous_training = voisin.PolysemousTraining()
+    poly.polysemous_training.n_iter = N_ITER
+    with pytest.warns(UserWarning):
+        for ix in (plain, poly):
+            ix.pq.niter = 6
+            ix.train(xt)
+            ix.add(xb)
+            ix.nprobe = 8
+    _, Iref = plain.search(xq, 10)
+    np.testing.assert_array_equal(poly.search(xq, 10)[1], Iref)  # relabelled: same ADC results
+    recall = []
+    for ix in (plain, poly):
+        ix.polysemous_ht = 26
+        recall.append(np.mean([len(set(a) & set(b)) for a, b in zip(ix.search(xq, 10)[1], Iref)]))
+    assert recall[1] > recall[0]
+    # a filter keeps only allowed ids among the codes that pass
+    p = voisin.SearchParametersIVF(sel=voisin.IDSelectorRange(0, 2500))
+    _, I = poly.search(xq, 10, params=p)
+    assert ((I < 2500) | (I == -1)).all()
+    with pytest.raises(ValueError, match="polysemous_ht"):
+        poly.polysemous_ht = -1
+        poly.search(xq, 3)
+    fresh = voisin.IndexIVFPQ(voisin.IndexFlatL2(16), 16, 8, 8, 8)
+    fresh.do_polysemous_training = True
+    fresh.polysemous_training = "anneal"
+    with pytest.raises(TypeError, match="polysemous_training"), pytest.warns(UserWarning):
+        fresh.train(xt)

@@ -16,9 +16,11 @@ import numpy as np
 from numba import njit, prange
 
 from .hamming import popcount
-from .heap import heap_init, heap_replace_top, heap_sort_inplace
+from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
 from .mt19937 import seed, word
-from .pq import compute_lut
+from .pq import adc_cost_generic, compute_lut, ivfpq_list_table, ivfpq_query_tables, lut_l2
+
+METRIC_L2_ = 1
 
 
 @njit(cache=True, nogil=True)
@@ -284,3 +286,100 @@ def sdc_knn(qcodes, codes, n, sdc, mask, use_mask, hd, hi):
             if c < rd[0]:
                 heap_replace_top(rd, ri, c, j)
         heap_sort_inplace(rd, ri)
+
+
+# --- IVF-PQ list scans with the polysemous filter (FAISS's scan_list_polysemous) -----
+
+@njit(cache=True, nogil=True)
+def _byte_hamming(qcode, code):
+    d = 0
+    for t in range(code.shape[0]):
+        d += popcount(np.uint64(qcode[t] ^ code[t]))
+    return d
+
+
+@njit(cache=True, nogil=True)
+def _code_of(v, cent_t, tmp, qcode, nbits):
+    """The PQ code of v (nearest centroid per sub-quantizer), packed like the stored codes."""
+    from_lut = tmp
+    lut_l2(v, cent_t, from_lut)  # squared distances: the arg-min is the encoding
+    M, ksub = from_lut.shape
+    for t in range(qcode.shape[0]):
+        qcode[t] = 0
+    for m in range(M):
+        best = 0
+        bv = from_lut[m, 0]
+        for c in range(1, ksub):
+            if from_lut[m, c] < bv:
+                bv = from_lut[m, c]
+                best = c
+        pos = m * nbits
+        val = np.uint32(best)
+        got = 0
+        while got < nbits:
+            byte = (pos + got) >> 3
+            off = (pos + got) & 7
+            take = min(8 - off, nbits - got)
+            qcode[byte] |= np.uint8(((val >> got) & ((1 << take) - 1)) << off)
+            got += take
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def ivfpq_search(xq, probes, pdist, codes, ids, offsets, sizes, cent, cent_t, nbits, metric, mode,
+                 precomp, max_codes, mask, use_mask, ht, by_residual, worst, D, I):
+    """IVF-PQ k-NN where a code is scored only when its Hamming distance to the
+    query's code (the code of the query's residual to the list's centroid, or
+    of the query without residuals) is below ``ht``. Returns the number of
+    codes that passed."""
+    nq = xq.shape[0]
+    M, dsub, ksub = cent_t.shape
+    cs = codes.shape[1]
+    nchunks = min(nq, 256)
+    passed = np.zeros(nchunks, dtype=np.int64)
+    for ch in prange(nchunks):
+        q_lut = np.empty((M, ksub), dtype=np.float32)
+        lut = np.empty((M, ksub), dtype=np.float32)
+        tmp = np.empty((M, ksub), dtype=np.float32)
+        resid = np.empty(xq.shape[1], dtype=np.float32)
+        qcode = np.empty(cs, dtype=np.uint8)
+        for i in range(ch, nq, nchunks):
+            q = xq[i]
+            rd = D[i]
+            ri = I[i]
+            heap_init(rd, ri)
+            ivfpq_query_tables(q, cent, cent_t, metric, mode, q_lut)
+            if not by_residual:
+                _code_of(q, cent_t, tmp, qcode, nbits)
+            scanned = 0
+            for p in range(probes.shape[1]):
+                l = probes[i, p]
+                if l < 0:
+                    continue
+                s = sizes[l]
+                if s == 0:
+                    continue
+                pc = pdist[i, p] if metric == METRIC_L2_ else -pdist[i, p]
+                tab, bias = ivfpq_list_table(q, l, pc, cent, cent_t, metric, mode, precomp, q_lut, lut, resid)
+                if by_residual:
+                    for t in range(q.shape[0]):
+                        resid[t] = q[t] - cent[l, t]
+                    _code_of(resid, cent_t, tmp, qcode, nbits)
+                o = offsets[l]
+                for j in range(o, o + s):
+                    if _byte_hamming(qcode, codes[j]) < ht:
+                        passed[ch] += 1
+                        if use_mask and not mask[j]:
+                            continue
+                        if nbits == 8:
+                            c = bias
+                            for m in range(M):
+                                c += tab[m, codes[j, m]]
+                        else:
+                            c = bias + adc_cost_generic(tab, codes[j], M, nbits)
+                        if c < rd[0]:
+                            heap_replace_top(rd, ri, c, ids[j])
+                scanned += s
+                if max_codes > 0 and scanned >= max_codes:
+                    break
+            finalize_heap(rd, ri, metric, worst)
+    return passed.sum()

@@ -209,9 +209,13 @@ class IndexIVFPQ(IndexIVF):
                             self._mode(), self.precomputed_table, ctx.max_codes, ctx.mask,
                             ctx.use_mask, worst_distance(self.metric_type), D, I)
 
+    #: whether polysemous_ht filters this class's scans (not fast-scan's, as in FAISS)
+    _polysemous = True
+    polysemous_training = None
+
     def _search(self, x, k, params, D, I):
         ht = check_int(self.polysemous_ht, "polysemous_ht", lo=0, hi=(1 << 31) - 1)
-        if ht == 0:
+        if ht == 0 or not self._polysemous:
             return super()._search(x, k, params, D, I)
         # polysemous filtering: the lists the coarse quantizer picks, each
         # code scored only when it passes the Hamming filter (a filter's mask

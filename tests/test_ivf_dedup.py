@@ -212,6 +212,9 @@ def test_bad_input():
         voisin.IndexIVFFlatDedup("flat", 8, 4)
     with pytest.raises(ValueError, match="nlist"):
         voisin.IndexIVFFlatDedup(voisin.IndexFlatL2(8), 8, 0)
+    other = voisin.IndexIVFFlatDedup(vi.quantizer, 8, 4)
+    with pytest.raises(TypeError, match="IndexIVFFlatDedup cannot be merged"):
+        voisin.merge_into(other, vi, True)
     # a truncated file, and a forged one: an odd number of int64s in the instances
     good = bytes(voisin.serialize_index(vi, checksum=False))
     with pytest.raises(voisin.IndexFileError):

@@ -250,6 +250,7 @@ def test_random_thresholds_match_faiss(ht, k, generalize):
     assert vi.n_hamming_pass == _hamming_pass()
 
 
+@pytest.mark.filterwarnings("ignore:clustering")
 def test_bad_input():
     _, vi = _twins(4)
     xq = _queries()

@@ -134,8 +134,17 @@ def _pq(lib: Any, nbits: int) -> Any:
     return index
 
 
+def _pq_polysemous(lib: Any) -> Any:
+    index = _pq(lib, 8)
+    index.search_type = 4  # ST_polysemous: the file carries it
+    index.polysemous_ht = 14
+    return index
+
+
 CASES += [
     Case("pq8", lambda: _pq(voisin, 8), lambda: _pq(_faiss(), 8), requires=("IndexPQ",)),
+    Case("pq8_polysemous", lambda: _pq_polysemous(voisin), lambda: _pq_polysemous(_faiss()),
+         requires=("IndexPQ",)),
     Case("pq5", lambda: _pq(voisin, 5), lambda: _pq(_faiss(), 5), requires=("IndexPQ",),
          mapped_fraction=0.1),
     Case("hnsw_flat", lambda: _hnsw(voisin, "l2"), lambda: _hnsw(_faiss(), "l2"), tune=_set_ef,

@@ -312,11 +312,11 @@ def test_search_parameters_pq(data):
     for i in range(xq.shape[0]):
         allowed = (Iall[i] >= 100) & (Iall[i] < 900)
         np.testing.assert_allclose(D[i], Dall[i][allowed][:5], rtol=1e-6)
-    with pytest.raises(NotImplementedError, match="search_type: .*ST_PQ = 0.*ST_polysemous"):
-        voisin.SearchParametersPQ(search_type=4)
+    with pytest.raises(ValueError, match="search_type: unknown IndexPQ search type 6"):
+        voisin.SearchParametersPQ(search_type=6)
     p = voisin.SearchParametersPQ()
-    with pytest.raises(NotImplementedError, match="search_type"):
-        p.search_type = 3
+    with pytest.raises(ValueError, match="search_type"):
+        p.search_type = 9
     with pytest.raises(TypeError, match="params: IndexFlatL2 takes SearchParameters, got SearchParametersPQ"):
         voisin.IndexFlatL2(16).search(xq, 1, params=voisin.SearchParametersPQ())
 

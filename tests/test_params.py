@@ -113,10 +113,12 @@ def test_documented_departures_from_faiss():
     assert not try_set(faiss_ps(), fi, "k_factor", 4)
     voisin.ParameterSpace().set_index_parameter(vi, "k_factor", 2.5)
     assert vi.k_factor == 2.5
-    # ht below the code size turns polysemous filtering on in faiss; voisin has none, so it refuses
-    vi = build("IVF16,PQ4", "voisin")
-    with pytest.raises(ParameterError, match="polysemous"):
-        voisin.ParameterSpace().set_index_parameter(vi, "ht", 10)
+    # ht below the code size turns polysemous filtering on, as in faiss
+    vi, fi = build("IVF16,PQ4", "voisin"), build("IVF16,PQ4", "faiss")
+    for ht in (10, 40):
+        voisin.ParameterSpace().set_index_parameter(vi, "ht", ht)
+        faiss_ps().set_index_parameter(fi, "ht", ht)
+        assert vi.polysemous_ht == fi.polysemous_ht
     # faiss's HNSW build knob prune_headroom has no counterpart in voisin's graph build
     assert try_set(faiss_ps(), build("HNSW8", "faiss"), "prune_headroom", 1)
     with pytest.raises(ParameterError, match="no parameter 'prune_headroom'"):
@@ -141,13 +143,12 @@ def ranges(ps) -> list[tuple[str, list[float]]]:
 
 @pytest.mark.parametrize("desc", DESCRIPTIONS)
 def test_initialize_gives_faiss_ranges(desc):
-    # faiss's initialize does not look through IDMap (voisin does: compare with the wrapped index),
-    # and lists polysemous 'ht' values voisin cannot honour yet
+    # faiss's initialize does not look through IDMap (voisin does: compare with the wrapped index)
     inner = desc.replace("IDMap2,", "").replace("IDMap,", "")
     fps, vps = faiss_ps(), voisin.ParameterSpace()
     fps.initialize(build(inner, "faiss"))
     vps.initialize(build(desc, "voisin"))
-    assert ranges(vps) == [r for r in ranges(fps) if r[0] != "ht"]
+    assert ranges(vps) == ranges(fps)
 
 
 def test_combinations_match_faiss():

@@ -9,9 +9,10 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
     core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
                  | (IVF{n}[k|M][_HNSW{M} | (description)] | IMI{M}x{b}) ,
-                       (Flat | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}] | PQ{m}x4fs[r][_{bbs}]
-                        | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
-                 | PQ{m}[x{b}] | PQ{m}x4fs[_{bbs}] | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16
+                       (Flat | FlatDedup | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}][np]
+                        | PQ{m}x4fs[r][_{bbs}] | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
+                 | PQ{m}[x{b}][np] | PQ{m}x4fs[_{bbs}] | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16
+                 | Residual{n}[x{b}] , PQ{m}[x{b}]
                  | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
                    (additive quantizers: voisin/factory_additive.py)
                  | HNSW{M}[,Flat | _Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
@@ -257,6 +258,9 @@ class _Parser:
                 return self.spectral_hash(d, nlist, hnsw_m, toks[1], toks[2])
             self._no_more(toks, 2)
             return self.ivf(d, nlist, tok, toks[1], hnsw_m)
+        m = re.fullmatch(r"Residual(\d+)(?:x(\d+))?", text)
+        if m:
+            return self.two_layer(d, m, tok, toks)
         m = re.fullmatch(r"IMI(\d+)x(\d+)", text)
         if m:
             M, nbits = int(m.group(1)), int(m.group(2))
@@ -319,6 +323,33 @@ class _Parser:
         raise self.fail(tok, "unknown token; expected Flat, IVF{n}, IMI{M}x{b}, PQ{m}, SQ8/SQ4/SQfp16, "
                         "RQ{m}x{b}, HNSW{M}, NSG{R}, LSH, or a transform (PCA{n}, OPQ{m}, L2norm, ITQ{n})")
 
+    def two_layer(self, d: int, m: re.Match, tok: _Tok, toks: list[_Tok]) -> Index:
+        """FAISS's ``Residual{nlist},PQ{m}[x{b}]`` (flat coarse quantizer) and
+        ``Residual{M}x{b},PQ{m}[x{b}]`` (multi-index coarse quantizer): Index2Layer."""
+        if self.metric != METRIC_L2:
+            raise self.fail(tok, "Residual (Index2Layer) is L2 only, as in FAISS")
+        if len(toks) < 2:
+            raise self.fail(tok, f"{tok.text} needs a PQ after it, e.g. '{tok.text},PQ8'")
+        self._no_more(toks, 2)
+        pq = self._pq_args(d, toks[1])
+        if pq is None or pq[2]:
+            raise self.fail(toks[1], f"{tok.text} takes a PQ{{m}}[x{{b}}] after it")
+        if m.group(2) is not None:
+            M, nbits = int(m.group(1)), int(m.group(2))
+            if not (1 <= M <= 8 and 1 <= nbits <= 16 and M * nbits <= 62) or d % M:
+                raise self.fail(tok, f"Residual{{M}}x{{nbits}} needs 1 <= M <= 8 dividing d={d}, "
+                                "1 <= nbits <= 16, e.g. Residual2x8")
+            quantizer = _load("indexes.imi", "MultiIndexQuantizer")(d, M, nbits)
+            nlist = 1 << (M * nbits)
+        else:
+            nlist = int(m.group(1))
+            if nlist <= 0:
+                raise self.fail(tok, "Residual needs nlist >= 1")
+            from .indexes.flat import IndexFlat
+            quantizer = IndexFlat(d, METRIC_L2)
+        cls = _load("indexes.index2layer", "Index2Layer")
+        return cls(quantizer, nlist, pq[0], pq[1], METRIC_L2)
+
     def _no_more(self, toks: list[_Tok], used: int) -> None:
         if len(toks) > used:
             raise self.fail(toks[used], f"unexpected token after {toks[used - 1].text!r}")
@@ -331,15 +362,16 @@ class _Parser:
         return None if name is None else _load("codecs.sq", name)
 
     def _pq_args(self, d: int, tok: _Tok) -> tuple[int, int, bool] | None:
-        m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fsr?(?:_\d+)?)?", tok.text)
+        # FAISS's "np" suffix: no polysemous training (voisin's default anyway)
+        m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fsr?(?:_\d+)?|np)?", tok.text)
         if not m:
             if tok.text.startswith("PQ"):
-                raise self.fail(tok, "malformed PQ token; expected PQ{m}, PQ{m}x{bits} or "
+                raise self.fail(tok, "malformed PQ token; expected PQ{m}, PQ{m}x{bits}, PQ{m}np or "
                                 "PQ{m}x4fs[r][_{bbs}]")
             return None
         M = int(m.group(1))
         nbits = int(m.group(2)) if m.group(2) else 8
-        fast = bool(m.group(3))
+        fast = bool(m.group(3)) and m.group(3).startswith("fs")
         if M <= 0:
             raise self.fail(tok, "PQ needs M >= 1 sub-quantizers")
         if d % M:
@@ -392,6 +424,9 @@ class _Parser:
         if codec.text == "Flat":
             from .indexes.ivf_flat import IndexIVFFlat
             return IndexIVFFlat(quantizer, d, nlist, self.metric)
+        if codec.text == "FlatDedup":
+            cls = _load("indexes.ivf_dedup", "IndexIVFFlatDedup")
+            return cls(quantizer, d, nlist, self.metric)
         sq = self._sq_type(codec)
         if sq is not None:
             cls = _load("indexes.ivf_sq", "IndexIVFScalarQuantizer")
@@ -411,7 +446,7 @@ class _Parser:
         if aq is not None:
             from . import factory_additive as FA
             return FA.build_ivf(aq, quantizer, d, nlist, self.metric)
-        raise self.fail(codec, f"unknown IVF codec; expected Flat, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
+        raise self.fail(codec, f"unknown IVF codec; expected Flat, FlatDedup, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
 
     def spectral_hash(self, d: int, nlist: int, hnsw_m: int | None, vt_tok: _Tok,

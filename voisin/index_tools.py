@@ -181,6 +181,13 @@ def merge_into(index0: Any, index1: Any, shift_ids: bool) -> None:
     if index0 is index1:
         raise ValueError("index1: cannot merge an index into itself")
     ivf0, ivf1 = mergeable_ivf(index0, "index0"), mergeable_ivf(index1, "index1")
+    from .indexes.ivf_dedup import IndexIVFFlatDedup
+    for ivf, name in ((ivf0, "index0"), (ivf1, "index1")):
+        if isinstance(ivf, IndexIVFFlatDedup):
+            # moving the lists would leave the duplicates (and FAISS's ntotal)
+            # behind, and copies of one vector in both indexes stored twice
+            raise TypeError(f"{name}: an IndexIVFFlatDedup cannot be merged; add its vectors "
+                            "to the other index instead")
     check_compatible_for_merge(ivf0, ivf1)
     if not _same_chain(index0, index1):
         raise ValueError("index1: its pre-transform differs from index0's")

@@ -20,8 +20,6 @@ Where voisin departs from FAISS (each on purpose, see docs/tune.md):
 - ``set_index_parameters`` checks every item before it sets any;
 - ``k_factor`` on an ``IndexRefine`` whose base has no ``k_factor`` sets the
   re-rank factor (FAISS only accepts ``k_factor_rf`` there);
-- ``ht`` (polysemous filtering) is accepted only as "off" (``ht >= code bits``):
-  voisin's PQ does not filter by Hamming distance yet;
 - ``initialize`` also looks through ``IndexIDMap`` and sharded indexes.
 
 Example:
@@ -232,12 +230,18 @@ def _leaf(index: Any, name: str, value: float) -> list[Assignment] | None:
         # FAISS: an infinite cap means no cap, stored as 0
         codes = 0 if value == math.inf else _integer(name, value, 0)
         return [_set_attr(index, "max_codes", codes)]
-    if name == "ht" and _is_polysemous_pq(index):
+    if name == "ht" and _is_polysemous_pq(index) and isinstance(index, v.IndexPQ):
+        # FAISS: below the code's bits polysemous search with that threshold,
+        # otherwise plain ADC
         bits = index.pq.code_size * 8
-        if value < bits:
-            raise ParameterError(f"ht: voisin's PQ has no polysemous filtering yet; expected ht >= "
-                                 f"{bits} (the code size in bits: filtering off), got {value:g}")
-        return [_set_attr(index, "polysemous_ht", 0)] if hasattr(index, "polysemous_ht") else []
+        if value >= bits:
+            return [_set_attr(index, "search_type", index.ST_PQ)]
+        return [_set_attr(index, "search_type", index.ST_polysemous),
+                _set_attr(index, "polysemous_ht", _integer(name, value, 0))]
+    if name == "ht" and _is_polysemous_pq(index):
+        # IndexIVFPQ (FAISS): below the code's bits the polysemous threshold, else off
+        bits = index.pq.code_size * 8
+        return [_set_attr(index, "polysemous_ht", 0 if value >= bits else _integer(name, value, 0))]
     if name in ("efSearch", "efConstruction"):
         if _is_hnsw(index):
             return [_set_attr(index.hnsw, name, _integer(name, value, 1))]
@@ -383,6 +387,12 @@ class ParameterSpace:
             inner.initialize(index.quantizer)
             for sub in inner.parameter_ranges:
                 self.add_range(_QUANTIZER + sub.name).values[:] = list(sub.values)
+        if _is_polysemous_pq(index):
+            # FAISS's polysemous thresholds: even values up to half the code's
+            # bits (code sizes a multiple of 4 bytes), then the bits (= off)
+            bits = index.pq.code_size * 8
+            values = [float(i) for i in range(2, bits // 2 + 1, 2)] if index.pq.code_size % 4 == 0 else []
+            self.add_range("ht").values[:] = values + [float(bits)]
         if _is_hnsw(index):
             self.add_range("efSearch").values[:] = [float(1 << i) for i in range(2, 10)]
 

@@ -4,8 +4,7 @@ and ``SearchParametersPQ``.
 ``IndexRefineSearchParameters`` *is* :class:`voisin.SearchParametersRefine`
 (``k_factor``, ``base_index_params``), so either name passes an index's
 parameter check. ``SearchParametersPQ`` carries FAISS's ``search_type`` and
-``polysemous_ht`` for IndexPQ; voisin's IndexPQ searches by asymmetric
-distance (``ST_PQ``) only, so any other search type is refused when set.
+``polysemous_ht`` for IndexPQ, whose six search types voisin implements.
 
 Example:
     >>> import voisin
@@ -38,15 +37,33 @@ ST_SDC = 3
 ST_polysemous = 4
 ST_polysemous_generalize = 5
 
+_SUPPORTED = (ST_PQ, ST_HE, ST_generalized_hamming, ST_SDC, ST_polysemous, ST_polysemous_generalize)
+
 _ST_NAMES = {ST_PQ: "ST_PQ", ST_HE: "ST_HE", ST_generalized_hamming: "ST_generalized_hamming",
              ST_SDC: "ST_SDC", ST_polysemous: "ST_polysemous",
              ST_polysemous_generalize: "ST_polysemous_generalize"}
 
 
+def check_search_type(value: Any, name: str = "search_type", supported_only: bool = True) -> int:
+    """A FAISS IndexPQ search type (0..5); one outside _SUPPORTED raises
+    NotImplementedError unless ``supported_only`` is False."""
+    value = check_int(value, name, lo=0)
+    if value not in _ST_NAMES:
+        raise ValueError(f"{name}: unknown IndexPQ search type {value}, expected 0..5")
+    if supported_only and value not in _SUPPORTED:
+        raise NotImplementedError(
+            f"{name}: voisin's IndexPQ searches by asymmetric distances (ST_PQ = 0) or polysemous "
+            f"filtering (ST_polysemous = 4, ST_polysemous_generalize = 5), got {_ST_NAMES[value]}")
+    return value
+
+
 class SearchParametersPQ(SearchParameters):
-    """IndexPQ search options: ``search_type`` (only ``ST_PQ`` = 0, asymmetric
-    distances, in voisin), ``polysemous_ht`` (kept, unused by ST_PQ, as in
-    FAISS) and ``sel``.
+    """IndexPQ search options: ``search_type`` (``ST_PQ`` = 0, asymmetric
+    distances; ``ST_HE`` = 1, ``ST_generalized_hamming`` = 2, ``ST_SDC`` = 3,
+    code to code; ``ST_polysemous`` = 4 / ``ST_polysemous_generalize`` = 5),
+    ``polysemous_ht`` (the Hamming threshold of polysemous search, 0 = none;
+    unused by ST_PQ, as in FAISS) and ``sel``. As in FAISS, the parameters'
+    search type replaces the index's.
 
     Example:
         >>> import numpy as np, voisin
@@ -63,11 +80,7 @@ class SearchParametersPQ(SearchParameters):
     def __setattr__(self, name: str, value: Any) -> None:
         # checked when set, so a bad value fails where it is written
         if name == "search_type":
-            value = check_int(value, "search_type", lo=0)
-            if value != ST_PQ:
-                raise NotImplementedError(
-                    f"search_type: voisin's IndexPQ searches by asymmetric distances only "
-                    f"(ST_PQ = 0), got {_ST_NAMES.get(value, value)}")
+            value = check_search_type(value)
         elif name == "polysemous_ht":
             value = check_int(value, "polysemous_ht", lo=0)
         super().__setattr__(name, value)

@@ -135,6 +135,8 @@ class IndexIVFPQFastScan(IndexIVFPQ):
         >>> D, I = index.search(xb[:2], 10)
     """
 
+    _polysemous = False  # FAISS's IVF fast-scan has no polysemous filter
+
     def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
                  M: int = 8, nbits: int = 4, metric: int = METRIC_L2, bbs: int = 32,
                  by_residual: bool = True):

@@ -20,6 +20,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from .._validate import check_int
 from ..codecs.pq import ProductQuantizer
 from ..index import Index
 from ..kernels import ivfpq as K
@@ -68,9 +69,12 @@ class IndexIVFPQ(IndexIVF):
         #: tables (chosen automatically after training for L2 with residuals)
         self.use_precomputed_table = 0
         self.precomputed_table = _NO_TABLE
-        #: kept for FAISS API compatibility; polysemous filtering is not implemented
+        #: FAISS's polysemous filter: > 0 scores only the codes at Hamming distance
+        #: below it from the query's code (0 = off, FAISS's default)
         self.polysemous_ht = 0
+        #: train the PQ for polysemous filtering (see voisin.polysemous)
         self.do_polysemous_training = False
+        self.polysemous_training = None
         self._cent_cache: np.ndarray | None = None
         self._codec_trained = False
         self.is_trained = self._quantizer_ready() and self._codec_is_trained()
@@ -99,6 +103,14 @@ class IndexIVFPQ(IndexIVF):
         if self.by_residual:
             x = x - self._centroids()[list_nos]
         self.pq.train_validated(np.ascontiguousarray(x, dtype=np.float32))
+        if self.do_polysemous_training:
+            # FAISS's train_encoder: the PQ's centroids relabelled for Hamming
+            # filtering (the index's PolysemousTraining, or the defaults)
+            from ..polysemous import PolysemousTraining
+            pt = self.polysemous_training if self.polysemous_training is not None else PolysemousTraining()
+            if not isinstance(pt, PolysemousTraining):
+                raise TypeError(f"polysemous_training: expected a voisin.PolysemousTraining, got {pt!r}")
+            pt.optimize_pq_for_hamming(self.pq, x)
         self._codec_trained = True
         self.precompute_table()
 
@@ -193,6 +205,32 @@ class IndexIVFPQ(IndexIVF):
                             self._centroids(), self.pq.cent_t, self.pq.nbits, self.metric_type,
                             self._mode(), self.precomputed_table, ctx.max_codes, ctx.mask,
                             ctx.use_mask, worst_distance(self.metric_type), D, I)
+
+    #: whether polysemous_ht filters this class's scans (not fast-scan's, as in FAISS)
+    _polysemous = True
+    polysemous_training = None
+
+    def _search(self, x, k, params, D, I):
+        ht = check_int(self.polysemous_ht, "polysemous_ht", lo=0, hi=(1 << 31) - 1)
+        if ht == 0 or not self._polysemous:
+            return super()._search(x, k, params, D, I)
+        # polysemous filtering: the lists the coarse quantizer picks, each
+        # code scored only when it passes the Hamming filter (a filter's mask
+        # applies to the passing codes; no widening of the probes)
+        ctx, nprobe = self._context(params)
+        if D is None:
+            D = np.empty((x.shape[0], k), dtype=np.float32)
+        if I is None:
+            I = np.empty((x.shape[0], k), dtype=np.int64)
+        Dq, Iq = self.coarse_assign(x, nprobe)
+        from ..kernels import polysemous as KP
+        with numba.parallel_chunksize(1):
+            self.n_hamming_pass = int(KP.ivfpq_search(
+                x, np.ascontiguousarray(Iq, dtype=np.int64), np.ascontiguousarray(Dq, dtype=np.float32),
+                ctx.codes, ctx.ids, ctx.offsets, ctx.sizes, self._centroids(), self.pq.cent_t,
+                self.pq.nbits, self.metric_type, self._mode(), self.precomputed_table, ctx.max_codes,
+                ctx.mask, ctx.use_mask, ht, self.by_residual, worst_distance(self.metric_type), D, I))
+        return D, I
 
     def _search_single(self, x, k, nprobe, ctx, D, I):
         flat = self._flat_centroids()

@@ -45,9 +45,9 @@ _DUMMY = 1 << 20
 # Format modules: each registers its readers and writers when imported. A
 # module whose index family does not exist yet is skipped (and remembered, so
 # the error for its tag can say so).
-_FORMAT_MODULES = ("flat", "idmap", "ivf", "sq", "pq", "ivfpq", "fastscan", "hnsw",
+_FORMAT_MODULES = ("flat", "idmap", "ivf", "ivf_dedup", "sq", "pq", "ivfpq", "fastscan", "hnsw",
                    "pretransform", "refine", "binary", "lsh", "spectral_hash", "imi", "rq",
-                   "graphs")
+                   "graphs", "index2layer")
 
 ReadFn = Callable[[Reader, "ReadContext", bytes], Any]
 WriteFn = Callable[[Writer, Any], None]
@@ -60,7 +60,7 @@ _FORMAT_ERRORS: dict[str, str] = {}
 # FAISS tags voisin has no counterpart for, so the error names the FAISS type.
 _FAISS_TAG_NAMES = {
     b"IxHe": "IndexLSH", b"IvFl": "IndexIVFFlat (pre-2017 layout)",
-    b"IvFL": "IndexIVFFlat (pre-2017 layout)", b"IwFd": "IndexIVFFlatDedup",
+    b"IvFL": "IndexIVFFlat (pre-2017 layout)",
     b"IwSh": "IndexIVFSpectralHash", b"IxRQ": "IndexResidualQuantizer",
     b"IwRQ": "IndexIVFResidualQuantizer", b"IxLS": "IndexLocalSearchQuantizer",
     b"INSf": "IndexNSGFlat", b"INNf": "IndexNNDescentFlat", b"IHN2": "IndexHNSW2Level",

@@ -3,8 +3,8 @@
 ProductQuantizer: ``uint64 d | uint64 M | uint64 nbits | vector<float32>
 centroids`` laid out [M][2^nbits][d/M]. IndexPQ: header, the quantizer, the
 codes as a vector<uint8> (ntotal * code_size), then FAISS's polysemous search
-settings (int32 search_type, uint8 encode_signs, int32 polysemous_ht), which
-voisin keeps only to write them back unchanged (it always searches by ADC).
+settings (int32 search_type, uint8 encode_signs, int32 polysemous_ht): the
+index's ``search_type``, ``encode_signs`` and ``polysemous_ht``.
 """
 
 from __future__ import annotations
@@ -52,11 +52,9 @@ def write_index_pq(w, index: IndexPQ) -> None:
     write_header(w, index)
     write_pq(w, index.pq)
     w.vector(index._codes[:index.ntotal], np.uint8)
-    search_type, encode_signs, ht = getattr(index, "_faiss_polysemous",
-                                            (0, 0, index.pq.M * index.pq.nbits + 1))
-    w.i32(search_type)
-    w.u8(encode_signs)
-    w.i32(ht)
+    w.i32(index.search_type)
+    w.u8(int(bool(index.encode_signs)))
+    w.i32(index.polysemous_ht)
 
 
 @register_reader(b"IxPq")
@@ -64,15 +62,19 @@ def read_index_pq(r, ctx, tag: bytes) -> IndexPQ:
     h = read_header(r, "IndexPQ")
     pq = read_pq(r, h.d, "IndexPQ quantizer")
     codes = read_codes(r, h.ntotal, pq.code_size, "IndexPQ codes")
-    search_type = r.i32("IndexPQ search_type")
+    at = r.pos
+    search_type = r.int_in("i32", 0, 5, "IndexPQ search_type")
     encode_signs = r.u8("IndexPQ encode_signs")
     ht = r.i32("IndexPQ polysemous_ht")
+    if ht < 0:
+        raise r.fail(f"IndexPQ: negative polysemous_ht {ht}", at)
     index = IndexPQ(h.d, pq.M, pq.nbits, h.metric_type)
     pq.is_trained = h.is_trained
     index.pq = pq
     index.is_trained = h.is_trained
     index._codes = codes
     index.ntotal = h.ntotal
-    if (search_type, encode_signs, ht) != (0, 0, pq.M * pq.nbits + 1):
-        index._faiss_polysemous = (search_type, encode_signs, ht)
+    index.search_type = search_type
+    index.encode_signs = bool(encode_signs)
+    index.polysemous_ht = ht
     return index

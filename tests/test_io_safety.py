@@ -108,9 +108,9 @@ def test_empty_and_foreign_files(tmp_path):
 
 
 def test_unsupported_faiss_types_are_named():
-    nsg = faiss.IndexNSGFlat(8, 4)
-    with pytest.raises(IndexFileError, match="IndexNSGFlat"):
-        voisin.deserialize_index(faiss.serialize_index(nsg))
+    rabitq = faiss.IndexRaBitQ(8, faiss.METRIC_L2)
+    with pytest.raises(IndexFileError, match="IndexRaBitQ"):
+        voisin.deserialize_index(faiss.serialize_index(rabitq))
     binary = faiss.IndexBinaryFlat(16)
     with pytest.raises(IndexFileError, match="IndexBinaryFlat"):
         voisin.deserialize_index(faiss.serialize_index_binary(binary))

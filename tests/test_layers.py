@@ -95,3 +95,13 @@ def test_exceptions_are_still_needed():
         for target in _imports(path, module, package):
             seen.add((module, target))
     assert EXCEPTIONS <= seen, EXCEPTIONS - seen
+
+
+def test_every_file_format_module_imports():
+    """A format module that fails to import would turn its index types into
+    'not supported' errors; each one must load."""
+    from voisin.io import faiss_format
+    faiss_format._load_formats()
+    assert faiss_format._FORMAT_ERRORS == {}
+    unreadable = [t for t in faiss_format._FAISS_TAG_NAMES if t in faiss_format._READERS]
+    assert not unreadable, f"tags named as unsupported but read: {unreadable}"

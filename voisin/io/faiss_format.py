@@ -59,13 +59,8 @@ _FORMAT_ERRORS: dict[str, str] = {}
 
 # FAISS tags voisin has no counterpart for, so the error names the FAISS type.
 _FAISS_TAG_NAMES = {
-    b"IxHe": "IndexLSH", b"IvFl": "IndexIVFFlat (pre-2017 layout)",
-    b"IvFL": "IndexIVFFlat (pre-2017 layout)",
-    b"IwSh": "IndexIVFSpectralHash", b"IxRQ": "IndexResidualQuantizer",
-    b"IwRQ": "IndexIVFResidualQuantizer", b"IxLS": "IndexLocalSearchQuantizer",
-    b"INSf": "IndexNSGFlat", b"INNf": "IndexNNDescentFlat", b"IHN2": "IndexHNSW2Level",
-    b"IHNp": "IndexHNSWPQ", b"Imiq": "MultiIndexQuantizer", b"IxSQ": "IndexScalarQuantizer",
-    b"IwSq": "IndexIVFScalarQuantizer", b"IxPT": "IndexPreTransform", b"IxRF": "IndexRefine",
+    b"IvFl": "IndexIVFFlat (pre-2017 layout)", b"IvFL": "IndexIVFFlat (pre-2017 layout)",
+    b"IxRQ": "IndexResidualQuantizer (pre-1.7 layout)", b"IHN2": "IndexHNSW2Level",
     b"IBHc": "IndexBinaryHNSWCagra",
     # RaBitQ (faiss 1.13+): see the "Not implemented" section of docs/file-format.md
     b"Ixrq": "IndexRaBitQ", b"Ixrr": "IndexRaBitQ (multi-bit)", b"Iwrq": "IndexIVFRaBitQ",

@@ -10,10 +10,9 @@ Costs are smaller-is-better: squared L2, or minus the inner product.
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from .heap import heap_init, heap_replace_top, heap_sort_inplace
 from .pq import _read_code
-
-METRIC_L2 = 1
 
 
 @njit(cache=True, nogil=True)

@@ -15,12 +15,12 @@ over m in order like FAISS's inner loop.
 import numpy as np
 from numba import njit, prange
 
+from ..metric import METRIC_L2
 from .hamming import popcount
 from .heap import finalize_heap, heap_init, heap_replace_top, heap_sort_inplace
+from .ivfpq import ivfpq_list_table, ivfpq_query_tables
 from .mt19937 import seed, word
-from .pq import adc_cost_generic, compute_lut, ivfpq_list_table, ivfpq_query_tables, lut_l2
-
-METRIC_L2_ = 1
+from .pq import adc_cost_generic, compute_lut, lut_l2
 
 
 @njit(cache=True, nogil=True)
@@ -358,7 +358,7 @@ def ivfpq_search(xq, probes, pdist, codes, ids, offsets, sizes, cent, cent_t, nb
                 s = sizes[l]
                 if s == 0:
                     continue
-                pc = pdist[i, p] if metric == METRIC_L2_ else -pdist[i, p]
+                pc = pdist[i, p] if metric == METRIC_L2 else -pdist[i, p]
                 tab, bias = ivfpq_list_table(q, l, pc, cent, cent_t, metric, mode, precomp, q_lut, lut, resid)
                 if by_residual:
                     for t in range(q.shape[0]):

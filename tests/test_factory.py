@@ -172,7 +172,7 @@ def test_ivf_with_hnsw_quantizer_searches_and_round_trips_with_faiss():
 
 
 @pytest.mark.parametrize("desc", ["IVF256(PQ4),Flat", "IVF16(IVF4,Flat),Flat", "IVF32(HNSW8),SQ8",
-                                  "IVF32(SQ8),PQ4"])
+                                  "IVF32(SQ8),PQ4", "IVF64_NSG16,Flat"])
 def test_nested_coarse_quantizer_builds_trains_and_matches_faiss_types(desc):
     faiss = pytest.importorskip("faiss")
     x = np.random.default_rng(0).normal(size=(4000, 16)).astype("float32")

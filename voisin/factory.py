@@ -8,7 +8,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | core
     transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
     core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
-                 | (IVF{n}[k|M][_HNSW{M} | (description)] | IMI{M}x{b}) ,
+                 | (IVF{n}[k|M][_HNSW{M} | _NSG{R} | (description)] | IMI{M}x{b}) ,
                        (Flat | FlatDedup | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}][np]
                         | PQ{m}x4fs[r][_{bbs}] | RQ{m}x{b}... | PRQ{n}x{m}x{b}... | LSQ{m}x{b}...)
                  | PQ{m}[x{b}][np] | PQ{m}x4fs[_{bbs}] | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16
@@ -242,6 +242,18 @@ class _Parser:
             return self._rcq(d, tok)
         if text.startswith("RaBitQ"):
             raise self.fail(tok, _RABITQ)
+        m = re.fullmatch(r"IVF(\d+)([kM]?)_NSG(\d+)", text)
+        if m:
+            # FAISS's IVF{n}_NSG{R}: an NSG graph over the centroids as the coarse quantizer
+            nlist = int(m.group(1)) * {"": 1, "k": 1 << 10, "M": 1 << 20}[m.group(2)]
+            R = int(m.group(3))
+            if nlist <= 0 or R < 2:
+                raise self.fail(tok, "IVF{n}_NSG{R} needs nlist >= 1 and R >= 2")
+            if len(toks) < 2:
+                raise self.fail(tok, f"{text} needs a codec after it, e.g. '{text},Flat'")
+            self._no_more(toks, 2)
+            quantizer = _load("indexes.graph_flat", "IndexNSGFlat")(d, R, self.metric)
+            return self.ivf(d, nlist, tok, toks[1], quantizer=quantizer)
         m = re.fullmatch(r"IVF(\d+)([kM]?)(?:_HNSW(\d+))?", text)
         if m:
             # FAISS's suffixes: 3k = 3 * 1024 lists, 1M = 1024 * 1024

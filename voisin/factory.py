@@ -27,6 +27,10 @@ FAISS. Every error names the offending token and its position in the string.
 Tokens whose classes live in modules written separately (PQ, OPQ, HNSW) are
 imported lazily; when the module is not there yet the error says so.
 
+Why it is past 500 lines: it is one recursive-descent parser over one grammar, whose
+rules call each other; the families with sub-grammars of their own live in
+factory_additive.py and factory_binary.py.
+
 Example:
     >>> import voisin
     >>> index = voisin.index_factory(16, "IDMap,Flat")

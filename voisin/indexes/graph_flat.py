@@ -25,6 +25,7 @@ from .. import exact, filtering
 from .._blas import run_pipelines
 from .._validate import check_int
 from ..index import Index
+from ..kernels import graph_build as KB
 from ..kernels import graphs as KG
 from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, is_similarity, worst_distance
 from ..selector import IDSelector
@@ -282,10 +283,10 @@ def knn_graph(X: np.ndarray, kmetric: int, karg: np.float32, metric: int, K: int
     n = X.shape[0]
     if nnd is not None and n > max(NNDESCENT_MIN_N, 2 * nnd.S, K):
         L = max(nnd.L, K)
-        return KG.nndescent_build(X, kmetric, karg, K, nnd.S, nnd.R, L, nnd.iter,
+        return KB.nndescent_build(X, kmetric, karg, K, nnd.S, nnd.R, L, nnd.iter,
                                   nnd.random_seed & 0x7FFFFFFF)
     if n <= 2 * K + 2 or kmetric > 1:  # exact.search knows L2 and inner product only
-        return KG.exact_knn_graph(X, kmetric, karg, K)
+        return KB.exact_knn_graph(X, kmetric, karg, K)
     _, I = exact.search(X, X, n, metric, K + 1)
     # drop each row's own id (first for L2; anywhere among ties or for inner products)
     other = I != np.arange(n)[:, None]
@@ -414,7 +415,7 @@ class IndexNSGFlat(_FlatGraphIndex):
         ep0 = int(np.random.default_rng(0x0903).integers(n))
         nsg = self.nsg
         fill = self._fill(n, max(nsg.L, nsg.search_L))
-        graph, ep, _ = KG.nsg_build(X, self._kmetric, self._karg, knn, nsg.R, nsg.L, nsg.C,
+        graph, ep, _ = KB.nsg_build(X, self._kmetric, self._karg, knn, nsg.R, nsg.L, nsg.C,
                                     nsg.search_L, ep0, fill)
         return graph, int(ep)
 

@@ -209,3 +209,43 @@ def test_pretransform_opq_from_part_b():
     index.train(xb)
     index.add(xb)
     assert index.search(xb[:3], 1)[1].ravel().tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("d_in,d_out,uniform", [(5, 12, True), (12, 5, True), (5, 12, False), (12, 5, False)])
+def test_remap_dimensions_matches_faiss(d_in, d_out, uniform):
+    faiss = pytest.importorskip("faiss")
+    x = np.random.default_rng(0).normal(size=(20, d_in)).astype("float32")
+    ours = voisin.RemapDimensionsTransform(d_in, d_out, uniform)
+    theirs = faiss.RemapDimensionsTransform(d_in, d_out, uniform)
+    np.testing.assert_array_equal(ours.map, faiss.vector_to_array(theirs.map))
+    np.testing.assert_array_equal(ours.apply(x), theirs.apply(x))
+    y = ours.apply(x)
+    np.testing.assert_array_equal(ours.reverse_transform(y), theirs.reverse_transform(y))
+
+
+def test_pad_factory_files_both_ways():
+    faiss = pytest.importorskip("faiss")
+    x = np.random.default_rng(1).normal(size=(300, 12)).astype("float32")
+    index = voisin.index_factory(12, "Pad16,Flat")
+    assert index.index.d == 16 and index.chain[0].map.tolist() == list(range(12)) + [-1] * 4
+    index.add(x)
+    ref = faiss.deserialize_index(voisin.serialize_index(index))
+    D1, I1 = index.search(x[:10], 5)
+    D2, I2 = ref.search(x[:10], 5)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-5)
+    f = faiss.index_factory(12, "Pad16,Flat")
+    f.add(x)
+    back = voisin.deserialize_index(faiss.serialize_index(f))
+    assert bytes(voisin.serialize_index(back, checksum=False)) == bytes(faiss.serialize_index(f))
+    np.testing.assert_array_equal(back.search(x[:10], 5)[1], I1)
+    # d >= n pads nothing, as FAISS
+    assert voisin.index_factory(12, "Pad8,Flat").index.d == 12
+
+
+def test_remap_dimensions_bad_map():
+    t = voisin.RemapDimensionsTransform(4, 6)
+    with pytest.raises(ValueError, match="map"):
+        t.set_map(np.array([0, 1, 2, 3, 4, 9]))
+    with pytest.raises(ValueError, match="map"):
+        t.set_map(np.zeros(5, dtype=np.int64))

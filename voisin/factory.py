@@ -6,7 +6,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
     body        := body , RFlat | body , Refine(description)
                  | transform , body
                  | core
-    transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}]
+    transform   := PCA{n}[W][R] | OPQ{m}[_{d}] | L2norm | ITQ[{n}] | RR[{n}] | Pad{n}
     core        := Flat | RCQ{m}x{b}[_{m}x{b}...]
                  | (IVF{n}[k|M][_HNSW{M} | _NSG{R} | (description)] | IMI{M}x{b}) ,
                        (Flat | FlatDedup | SQ8 | SQ6 | SQ4 | SQfp16 | SQbf16 | PQ{m}[x{b}][np]
@@ -209,6 +209,10 @@ class _Parser:
             if n <= 0:
                 raise self.fail(tok, "RR needs an output dimension >= 1")
             return _load("transforms", "RandomRotationMatrix")(d, n)
+        m = re.fullmatch(r"Pad(\d+)", text)
+        if m:
+            # FAISS: zeros appended up to n dimensions (nothing when d >= n)
+            return _load("transforms", "RemapDimensionsTransform")(d, max(int(m.group(1)), d), False)
         if re.match(r"(PCA|OPQ)", text):
             raise self.fail(tok, "malformed transform; expected PCA{n}[W][R] or OPQ{m}[_{d}]")
         return None

@@ -209,6 +209,53 @@ class NormalizationTransform(VectorTransform):
         return y.copy()
 
 
+class RemapDimensionsTransform(VectorTransform):
+    """Output component j is input component ``map[j]``, or 0 where ``map[j] = -1``
+    (FAISS's ``RemapDimensionsTransform``; the factory's ``Pad{n}`` pads with zeros).
+
+    ``uniform=True`` spreads the inputs evenly over a larger output (or picks evenly
+    spaced inputs for a smaller one); ``uniform=False`` keeps the first dimensions.
+
+    Example:
+        >>> import numpy as np
+        >>> RemapDimensionsTransform(2, 4, False).apply(np.array([[1.0, 2.0]])).tolist()
+        [[1.0, 2.0, 0.0, 0.0]]
+    """
+
+    def __init__(self, d_in: int, d_out: int, uniform: bool = True):
+        super().__init__(d_in, d_out)
+        self.map = np.full(self.d_out, -1, dtype=np.int32)
+        if uniform and self.d_in < self.d_out:
+            self.map[np.arange(self.d_in) * self.d_out // self.d_in] = np.arange(self.d_in)
+        elif uniform:
+            self.map[:] = np.arange(self.d_out) * self.d_in // self.d_out
+        else:
+            m = min(self.d_in, self.d_out)
+            self.map[:m] = np.arange(m)
+
+    def set_map(self, mapping: Any) -> None:
+        """Install a map read from a file: d_out entries in [-1, d_in)."""
+        mapping = np.asarray(mapping)
+        if mapping.shape != (self.d_out,) or mapping.dtype.kind not in "iu":
+            raise ValueError(f"map: expected {self.d_out} integers, got shape {mapping.shape}")
+        if mapping.size and (mapping.min() < -1 or mapping.max() >= self.d_in):
+            raise ValueError(f"map: entries must lie in [-1, {self.d_in}), got "
+                             f"[{int(mapping.min())}, {int(mapping.max())}]")
+        self.map = mapping.astype(np.int32)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((x.shape[0], self.d_out), dtype=np.float32)
+        keep = self.map >= 0
+        out[:, keep] = x[:, self.map[keep]]
+        return out
+
+    def _reverse(self, y: np.ndarray) -> np.ndarray:
+        out = np.zeros((y.shape[0], self.d_in), dtype=np.float32)
+        keep = self.map >= 0
+        out[:, self.map[keep]] = y[:, keep]
+        return out
+
+
 class RandomRotationMatrix(LinearTransform):
     """A random orthogonal map (FAISS's ``RandomRotationMatrix``, ``RR{d}`` token).
 

@@ -11,6 +11,8 @@ vector<float32> b | int32 d_in | int32 d_out | uint8 is_trained``.
   vector PCAMat`` then the LinearTransform body;
 * ``VNrm`` NormalizationTransform: ``float32 norm`` then ``int32 d_in | int32
   d_out | uint8 is_trained``;
+* ``RmDT`` RemapDimensionsTransform: ``vector<int32> map`` (d_out entries, -1 = zero)
+  then ``int32 d_in | int32 d_out | uint8 is_trained``;
 * ``Viqm`` ITQMatrix: ``int32 max_iter | int32 seed`` then the LinearTransform body;
 * ``Viqt`` ITQTransform: ``vector<float32> mean | uint8 do_pca``, its ITQMatrix
   (``Viqm``), its ``pca_then_itq`` map (``LTra``), then ``int32 d_in | int32
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...transforms import LinearTransform, NormalizationTransform, PCAMatrix, RandomRotationMatrix
+from ...transforms import (LinearTransform, NormalizationTransform, PCAMatrix, RandomRotationMatrix,
+                           RemapDimensionsTransform)
 from ...transforms_itq import ITQMatrix, ITQTransform
 from ...transforms_opq import OPQMatrix
 from ..faiss_format import MAX_DIMENSION
@@ -68,6 +71,12 @@ def write_transform(w, t) -> None:
     elif isinstance(t, (LinearTransform, OPQMatrix)):
         w.tag(b"LTra")
         _write_linear_body(w, t)
+    elif isinstance(t, RemapDimensionsTransform):
+        w.tag(b"RmDT")
+        w.vector(t.map, np.int32)
+        w.i32(t.d_in)
+        w.i32(t.d_out)
+        w.bool(t.is_trained)
     elif isinstance(t, NormalizationTransform):
         w.tag(b"VNrm")
         w.f32(t.norm)
@@ -160,8 +169,19 @@ def read_transform(r, what: str = "transform"):
         return itq
     if tag == b"Viqt":
         return _read_itq_transform(r, what, at)
-    names = {b"VCnt": "CenteringTransform",
-             b"RmDT": "RemapDimensionsTransform"}
+    if tag == b"RmDT":
+        w = f"{what} (RemapDimensionsTransform)"
+        mapping = r.vector(np.int32, f"{w} map")
+        d_in = r.int_in("i32", 1, MAX_DIMENSION, f"{w} d_in")
+        d_out = r.int_in("i32", 1, MAX_DIMENSION, f"{w} d_out")
+        r.bool(f"{w} is_trained")
+        t = RemapDimensionsTransform(d_in, d_out, False)
+        try:
+            t.set_map(mapping)
+        except ValueError as exc:
+            raise r.fail(f"{w}: {exc}", at) from None
+        return t
+    names = {b"VCnt": "CenteringTransform"}
     raise r.fail(f"{what}: transform {names.get(tag, repr(tag))} is not supported by voisin", at)
 
 

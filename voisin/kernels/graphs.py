@@ -200,6 +200,18 @@ def _next_epoch(visited, epoch):
     return epoch
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _write_pool(pid, pd, size, k, qi, D, I):
+    """Row ``qi`` of the results: the pool's first k entries, -1 / worst past its size."""
+    for t in range(k):
+        if t < size:
+            I[qi, t] = pid[t]
+            D[qi, t] = pd[t]
+        else:
+            I[qi, t] = -1
+            D[qi, t] = _WORST
+
+
 # ---------------------------------------------------------------------------
 # NN-Descent search: the pool starts from fixed random nodes
 # ---------------------------------------------------------------------------
@@ -226,13 +238,7 @@ def nndescent_search(graph, X, Q, metric, arg, init_ids, k, D, I):
             pf[t] = True
         _sort_pool(pid, pd, pf, size)
         _expand(graph, X, q, metric, arg, pid, pd, pf, size, visited, epoch, none_i, none_d, 0)
-        for t in range(k):
-            if t < size:
-                I[qi, t] = pid[t]
-                D[qi, t] = pd[t]
-            else:
-                I[qi, t] = -1
-                D[qi, t] = _WORST
+        _write_pool(pid, pd, size, k, qi, D, I)
 
 
 # ---------------------------------------------------------------------------
@@ -295,13 +301,7 @@ def nsg_search(graph, X, Q, metric, arg, ep, size, fill, k, D, I):
         epoch = _next_epoch(visited, epoch)
         _nsg_walk(graph, X, Q[qi], metric, arg, ep, size, fill, pid, pd, pf, visited, epoch,
                   none_i, none_d)
-        for t in range(k):
-            if t < size:
-                I[qi, t] = pid[t]
-                D[qi, t] = pd[t]
-            else:
-                I[qi, t] = -1
-                D[qi, t] = _WORST
+        _write_pool(pid, pd, size, k, qi, D, I)
 
 
 # ---------------------------------------------------------------------------

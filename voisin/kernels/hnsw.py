@@ -28,8 +28,8 @@ from numba.extending import overload
 
 from . import FASTMATH
 from .heap import max_drain_sorted, max_push, max_replace_top, min_pop, min_push
-from .hnsw_space import (PREFETCH_LINES, FlatSpace, node_cost, prefetch, prepare_query,
-                         query_cost, query_width)
+from .hnsw_space import (PREFETCH_LINES, FlatSpace, node_cost, prefetch, prefetch_row,
+                         prepare_query, query_cost, query_width)
 from .refine import exact_cost
 
 Graph = namedtuple("Graph", ["nb0", "upper", "upper_off", "levels"])
@@ -138,6 +138,11 @@ def search_layer(space, qv, qc, graph, level, ep, epd, ef, metric, walk, mask, u
                         nres = max_push(rd, ri, nres, c, v)
                     else:
                         max_replace_top(rd, ri, nres, c, v)
+        # the next node expanded is the heap's top: start loading its list now
+        # (hnswlib does the same), so the walk does not stall on it
+        if ncand > 0 and level == 0:
+            for off in range(0, width * 4, 64):
+                prefetch_row(nb0, ci[0], off)
     return nres
 
 

@@ -41,7 +41,8 @@ from numba.extending import intrinsic, overload
 from . import FASTMATH
 from ..metric import METRIC_INNER_PRODUCT, METRIC_Jaccard, METRIC_L2
 from .extra_metrics import pair
-from .simd import dot_qrow, dot_rows, sqdist_qrow, sqdist_rows
+from .simd import (code_dot_qrow, code_wl2_qrow, dot_qrow, dot_rows, sqdist_qrow,
+                   sqdist_rows)
 
 FlatSpace = namedtuple("FlatSpace", ["rows"])
 SQ8Space = namedtuple("SQ8Space", ["codes", "sqp"])
@@ -177,7 +178,7 @@ def _ol_prepare_query(space, q, metric, qv):
         return pq
 
 
-@overload(query_cost, jit_options=_JIT)
+@overload(query_cost, jit_options=_JIT, inline="always")
 def _ol_query_cost(space, qv, qc, j, metric):
     if _is(space, FlatSpace):
         def flat(space, qv, qc, j, metric):
@@ -189,27 +190,12 @@ def _ol_query_cost(space, qv, qc, j, metric):
         return lambda space, qv, qc, j, metric: metric_cost(space, qv, j, metric)
     if _is(space, SQ8Space):
         def sq8(space, qv, qc, j, metric):
-            X = space.codes
-            sqp = space.sqp
-            s = np.float32(0.0)
             if metric == METRIC_L2:
-                for t in range(qv.shape[0]):
-                    e = qv[t] - np.float32(X[j, t])
-                    s += sqp[2, t] * e * e
-                return s + qc
-            for t in range(qv.shape[0]):
-                s += qv[t] * np.float32(X[j, t])
-            return -(s + qc)
+                return code_wl2_qrow(qv, space.sqp, 2, space.codes, j) + qc
+            return -(code_dot_qrow(qv, space.codes, j) + qc)
         return sq8
     if _is(space, PQSpace):
-        def pq(space, qv, qc, j, metric):
-            X = space.codes
-            ksub = space.cent.shape[1]
-            s = np.float32(0.0)
-            for m in range(X.shape[1]):
-                s += qv[m * ksub + X[j, m]]
-            return s
-        return pq
+        return lambda space, qv, qc, j, metric: _pq_adc(space.codes, qv, space.cent.shape[1], j)
 
 
 @overload(node_cost, jit_options=_JIT)
@@ -217,36 +203,19 @@ def _ol_node_cost(space, i, j, metric):
     if _is(space, FlatSpace):
         def flat(space, i, j, metric):
             if metric == METRIC_L2:
-                return sqdist_rows(space.rows, i, j)
-            return -dot_rows(space.rows, i, j)
+                return _rows_l2(space.rows, i, j)
+            return -_rows_dot(space.rows, i, j)
         return flat
     if _is(space, MetricSpace):
         return lambda space, i, j, metric: metric_node_cost(space, i, j, metric)
     if _is(space, SQ8Space):
         def sq8(space, i, j, metric):
-            X = space.codes
-            sqp = space.sqp
-            s = np.float32(0.0)
             if metric == METRIC_L2:
-                for t in range(X.shape[1]):
-                    e = np.float32(X[i, t]) - np.float32(X[j, t])
-                    s += sqp[2, t] * e * e
-                return s
-            for t in range(X.shape[1]):
-                a = sqp[0, t] + sqp[1, t] * (np.float32(X[i, t]) + np.float32(0.5))
-                b = sqp[0, t] + sqp[1, t] * (np.float32(X[j, t]) + np.float32(0.5))
-                s += a * b
-            return -s
+                return _sq8_node_l2(space.codes, space.sqp, i, j)
+            return -_sq8_node_dot(space.codes, space.sqp, i, j)
         return sq8
     if _is(space, PQSpace):
-        def pq(space, i, j, metric):
-            X = space.codes
-            sdc = space.sdc
-            s = np.float32(0.0)
-            for m in range(X.shape[1]):
-                s += sdc[m, X[i, m], X[j, m]]
-            return s
-        return pq
+        return lambda space, i, j, metric: _pq_sdc(space.codes, space.sdc, i, j)
 
 
 @overload(node_vector, jit_options=_JIT)
@@ -273,16 +242,74 @@ def _ol_node_vector(space, u, q):
         return pq
 
 
-@overload(prefetch, jit_options=_JIT)
+@overload(prefetch, jit_options=_JIT, inline="always")
 def _ol_prefetch(space, j, lines):
     if _is(space, FlatSpace) or _is(space, SQ8Space) or _is(space, PQSpace) \
             or _is(space, MetricSpace):
-        def impl(space, j, lines):
-            X = space[0]
-            nbytes = min(X.shape[1] * X.itemsize, lines * 64)
-            for off in range(0, nbytes, 64):
-                prefetch_row(X, j, off)
-        return impl
+        return lambda space, j, lines: _prefetch_lines(space[0], j, lines)
+
+
+# --- loop bodies of the costs above --------------------------------------------------------
+# query_cost and prefetch are inlined into the walk (inline="always"): an out-of-line
+# overload call took and dropped a reference on every array of the space per
+# distance (atomic NRT_incref/decref: 50 ns for an SQ8 distance whose arithmetic
+# takes 7 ns, measured in cache; half of a glove-50 query's time). The inlined
+# bodies only branch and call: numba's IR inliner mis-scopes the variables of a
+# loop followed by a second return (NumbaIRAssumptionWarning), so loops live in
+# plain njit functions, whose array arguments cost no reference counting.
+# node_cost stays out of line: inlined, it built wrong graphs (recall 0.01 on
+# every space; not narrowed down further), and linking spends less time in it.
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _rows_l2(rows, i, j):
+    return sqdist_rows(rows, i, j)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _rows_dot(rows, i, j):
+    return dot_rows(rows, i, j)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _pq_adc(codes, table, ksub, j):
+    s = np.float32(0.0)
+    for m in range(codes.shape[1]):
+        s += table[m * ksub + codes[j, m]]
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _pq_sdc(codes, sdc, i, j):
+    s = np.float32(0.0)
+    for m in range(codes.shape[1]):
+        s += sdc[m, codes[i, m], codes[j, m]]
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _sq8_node_l2(codes, sqp, i, j):
+    s = np.float32(0.0)
+    for t in range(codes.shape[1]):
+        e = np.float32(codes[i, t]) - np.float32(codes[j, t])
+        s += sqp[2, t] * e * e
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _sq8_node_dot(codes, sqp, i, j):
+    s = np.float32(0.0)
+    for t in range(codes.shape[1]):
+        a = sqp[0, t] + sqp[1, t] * (np.float32(codes[i, t]) + np.float32(0.5))
+        b = sqp[0, t] + sqp[1, t] * (np.float32(codes[j, t]) + np.float32(0.5))
+        s += a * b
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _prefetch_lines(X, j, lines):
+    nbytes = min(X.shape[1] * X.itemsize, lines * 64)
+    for off in range(0, nbytes, 64):
+        prefetch_row(X, j, off)
 
 
 # --- the further metrics (MetricSpace) -------------------------------------------------

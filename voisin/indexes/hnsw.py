@@ -325,7 +325,31 @@ class IndexHNSW(Index):
                         fast: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """IndexRefineFlat's search pushed down: walk for ``ref.kb`` candidates and
         re-score them against ``ref.rows`` in the kernel (see the module docstring)."""
+        if fast and params is None and ref.A is None and ref.xw is None:
+            out = self._search_refined_fast(xe, k, ref)
+            if out is not None:
+                return out
         return self._search_snap(self._snap, xe, k, params, D, I, ref, fast)
+
+    def _search_refined_fast(self, x: np.ndarray, k: int, ref: Refinement):
+        # the single-query service loop of "HNSW32_SQ8,RFlat": straight to the
+        # fused kernel, as _search_fast (the planned path costs ~8 us a query)
+        ef = self.hnsw.efSearch
+        if type(ef) is not int or ef < 1 or x.shape[0] >= PARALLEL_MIN_QUERIES:
+            return None
+        X, g, labels, _, live = self._snap
+        ef = max(ef, k, ref.kb)
+        if self.ntotal <= ef or g[4][0] < 0:
+            return None
+        D = np.empty((x.shape[0], k), dtype=_F32)
+        I = np.empty((x.shape[0], k), dtype=np.int64)
+        filt = _NO_FILTER if labels is None else (live, True, labels, True)
+        exact_t = (ref.rows, True, ref.kb) + _NO_MAP
+        if self._search_kernel(x, x, k, ef, self._walk_fields(X), g[:4], int(g[4][0]),
+                               int(g[4][1]), self.metric_type, self._scratch.get(g[3].size, ef),
+                               filt, exact_t, D, I):
+            return D, I
+        return None
 
     def _walk_fields(self, X: np.ndarray) -> tuple:
         return tuple(self._space(X))

@@ -1,5 +1,5 @@
-"""RaBitQ (1-bit): codes byte-identical to faiss-cpu, the same estimated distances and
-ids, files both ways, IVF with filters and removal, refinement, bad input."""
+"""RaBitQ (1-bit and multi-bit): codes byte-identical to faiss-cpu, the same estimated
+distances and ids, files both ways, IVF with filters and removal, refinement, bad input."""
 
 import numpy as np
 import pytest
@@ -28,20 +28,20 @@ def _same_results(Df, If, Dv, Iv, rtol=1e-5):
     np.testing.assert_allclose(Dv, Df, rtol=rtol, atol=rtol * scale)
 
 
-def _flat_pair(d, metric, xb):
-    f = faiss.IndexRaBitQ(d, metric)
+def _flat_pair(d, metric, xb, nb_bits=1):
+    f = faiss.IndexRaBitQ(d, metric, nb_bits)
     f.train(xb)
     f.add(xb)
-    v = voisin.IndexRaBitQ(d, metric)
+    v = voisin.IndexRaBitQ(d, metric, nb_bits)
     v.train(xb)
     v.add(xb)
     return f, v
 
 
-def _ivf_pair(d, metric, xb, nlist=16):
+def _ivf_pair(d, metric, xb, nlist=16, nb_bits=1):
     """A faiss IVF-RaBitQ and voisin's copy of it read from faiss's bytes
     (same centroids: voisin's k-means is not faiss's)."""
-    f = faiss.index_factory(d, f"IVF{nlist},RaBitQ", metric)
+    f = faiss.index_factory(d, f"IVF{nlist},RaBitQ{nb_bits}", metric)
     f.train(xb)
     f.add(xb)
     return f, voisin.deserialize_index(faiss.serialize_index(f))
@@ -49,46 +49,51 @@ def _ivf_pair(d, metric, xb, nlist=16):
 
 # --- codec --------------------------------------------------------------------
 
+@pytest.mark.parametrize("nb_bits", [1, 2, 4, 9])
 @pytest.mark.parametrize("metric", [L2, IP])
 @pytest.mark.parametrize("d", [7, 16, 33])
-def test_codes_byte_identical_and_decode(metric, d):
-    x = _data(500, d, seed=d)
-    f = faiss.IndexRaBitQ(d, metric)
+def test_codes_byte_identical_and_decode(metric, d, nb_bits):
+    x = _data(300, d, seed=d)
+    f = faiss.IndexRaBitQ(d, metric, nb_bits)
     f.train(x)
-    v = voisin.IndexRaBitQ(d, metric)
+    v = voisin.IndexRaBitQ(d, metric, nb_bits)
     v.train(x)
     np.testing.assert_array_equal(v.center, faiss.vector_to_array(f.center))
-    assert v.code_size == f.code_size == (d + 7) // 8 + 8
+    assert v.code_size == f.code_size
+    if nb_bits == 1:
+        assert v.code_size == (d + 7) // 8 + 8
     codes = v.sa_encode(x)
     np.testing.assert_array_equal(codes, f.sa_encode(x))
     np.testing.assert_array_equal(v.sa_decode(codes), f.sa_decode(codes))
     # the bare quantizer, coding against the origin (no centroid)
-    rq = RaBitQuantizer(d, metric)
-    frq = faiss.RaBitQuantizer(d, metric)
+    rq = RaBitQuantizer(d, metric, nb_bits)
+    frq = faiss.RaBitQuantizer(d, metric, nb_bits)
     assert rq.code_size == frq.code_size
     np.testing.assert_array_equal(rq.compute_codes(x), frq.compute_codes(x))
     np.testing.assert_array_equal(rq.decode(codes), frq.decode(codes))
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 30), st.sampled_from([L2, IP]), st.integers(0, 2**31))
-def test_codes_match_faiss_on_random_input(d, n, metric, seed):
+@given(st.integers(1, 40), st.integers(1, 30), st.sampled_from([L2, IP]), st.integers(1, 9),
+       st.integers(0, 2**31))
+def test_codes_match_faiss_on_random_input(d, n, metric, nb_bits, seed):
     rng = np.random.default_rng(seed)
     x = (rng.normal(size=(n, d)) * rng.uniform(0.01, 100)).astype("float32")
     x[rng.random(x.shape) < 0.1] = 0.0  # exact zeros: the sign test is x - c > 0
-    f = faiss.IndexRaBitQ(d, metric)
+    f = faiss.IndexRaBitQ(d, metric, nb_bits)
     f.train(x)
-    v = voisin.IndexRaBitQ(d, metric)
+    v = voisin.IndexRaBitQ(d, metric, nb_bits)
     v.train(x)
     np.testing.assert_array_equal(v.sa_encode(x), f.sa_encode(x))
 
 
 # --- IndexRaBitQ ----------------------------------------------------------------
 
+@pytest.mark.parametrize("nb_bits", [1, 3])
 @pytest.mark.parametrize("metric", [L2, IP])
-def test_flat_search_matches_faiss_for_every_query_setting(metric):
+def test_flat_search_matches_faiss_for_every_query_setting(metric, nb_bits):
     xb, xq = _data(2000, 32), _data(20, 32, seed=1)
-    f, v = _flat_pair(32, metric, xb)
+    f, v = _flat_pair(32, metric, xb, nb_bits)
     np.testing.assert_array_equal(v.codes, _faiss_codes(f))
     _same_results(*f.search(xq, 10), *v.search(xq, 10))  # index defaults (qb=4)
     for qb, centered in KNOBS:
@@ -101,16 +106,18 @@ def test_flat_search_matches_faiss_for_every_query_setting(metric):
         _same_results(*f.search(xq, 10), *v.search(xq, 10))
 
 
-@pytest.mark.parametrize("metric", [L2, IP])
-def test_flat_files_both_ways(metric):
+@pytest.mark.parametrize("metric,nb_bits", [(L2, 1), (IP, 1), (L2, 4), (IP, 2)])
+def test_flat_files_both_ways(metric, nb_bits):
     xb, xq = _data(1500, 24), _data(10, 24, seed=2)
-    f, v = _flat_pair(24, metric, xb)
+    f, v = _flat_pair(24, metric, xb, nb_bits)
     f.qb = v.qb = 6
     fb = faiss.serialize_index(f)
+    assert bytes(fb[:4]) == (b"Ixrq" if nb_bits == 1 else b"Ixrr")
     # voisin's file is faiss's, byte for byte
     np.testing.assert_array_equal(voisin.serialize_index(v, checksum=False), fb)
     loaded = voisin.deserialize_index(fb)
     assert isinstance(loaded, voisin.IndexRaBitQ) and loaded.qb == 6 and loaded.ntotal == 1500
+    assert loaded.rabitq.nb_bits == nb_bits
     _same_results(*f.search(xq, 8), *loaded.search(xq, 8))
     back = faiss.deserialize_index(voisin.serialize_index(v))
     assert back.qb == 6
@@ -140,10 +147,10 @@ def test_flat_range_search_filters_and_reconstruct_match_faiss():
 
 # --- IndexIVFRaBitQ -------------------------------------------------------------
 
-@pytest.mark.parametrize("metric", [L2, IP])
-def test_ivf_search_matches_faiss_on_faiss_written_file(metric):
+@pytest.mark.parametrize("metric,nb_bits", [(L2, 1), (IP, 1), (L2, 2), (IP, 4)])
+def test_ivf_search_matches_faiss_on_faiss_written_file(metric, nb_bits):
     xb, xq = _data(3000, 32), _data(20, 32, seed=4)
-    f, v = _ivf_pair(32, metric, xb)
+    f, v = _ivf_pair(32, metric, xb, nb_bits=nb_bits)
     assert isinstance(v, voisin.IndexIVFRaBitQ) and v.qb == 4 and v.by_residual
     for nprobe in (1, 4, 16):
         f.nprobe = v.nprobe = nprobe
@@ -162,9 +169,10 @@ def test_ivf_search_matches_faiss_on_faiss_written_file(metric):
     _same_results(*f.search(xq, 10, params=fp), *v.search(xq, 10, params=voisin.SearchParametersIVF(nprobe=5)))
 
 
-def test_ivf_codes_and_files_both_ways():
+@pytest.mark.parametrize("nb_bits", [1, 3])
+def test_ivf_codes_and_files_both_ways(nb_bits):
     xb, xq = _data(3000, 20), _data(10, 20, seed=5)
-    f, v = _ivf_pair(20, L2, xb, nlist=8)
+    f, v = _ivf_pair(20, L2, xb, nlist=8, nb_bits=nb_bits)
     # voisin encodes the same vectors into the same lists with the same bytes
     fresh = voisin.deserialize_index(faiss.serialize_index(f))
     fresh.reset()
@@ -173,6 +181,7 @@ def test_ivf_codes_and_files_both_ways():
         fl = faiss.rev_swig_ptr(f.invlists.get_codes(l), f.invlists.list_size(l) * f.code_size)
         np.testing.assert_array_equal(fresh.invlists.get_codes(l).ravel(), np.asarray(fl))
     f.qb = v.qb = 7
+    assert bytes(faiss.serialize_index(f)[:4]) == (b"Iwrq" if nb_bits == 1 else b"Iwrr")
     np.testing.assert_array_equal(voisin.serialize_index(v, checksum=False), faiss.serialize_index(f))
     back = faiss.deserialize_index(voisin.serialize_index(fresh))
     back.nprobe = fresh.nprobe = 3
@@ -274,10 +283,13 @@ def test_factory_strings():
     ivf = voisin.index_factory(16, "IVF8,RaBitQ", IP)
     assert isinstance(ivf, voisin.IndexIVFRaBitQ) and ivf.metric_type == IP and ivf.nlist == 8
     assert isinstance(voisin.index_factory(16, "RaBitQ,RFlat"), voisin.IndexRefineFlat)
-    with pytest.raises(voisin.FactoryError, match="multi-bit RaBitQ"):
-        voisin.index_factory(16, "RaBitQ4")
-    with pytest.raises(voisin.FactoryError, match="multi-bit RaBitQ"):
-        voisin.index_factory(16, "IVF8,RaBitQ2")
+    for desc, cls in (("RaBitQ4", voisin.IndexRaBitQ), ("IVF8,RaBitQ2", voisin.IndexIVFRaBitQ)):
+        index = voisin.index_factory(16, desc)
+        theirs = faiss.index_factory(16, desc)
+        assert isinstance(index, cls) and index.code_size == theirs.code_size
+        assert index.rabitq.nb_bits == theirs.rabitq.nb_bits
+    with pytest.raises(voisin.FactoryError, match="1 <= b <= 9"):
+        voisin.index_factory(16, "RaBitQ10")
     with pytest.raises(voisin.FactoryError, match="fast-scan"):
         voisin.index_factory(16, "RaBitQfs")
 
@@ -290,8 +302,8 @@ def test_bad_input_is_refused_naming_the_argument():
         voisin.IndexRaBitQ(16, voisin.METRIC_L1)
     with pytest.raises(ValueError, match="nb_bits"):
         voisin.IndexRaBitQ(16, L2, 0)
-    with pytest.raises(NotImplementedError, match="nb_bits"):
-        voisin.IndexRaBitQ(16, L2, 3)
+    with pytest.raises(ValueError, match="nb_bits"):
+        voisin.IndexIVFRaBitQ(voisin.IndexFlatL2(16), 16, 4, L2, True, 10)
     v = voisin.IndexRaBitQ(16)
     with pytest.raises(RuntimeError, match="not trained"):
         v.add(xb)

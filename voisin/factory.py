@@ -95,10 +95,8 @@ def _split(desc: str, text: str, offset: int) -> list[_Tok]:
 
 
 _RABITQ = ("RaBitQ's fast-scan forms (IndexRaBitQFastScan, IndexIVFRaBitQFastScan) are not "
-           "implemented in voisin; use 'RaBitQ' or 'IVF{n},RaBitQ' (optionally ',RFlat'), or e.g. "
+           "implemented in voisin; use 'RaBitQ[{b}]' or 'IVF{n},RaBitQ[{b}]' (optionally ',RFlat'), or e.g. "
            "'IVF1024,PQ32x4fs,RFlat' (docs/file-format.md, Not implemented)")
-_RABITQ_MULTI = ("multi-bit RaBitQ (RaBitQ{b} with b > 1) is not implemented in voisin; use 'RaBitQ' "
-                 "(1 bit per component), with ',RFlat' for an exact re-rank (docs/rabitq.md)")
 
 
 def _load(module: str, name: str) -> Any:
@@ -483,8 +481,6 @@ class _Parser:
         nb_bits = int(m.group(1) or 1)
         if not 1 <= nb_bits <= 9:
             raise self.fail(tok, f"RaBitQ{{b}} takes 1 <= b <= 9 bits, got {nb_bits}")
-        if nb_bits != 1:
-            raise self.fail(tok, _RABITQ_MULTI)
         return nb_bits
 
     def spectral_hash(self, d: int, nlist: int, hnsw_m: int | None, vt_tok: _Tok,

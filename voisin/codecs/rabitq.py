@@ -45,11 +45,8 @@ def compute_code_size(d: int, nb_bits: int = 1) -> int:
 
 
 def check_nb_bits(nb_bits: Any) -> int:
-    nb_bits = check_int(nb_bits, "nb_bits", lo=1, hi=9)
-    if nb_bits != 1:
-        raise NotImplementedError(f"nb_bits: multi-bit RaBitQ (nb_bits={nb_bits}) is not implemented "
-                                  "in voisin; only nb_bits=1")
-    return nb_bits
+    """Bits per component, 1..9 as FAISS (1 sign bit + nb_bits-1 ex-bits)."""
+    return check_int(nb_bits, "nb_bits", lo=1, hi=9)
 
 
 def check_qb(qb: Any, name: str = "qb") -> int:
@@ -92,7 +89,7 @@ class RaBitQuantizer:
         out = np.empty((x.shape[0], self.code_size), dtype=np.uint8)
         if x.shape[0]:
             use = list_nos is not None
-            K.encode(x, cent, list_nos if use else _NO_LISTS, use, self.metric_type, out)
+            K.encode(x, cent, list_nos if use else _NO_LISTS, use, self.metric_type, self.nb_bits, out)
         return out
 
     def decode_rows(self, codes: np.ndarray, cent: np.ndarray, list_nos: np.ndarray | None = None) -> np.ndarray:

@@ -126,14 +126,15 @@ class IndexIVFRaBitQ(IndexIVF):
     def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
         qb, centered = self._knobs()
         K.ivf_search(x, np.ascontiguousarray(probes, dtype=np.int64), self._all_centroids(), ctx.codes,
-                     ctx.ids, ctx.offsets, ctx.sizes, qb, centered, self.metric_type, ctx.max_codes,
+                     ctx.ids, ctx.offsets, ctx.sizes, self.rabitq.nb_bits, qb, centered, self.metric_type,
+                     ctx.max_codes,
                      ctx.mask, ctx.use_mask, worst_distance(self.metric_type), D, I)
         return D, I
 
     def _range_preassigned(self, x, radius, probes, probe_dists, ctx):
         qb, centered = self._knobs()
         return K.ivf_range_search(x, np.ascontiguousarray(probes, dtype=np.int64), self._all_centroids(),
-                                  ctx.codes, ctx.ids, ctx.offsets, ctx.sizes, qb, centered,
+                                  ctx.codes, ctx.ids, ctx.offsets, ctx.sizes, self.rabitq.nb_bits, qb, centered,
                                   self.metric_type, np.float32(radius), ctx.max_codes, ctx.mask,
                                   ctx.use_mask)
 

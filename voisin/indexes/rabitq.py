@@ -95,7 +95,7 @@ class IndexRaBitQ(PublishedCodes, Index):
         if got is None:
             return filtering.no_results(x.shape[0], k, self.metric_type, D, I)
         codes, n, mask, use_mask, rows = got
-        K.flat_search(x, codes, n, self._cent()[0], qb, centered, self.metric_type, mask, use_mask,
+        K.flat_search(x, codes, n, self._cent()[0], self.rabitq.nb_bits, qb, centered, self.metric_type, mask, use_mask,
                       worst_distance(self.metric_type), D, I)
         if rows is not None:
             I[:] = np.where(I >= 0, rows[np.maximum(I, 0)], -1)
@@ -109,7 +109,7 @@ class IndexRaBitQ(PublishedCodes, Index):
         mask, use_mask = self._mask(params, n)
         probes = np.zeros((x.shape[0], 1), dtype=np.int64)
         return K.ivf_range_search(x, probes, self._cent(), codes, np.arange(n, dtype=np.int64),
-                                  np.zeros(1, np.int64), np.array([n], dtype=np.int64), qb, False,
+                                  np.zeros(1, np.int64), np.array([n], dtype=np.int64), self.rabitq.nb_bits, qb, False,
                                   self.metric_type, np.float32(radius), 0, mask, use_mask)
 
     def sa_code_size(self) -> int:

@@ -1,8 +1,10 @@
-"""RaBitQ indexes: IndexRaBitQ ``Ixrq`` and IndexIVFRaBitQ ``Iwrq`` (1-bit codes).
+"""RaBitQ indexes: IndexRaBitQ ``Ixrq`` (1 bit) / ``Ixrr`` (multi-bit) and
+IndexIVFRaBitQ ``Iwrq`` / ``Iwrr``.
 
 RaBitQuantizer: ``uint64 d | uint64 code_size | int32 metric_type``; the
-multi-bit tags (``Ixrr``/``Iwrr``) add ``uint64 nb_bits`` after it. The
-quantizer's own centroid is not stored (the indexes own theirs).
+multi-bit tags add ``uint64 nb_bits`` after it (FAISS writes the 1-bit tags
+for nb_bits = 1 and the multi-bit ones otherwise). The quantizer's own
+centroid is not stored (the indexes own theirs).
 
 ``Ixrq``: header, RaBitQuantizer, vector<uint8> codes, vector<float> center,
 ``uint8 qb``. ``centered`` is not stored (a loaded index has False, as FAISS).
@@ -26,6 +28,8 @@ def write_rabitq(w, rq: RaBitQuantizer) -> None:
     w.u64(rq.d)
     w.u64(rq.code_size)
     w.i32(rq.metric_type)
+    if rq.nb_bits != 1:
+        w.u64(rq.nb_bits)
 
 
 def read_rabitq(r, d: int, metric: int, multi_bit: bool, what: str) -> RaBitQuantizer:
@@ -41,8 +45,6 @@ def read_rabitq(r, d: int, metric: int, multi_bit: bool, what: str) -> RaBitQuan
     if code_size != compute_code_size(d, nb_bits):
         raise r.fail(f"{what}: code_size {code_size} is not the size of a {nb_bits}-bit code of "
                      f"dimension {d} ({compute_code_size(d, nb_bits)})", at)
-    if nb_bits != 1:
-        raise r.fail(f"{what}: multi-bit RaBitQ (nb_bits={nb_bits}) is not implemented in voisin", at)
     return RaBitQuantizer(d, metric, nb_bits)
 
 
@@ -52,7 +54,7 @@ def _read_qb(r, what: str) -> int:
 
 @register_writer(IndexRaBitQ)
 def write_index_rabitq(w, index: IndexRaBitQ) -> None:
-    w.tag(b"Ixrq")
+    w.tag(b"Ixrq" if index.rabitq.nb_bits == 1 else b"Ixrr")
     write_header(w, index)
     write_rabitq(w, index.rabitq)
     w.vector(index._codes[:index.ntotal], np.uint8)
@@ -71,7 +73,7 @@ def read_index_rabitq(r, ctx, tag: bytes) -> IndexRaBitQ:
     if center.size not in (0, h.d) or (h.is_trained and center.size != h.d):
         raise r.fail(f"{what}: center holds {center.size} floats, expected d={h.d}", at)
     qb = _read_qb(r, what)
-    index = IndexRaBitQ(h.d, h.metric_type)
+    index = IndexRaBitQ(h.d, h.metric_type, rq.nb_bits)
     index.rabitq = rq
     index.code_size = rq.code_size
     index._codes = codes.reshape(h.ntotal, rq.code_size)
@@ -84,7 +86,7 @@ def read_index_rabitq(r, ctx, tag: bytes) -> IndexRaBitQ:
 
 @register_writer(IndexIVFRaBitQ)
 def write_ivf_rabitq(w, index: IndexIVFRaBitQ) -> None:
-    w.tag(b"Iwrq")
+    w.tag(b"Iwrq" if index.rabitq.nb_bits == 1 else b"Iwrr")
     write_ivf_header(w, index)
     write_rabitq(w, index.rabitq)
     w.u64(index.code_size)
@@ -102,7 +104,7 @@ def read_ivf_rabitq(r, ctx, tag: bytes) -> IndexIVFRaBitQ:
     by_residual = r.bool(f"{what} by_residual")
     qb = _read_qb(r, what)
     il = read_invlists(r, c.nlist, rq.code_size, c.h.ntotal, what)
-    index = IndexIVFRaBitQ(c.quantizer, c.h.d, c.nlist, c.h.metric_type)
+    index = IndexIVFRaBitQ(c.quantizer, c.h.d, c.nlist, c.h.metric_type, nb_bits=rq.nb_bits)
     index.rabitq = rq
     index.by_residual = by_residual
     index.qb = qb

@@ -1,4 +1,4 @@
-"""RaBitQ quantizer (FAISS's ``RaBitQuantizer``), 1-bit form.
+"""RaBitQ quantizer (FAISS's ``RaBitQuantizer``), 1 to 9 bits per component.
 
 Each vector ``x`` is coded against a centroid ``c`` by the signs of ``x - c``
 (one bit per component) plus two float32 factors, ``||x - c||^2`` (minus
@@ -7,9 +7,11 @@ distance be estimated without decoding (see ``voisin/kernels/rabitq.py``).
 FAISS applies no rotation inside the quantizer: wrap the index in a random
 rotation (``RR{d},RaBitQ``) for the paper's guarantees.
 
+With ``nb_bits > 1`` each component also gets ``nb_bits - 1`` ex-bits (its
+magnitude on a grid whose scale maximizes the cosine with the residual) and the
+code three more float32 (``f_error``, ``f_add_ex``, ``f_rescale_ex``).
+
 The codes are byte-identical to faiss-cpu's for the same input and centroid.
-The multi-bit variant (nb_bits > 1, extra bits per component refining the sign)
-is not implemented: constructing one raises NotImplementedError.
 
 Example:
     >>> import numpy as np

@@ -1,4 +1,4 @@
-"""IndexIVFRaBitQ: IVF whose lists hold 1-bit RaBitQ codes of the residuals to their centroid."""
+"""IndexIVFRaBitQ: IVF whose lists hold RaBitQ codes of the residuals to their centroid."""
 
 from __future__ import annotations
 

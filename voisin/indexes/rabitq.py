@@ -1,4 +1,4 @@
-"""IndexRaBitQ: every vector stored as a 1-bit RaBitQ code, searched exhaustively."""
+"""IndexRaBitQ: every vector stored as a RaBitQ code, searched exhaustively."""
 
 from __future__ import annotations
 
@@ -42,10 +42,13 @@ def search_knobs(index: Any, params: SearchParameters | None, cls: type) -> tupl
 
 class IndexRaBitQ(PublishedCodes, Index):
     """Flat index over RaBitQ codes (FAISS's ``IndexRaBitQ``): ``d/8 + 8`` bytes
-    per vector. ``train`` computes ``center`` (the mean); codes are the signs of
-    ``x - center`` with two correction factors. Search estimates distances from
-    the codes; ``qb`` (default 4, as FAISS) quantizes the query to that many
-    bits (0 keeps it in float), ``centered`` uses a symmetric query grid.
+    per vector with ``nb_bits=1``. ``train`` computes ``center`` (the mean);
+    codes are the signs of ``x - center`` with two correction factors (plus
+    ex-bits when ``nb_bits > 1``). Search estimates distances from the codes;
+    ``qb`` (default 4, as FAISS) quantizes the query to that many bits (0 keeps
+    it in float), ``centered`` uses a symmetric query grid. Multi-bit codes are
+    searched in FAISS's two stages (1-bit estimate and error bound, then the
+    full distance).
 
     Example:
         >>> import numpy as np, voisin

@@ -327,6 +327,40 @@ CASES += [
          mapped_fraction=0.0),
 ]
 
+def _rabitq(lib: Any, metric: str, nb_bits: int) -> Any:
+    xb, _, _ = data()
+    mt = lib.METRIC_L2 if metric == "l2" else lib.METRIC_INNER_PRODUCT
+    index = lib.IndexRaBitQ(D, mt, nb_bits)
+    index.train(xb)
+    index.add(xb)
+    index.qb = 6
+    return index
+
+
+def _ivf_rabitq(lib: Any, metric: str, nb_bits: int) -> Any:
+    xb, _, _ = data()
+    mt = lib.METRIC_L2 if metric == "l2" else lib.METRIC_INNER_PRODUCT
+    quantizer = lib.IndexFlatL2(D) if metric == "l2" else lib.IndexFlatIP(D)
+    quantizer.add(_centroids(16))
+    index = lib.IndexIVFRaBitQ(quantizer, D, 16, mt, True, nb_bits)
+    index.train(xb)
+    index.add(xb)
+    return index
+
+
+# RaBitQ: Ixrq/Ixrr (flat) and Iwrq/Iwrr (IVF over given centroids)
+CASES += [
+    Case(f"rabitq{nb}_{m}", (lambda m=m, nb=nb: _rabitq(voisin, m, nb)),
+         (lambda m=m, nb=nb: _rabitq(_faiss(), m, nb)), deterministic=True, requires=("IndexRaBitQ",))
+    for m, nb in (("l2", 1), ("ip", 3))
+] + [
+    Case(f"ivf_rabitq{nb}_{m}", (lambda m=m, nb=nb: _ivf_rabitq(voisin, m, nb)),
+         (lambda m=m, nb=nb: _ivf_rabitq(_faiss(), m, nb)), tune=_set_nprobe, deterministic=True,
+         requires=("IndexIVFRaBitQ",), mapped_fraction=0.0)
+    for m, nb in (("l2", 1), ("ip", 2))
+]
+
+
 def _pretransform(lib: Any, kind: str) -> Any:
     xb, _, _ = data()
     if kind == "pca":

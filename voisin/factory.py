@@ -94,9 +94,9 @@ def _split(desc: str, text: str, offset: int) -> list[_Tok]:
     return toks
 
 
-_RABITQ = ("RaBitQ (IndexRaBitQ, IndexIVFRaBitQ and their fast-scan forms) is not implemented "
-           "in voisin; for compact codes with an exact re-rank use e.g. 'IVF1024,PQ32x4fs,RFlat' "
-           "or 'IVF1024,SQ4' (docs/file-format.md, Not implemented)")
+_RABITQ = ("RaBitQ's fast-scan forms (IndexRaBitQFastScan, IndexIVFRaBitQFastScan) are not "
+           "implemented in voisin; use 'RaBitQ[{b}]' or 'IVF{n},RaBitQ[{b}]' (optionally ',RFlat'), or e.g. "
+           "'IVF1024,PQ32x4fs,RFlat' (docs/file-format.md, Not implemented)")
 
 
 def _load(module: str, name: str) -> Any:
@@ -249,7 +249,9 @@ class _Parser:
             self._no_more(toks, 1)
             return self._rcq(d, tok)
         if text.startswith("RaBitQ"):
-            raise self.fail(tok, _RABITQ)
+            self._no_more(toks, 1)
+            nb_bits = self._rabitq_bits(tok)
+            return _load("indexes.rabitq", "IndexRaBitQ")(d, self.metric, nb_bits)
         m = re.fullmatch(r"IVF(\d+)([kM]?)_NSG(\d+)", text)
         if m:
             # FAISS's IVF{n}_NSG{R}: an NSG graph over the centroids as the coarse quantizer
@@ -461,13 +463,25 @@ class _Parser:
             cls = _load("indexes.ivfpq", "IndexIVFPQ")
             return cls(quantizer, d, nlist, M, nbits, self.metric)
         if codec.text.startswith("RaBitQ"):
-            raise self.fail(codec, _RABITQ)
+            nb_bits = self._rabitq_bits(codec)
+            cls = _load("indexes.ivf_rabitq", "IndexIVFRaBitQ")
+            return cls(quantizer, d, nlist, self.metric, True, nb_bits)
         aq = self._aq_args(d, codec)
         if aq is not None:
             from . import factory_additive as FA
             return FA.build_ivf(aq, quantizer, d, nlist, self.metric)
         raise self.fail(codec, f"unknown IVF codec; expected Flat, FlatDedup, SQ8, SQ4, SQfp16, PQ{{m}}[x{{b}}] "
                         f"or PQ{{m}}x4fs after {ivf_tok.text}")
+
+    def _rabitq_bits(self, tok: _Tok) -> int:
+        """``RaBitQ[{b}]`` (FAISS's regex ``RaBitQ([0-9]+)?``): the bits per component."""
+        m = re.fullmatch(r"RaBitQ(\d+)?", tok.text)
+        if not m:
+            raise self.fail(tok, _RABITQ)
+        nb_bits = int(m.group(1) or 1)
+        if not 1 <= nb_bits <= 9:
+            raise self.fail(tok, f"RaBitQ{{b}} takes 1 <= b <= 9 bits, got {nb_bits}")
+        return nb_bits
 
     def spectral_hash(self, d: int, nlist: int, hnsw_m: int | None, vt_tok: _Tok,
                       sh_tok: _Tok) -> Index:

@@ -47,7 +47,7 @@ _DUMMY = 1 << 20
 # the error for its tag can say so).
 _FORMAT_MODULES = ("flat", "idmap", "ivf", "ivf_dedup", "sq", "pq", "ivfpq", "fastscan", "hnsw",
                    "pretransform", "refine", "binary", "lsh", "spectral_hash", "imi", "rq",
-                   "graphs", "index2layer")
+                   "graphs", "index2layer", "rabitq")
 
 ReadFn = Callable[[Reader, "ReadContext", bytes], Any]
 WriteFn = Callable[[Writer, Any], None]
@@ -62,10 +62,9 @@ _FAISS_TAG_NAMES = {
     b"IvFl": "IndexIVFFlat (pre-2017 layout)", b"IvFL": "IndexIVFFlat (pre-2017 layout)",
     b"IxRQ": "IndexResidualQuantizer (pre-1.7 layout)", b"IHN2": "IndexHNSW2Level",
     b"IBHc": "IndexBinaryHNSWCagra",
-    # RaBitQ (faiss 1.13+): see the "Not implemented" section of docs/file-format.md
-    b"Ixrq": "IndexRaBitQ", b"Ixrr": "IndexRaBitQ (multi-bit)", b"Iwrq": "IndexIVFRaBitQ",
-    b"Iwrr": "IndexIVFRaBitQ (multi-bit)", b"Irfn": "IndexRaBitQFastScan",
-    b"Iwrn": "IndexIVFRaBitQFastScan",
+    # RaBitQ fast-scan forms (faiss 1.13+): see the "Not implemented" section of
+    # docs/file-format.md (the plain Ixrq/Iwrq forms are io/formats/rabitq.py)
+    b"Irfn": "IndexRaBitQFastScan", b"Iwrn": "IndexIVFRaBitQFastScan",
 }
 
 

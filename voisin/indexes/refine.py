@@ -131,7 +131,13 @@ class IndexRefine(_Gated, Index):
         k_factor, base_params = self._split_params(params)
         kb = _candidates(k, k_factor)
         with self._gate.reading():
-            _, cand = self.base_index.search(x, kb, base_params)
+            base = self.base_index
+            if type(base).search is Index.search and base.ntotal > 0:
+                # x and the params are checked already: the base's own front door
+                # would check both again (~10 us a query on the single-query loop)
+                _, cand = base._search(x, kb, base_params, None, None)
+            else:
+                _, cand = base.search(x, kb, base_params)
             dist = self._refine_distances(x, cand)
         order = np.argsort(dist, axis=1, kind="stable")[:, :k]
         Ir = np.take_along_axis(cand, order, axis=1)
@@ -287,7 +293,13 @@ class IndexRefineFlat(IndexRefine):
             D = np.empty((nq, k), dtype=np.float32) if D is None else D
             I = np.empty((nq, k), dtype=np.int64) if I is None else I
             worst = np.float32(worst_distance(self.metric_type))
-            _, cand = self.base_index.search(x, kb, base_params)
+            base = self.base_index
+            if type(base).search is Index.search and base.ntotal > 0:
+                # x and the params are checked already: the base's own front door
+                # would check both again (~10 us a query on the single-query loop)
+                _, cand = base._search(x, kb, base_params, None, None)
+            else:
+                _, cand = base.search(x, kb, base_params)
             xb, _, nb = self.refine_index._snap
             if nq >= _PARALLEL_MIN_QUERIES and numba.get_num_threads() > 1:
                 RK.rerank_flat_parallel(x, xb, nb, cand, self.metric_type, worst, D, I)

@@ -16,6 +16,7 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
                    (additive quantizers: voisin/factory_additive.py)
                  | HNSW{M}[,Flat | _Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
+                 | HNSW{M}_{nlist}+PQ{m} | HNSW{M}_2x{b}+PQ{m}   (IndexHNSW2Level; "," also)
                  | NSG[{R}][,Flat | ,PQ{m}[x{b}][np] | ,SQ8|SQ6|SQ4|SQfp16|SQbf16|SQ8_direct]
                    (",": also "_"; NN-Descent has no factory string in FAISS)
                  | LSH[{nbits}][r][t]
@@ -318,8 +319,18 @@ class _Parser:
         if aq is not None:
             self._no_more(toks, 1)
             return aq
+        m = re.fullmatch(r"HNSW(\d*)_(2x)?(\d+)\+PQ(\d+)", text)
+        if m:
+            self._no_more(toks, 1)
+            return self.hnsw_2level(d, int(m.group(1) or 32), m, tok)
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
+            if len(toks) > 1 and re.fullmatch(r"(2x)?\d+\+PQ\d+", toks[1].text):
+                # FAISS's comma form of HNSW{M}_{nlist}+PQ{m}
+                self._no_more(toks, 2)
+                m2 = re.fullmatch(r"(2x)?(\d+)\+PQ(\d+)", toks[1].text)
+                return self.hnsw_2level(d, int(m.group(1)), (None, m.group(1)) + m2.groups(),
+                                        toks[1])
             return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
         m = re.fullmatch(r"NSG(\d*)(?:_(\w+))?", text)
         if m:
@@ -556,6 +567,33 @@ class _Parser:
             return _load("indexes.nsg_codes", "IndexNSGPQ")(d, pq[0], R, pq[1])
         raise self.fail(code, "unknown NSG storage; expected Flat, PQ{m}[x{b}] or SQ8/SQ6/SQ4/"
                         "SQfp16/SQbf16/SQ8_direct, e.g. NSG32,PQ16")
+
+    def hnsw_2level(self, d: int, M: int, m, tok: _Tok) -> Index:
+        """FAISS's ``HNSW{M}_{nlist}+PQ{m}`` (flat coarse quantizer) and
+        ``HNSW{M}_2x{nbits}+PQ{m}`` (multi-index coarse quantizer): IndexHNSW2Level."""
+        multi, n, pq_m = m[2], int(m[3]), int(m[4])
+        if M <= 1:
+            raise self.fail(tok, "HNSW needs M >= 2")
+        if self.metric != METRIC_L2:
+            raise self.fail(tok, "IndexHNSW2Level (HNSW over Index2Layer codes) is L2 only, as "
+                            "in FAISS")
+        if pq_m < 1 or d % pq_m:
+            raise self.fail(tok, f"PQ{pq_m}: dimension {d} is not a multiple of m={pq_m}")
+        if multi:
+            if not 1 <= n <= 16 or d % 2:
+                raise self.fail(tok, f"2x{n}: a 2 x nbits multi-index needs 1 <= nbits <= 16 "
+                                f"and an even dimension (d={d})")
+            quantizer = _load("indexes.imi", "MultiIndexQuantizer")(d, 2, n)
+            nlist = 1 << (2 * n)
+        else:
+            if n < 1:
+                raise self.fail(tok, "HNSW{M}_{nlist}+PQ{m} needs nlist >= 1")
+            from .indexes.flat import IndexFlat
+            quantizer, nlist = IndexFlat(d, METRIC_L2), n
+        index = _load("indexes.hnsw_2level", "IndexHNSW2Level")(quantizer, nlist, pq_m, M)
+        if multi:
+            index.storage.q1.quantizer_trains_alone = 1  # as FAISS's factory sets it
+        return index
 
     def _hnsw_pq(self, d: int, M: int, tok: _Tok) -> Index:
         pq = self._pq_args(d, tok)

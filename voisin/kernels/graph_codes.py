@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from . import FASTMATH
-from .graphs import _allowed_topk, _next_epoch, _pool_insert, _sort_pool, _write_pool
+from .graphs import _allowed_topk, _next_epoch, _pool_insert, _write_pool, std_sort_pool
 from .hnsw_space import PQSpace, SQ8Space, prepare_query, query_cost, query_width
 
 
@@ -53,7 +53,7 @@ def _walk(graph, space, qv, qc, metric, ep, size, fill, pid, pd, pf, visited, ep
             full_id[nfull] = pid[t]
             full_d[nfull] = pd[t]
             nfull += 1
-    _sort_pool(pid, pd, pf, num)
+    std_sort_pool(pid, pd, pf, num)
     k = 0
     while k < num:
         nk = num

@@ -176,3 +176,23 @@ def test_damaged_files(faiss_built):
     # a truncated file
     with pytest.raises(ValueError):
         voisin.deserialize_index(buf[:len(buf) // 2])
+
+
+@pytest.mark.parametrize("key", ["HNSW16_32+PQ4", "HNSW16_2x4+PQ8"])
+def test_empty_and_untrained_files_both_ways(data, key):
+    xb, xq = data
+    for trained in (False, True):
+        f = faiss.index_factory(D_, key)
+        if trained:
+            f.train(xb)
+        buf = bytes(faiss.serialize_index(f))
+        v = voisin.deserialize_index(buf)
+        assert isinstance(v, voisin.IndexHNSW2Level)
+        assert v.is_trained == trained and v.ntotal == 0
+        assert bytes(voisin.serialize_index(v, checksum=False)) == buf
+        if not trained:
+            v.train(xb)
+        v.add(xb[:600])
+        ref = faiss.deserialize_index(voisin.serialize_index(v))
+        np.testing.assert_array_equal(ref.search(xq, 5)[1], v.search(xq, 5)[1])
+    assert not faiss.deserialize_index(voisin.serialize_index(voisin.index_factory(D_, key))).is_trained

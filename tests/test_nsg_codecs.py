@@ -228,3 +228,22 @@ def test_pool_sort_is_a_sort_and_stable_on_short_runs(d):
     np.testing.assert_array_equal(pd[:n], np.array(d, dtype=np.float32)[pid[:n]])
     if n <= 16:  # GCC's std::sort is an insertion sort there: stable
         np.testing.assert_array_equal(pid[:n], np.argsort(np.array(d), kind="stable"))
+
+
+@pytest.mark.parametrize("key", ["NSG16,PQ8np", "NSG16,SQ8"])
+def test_empty_and_untrained_files_both_ways(data, key):
+    xb, xq = data
+    for trained in (False, True):
+        f = faiss.index_factory(D_, key)
+        if trained:
+            f.train(xb[:1000])
+        buf = _bytes(f)
+        v = voisin.deserialize_index(buf)
+        assert v.is_trained == trained and v.ntotal == 0
+        assert bytes(voisin.serialize_index(v, checksum=False)) == buf
+        if not trained:
+            v.train(xb[:1000])
+        v.add(xb[:600])
+        ref = faiss.deserialize_index(voisin.serialize_index(v))
+        np.testing.assert_array_equal(ref.search(xq, 5)[1], v.search(xq, 5)[1])
+    assert not faiss.deserialize_index(voisin.serialize_index(voisin.index_factory(D_, key))).is_trained

@@ -117,7 +117,10 @@ def _write_nsg_graph(w, index, tag: bytes) -> None:
     w.u8(index.build_type)
     R = g.shape[1] if built else nsg.R  # as the graph was built
     for v in (index.nndescent_S, index.nndescent_R, index.nndescent_L, index.nndescent_iter,
-              index.ntotal, R, nsg.L, nsg.C, nsg.search_L, index.navigation_node()):
+              index.ntotal, R, nsg.L, nsg.C, nsg.search_L,
+              # an empty graph keeps the enterpoint it was read with (faiss leaves
+              # whatever its memory held there), so files round-trip byte for byte
+              index.navigation_node() if built else nsg.enterpoint):
         w.i32(v)
     w.bool(built)
     if built:
@@ -208,6 +211,7 @@ def _set_knobs(index, b: _NSGBody) -> None:
     (index.nndescent_S, index.nndescent_R, index.nndescent_L,
      index.nndescent_iter) = b.nndescent
     index.nsg.L, index.nsg.C, index.nsg.search_L = b.L, b.C, b.search_L
+    object.__setattr__(index.nsg, "enterpoint", b.ep)
 
 
 @register_reader(b"INSf")

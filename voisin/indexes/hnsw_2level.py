@@ -5,10 +5,9 @@ FAISS's ``IndexHNSW2Level(quantizer, nlist, m_pq, M)`` stores every vector as an
 and walks the graph through Index2Layer's distance computer: the float query against
 each code decoded as centroid + PQ residual, decoded against decoded between two stored
 vectors. voisin keeps the codes as the graph's storage rows (they are what the file
-holds, and what ``remove_ids`` compacts) and walks a float copy of the decoded rows,
-built once per add (4d bytes a vector besides the codes: the memory FAISS saves by
-decoding on the fly). Same walk as IndexHNSWFlat over those rows, so a graph read
-from a faiss file gives faiss's results.
+holds, and what ``remove_ids`` compacts) and its graph kernels walk them in place,
+decoding on the fly as FAISS does (:mod:`voisin.kernels.hnsw_2level`). The walk is
+IndexHNSWFlat's, so a graph read from a faiss file gives faiss's results.
 
 FAISS's "mixed" search, for a storage that is an IndexIVFPQ (``flip_to_ivf``), is
 not implemented: voisin's storage is always the Index2Layer.
@@ -20,8 +19,7 @@ import numpy as np
 
 from .._validate import check_int
 from ..index import Index
-from ..kernels import hnsw_search as KS
-from ..kernels.hnsw_space import FlatSpace
+from ..kernels import hnsw_2level as K2
 from ..metric import METRIC_L2
 from .hnsw import IndexHNSW
 from .index2layer import Index2Layer
@@ -47,8 +45,8 @@ class IndexHNSW2Level(IndexHNSW):
         (5, (3, 5))
     """
 
-    _search_kernel = staticmethod(KS.search_flat)
-    _range_kernel = staticmethod(KS.range_flat)
+    _search_kernel = staticmethod(K2.search_2level)
+    _range_kernel = staticmethod(K2.range_2level)
 
     def __init__(self, quantizer: Index, nlist: int, m_pq: int, M: int = 32, *,
                  seed: int = 12345):
@@ -60,7 +58,7 @@ class IndexHNSW2Level(IndexHNSW):
                              "distances are L2)")
         self._l2 = Index2Layer(quantizer, check_int(nlist, "nlist", lo=1),
                                check_int(m_pq, "m_pq", lo=1), 8)
-        self._decoded = (None, np.empty((0, quantizer.d), dtype=np.float32))
+        self._tables = None
         super().__init__(quantizer.d, M, METRIC_L2, seed=seed)
         self.is_trained = False
 
@@ -83,10 +81,12 @@ class IndexHNSW2Level(IndexHNSW):
             raise ValueError(f"storage: FAISS's IndexHNSW2Level has 8-bit PQ codes, got "
                              f"{storage.pq.nbits}-bit")
         self._l2 = storage
+        self._tables = None
         self._publish(self._empty_storage(), self.hnsw._g, None)
         self.is_trained = bool(storage.is_trained)
 
     def _train(self, x: np.ndarray) -> None:
+        self._tables = None
         self._l2.train(x)
         self.is_trained = True
 
@@ -99,35 +99,33 @@ class IndexHNSW2Level(IndexHNSW):
     def _decode(self, rows: np.ndarray) -> np.ndarray:
         return self._l2._decode(np.ascontiguousarray(rows))
 
-    def _rows(self, X: np.ndarray) -> np.ndarray:
-        """The decoded float rows of storage ``X`` (cached for the current array)."""
-        key, rows = self._decoded
-        if key is not X:
-            rows = self._decode(X) if X.shape[0] else np.empty((0, self.d), np.float32)
-            rows = np.ascontiguousarray(rows, dtype=np.float32)
-            self._decoded = (X, rows)
-        return rows
+    def _walk_tables(self) -> tuple:
+        """(coarse (Mq, K, dq), cent (M, 256, dsub), qbits) of the trained codec, the
+        fields of kernels.hnsw_2level.TwoLevelSpace besides the codes."""
+        if self._tables is None:
+            st = self._l2
+            q = st.q1.quantizer
+            d = self.d
+            cent = np.ascontiguousarray(st.pq.centroids, dtype=np.float32)
+            if not st.is_trained:
+                return (np.zeros((1, 1, d), np.float32), cent, np.int64(62))
+            from .imi import MultiIndexQuantizer
+            if isinstance(q, MultiIndexQuantizer):
+                coarse = np.ascontiguousarray(q.pq.centroids, dtype=np.float32)
+                qbits = q.pq.nbits
+            else:
+                coarse = np.ascontiguousarray(q.reconstruct_n(0, st.q1.nlist),
+                                              dtype=np.float32).reshape(1, st.q1.nlist, d)
+                qbits = 62  # one sub-quantizer: the whole list number is its index
+            self._tables = (coarse, cent, np.int64(qbits))
+        return self._tables
 
     def _space(self, X: np.ndarray) -> tuple:
-        return FlatSpace(self._rows(X))
+        return K2.TwoLevelSpace(X, *self._walk_tables())
 
     def _walk_fields(self, X: np.ndarray) -> tuple:
-        return (self._rows(X),)
-
-    def _publish(self, X: np.ndarray, g: tuple, dead: np.ndarray | None) -> None:
-        super()._publish(X, g, dead)
-        self._rows(X)  # decode before a search can see the new rows
+        return (X,) + self._walk_tables()
 
     def _reset(self) -> None:
         super()._reset()
         self._l2.reset()
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the codes, the decoded rows the walk reads, the graph and id tables."""
-        return super().nbytes + int(self._decoded[1].nbytes)
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state["_decoded"] = (None, np.empty((0, self.d), dtype=np.float32))
-        return state

@@ -9,10 +9,11 @@ both codes decoded). voisin runs that build on a temporary float copy of the dec
 codes, with the float kernels of :mod:`voisin.kernels.graph_build`.
 
 A search compares the float query with the codes, as FAISS does (PQ: the query's
-distance table, ADC; SQ: the decoded components). 8-bit codes are walked in place
-(:mod:`voisin.kernels.graph_codes`); other code sizes (PQ with nbits != 8, SQ4, SQ6,
-fp16, bf16) keep a decoded float copy for the walk, as voisin's one difference in
-memory from FAISS.
+distance table, ADC; SQ: the decoded components), through
+:mod:`voisin.kernels.graph_codes`: 8-bit codes in place, PQ codes of fewer bits
+unpacked to one byte per sub-quantizer. The other code sizes (PQ with nbits > 8,
+SQ4, SQ6, fp16, bf16) keep a decoded float copy for the walk, voisin's one difference
+in memory from FAISS.
 """
 
 from __future__ import annotations
@@ -172,8 +173,11 @@ class IndexNSGPQ(_IndexNSGCodes):
 
     def _walk_fields(self, codes):
         pq = self.storage.pq
-        if pq.nbits != 8:
+        if pq.nbits > 8:
             return None
+        if pq.nbits < 8:
+            # packed codes: the walk reads one byte per sub-quantizer (M bytes a vector)
+            codes = np.ascontiguousarray(pq.unpack(codes), dtype=np.uint8)
         return (KC.nsg_search_pq, (codes, np.ascontiguousarray(pq.centroids, np.float32)))
 
     def set_storage(self, storage: IndexPQ) -> None:

@@ -141,10 +141,11 @@ def test_inner_product_through_the_factory(data, faiss_single_thread):
 
 
 def test_factory_strings():
-    for key, R in (("NSG32", 32), ("NSG16,Flat", 16), ("NSG64", 64)):
+    for key, R in (("NSG32", 32), ("NSG16,Flat", 16), ("NSG64", 64), ("NSG", 32), ("NSG8_Flat", 8)):
         v, f = voisin.index_factory(8, key), faiss.index_factory(8, key)
         assert isinstance(v, voisin.IndexNSGFlat) and v.nsg.R == f.nsg.R == R
-    for bad in ("NSG0", "NSG32,PQ8", "NSG"):
+    # NSG over codes (IndexNSGPQ / IndexNSGSQ): tests/test_nsg_codecs.py
+    for bad in ("NSG0", "NSG32,LSH", "NSG32,PQ3", "NSG32,SQ8,Flat"):
         with pytest.raises(ValueError, match="NSG"):
             voisin.index_factory(8, bad)
 

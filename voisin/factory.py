@@ -16,7 +16,9 @@ Grammar (comma-separated tokens, outermost wrappers first)::
                  | RQ{m}x{b}... | LSQ{m}x{b}... | PRQ{n}x{m}x{b}... | PLSQ{n}x{m}x{b}...
                    (additive quantizers: voisin/factory_additive.py)
                  | HNSW{M}[,Flat | _Flat | _SQ8 | _PQ{m}[x8] | ,PQ{m}]
-                 | NSG{R}[,Flat]   (NN-Descent has no factory string in FAISS)
+                 | HNSW{M}_{nlist}+PQ{m} | HNSW{M}_2x{b}+PQ{m}   (IndexHNSW2Level; "," also)
+                 | NSG[{R}][,Flat | ,PQ{m}[x{b}][np] | ,SQ8|SQ6|SQ4|SQfp16|SQbf16|SQ8_direct]
+                   (",": also "_"; NN-Descent has no factory string in FAISS)
                  | LSH[{nbits}][r][t]
                  | IVF{n} , (ITQ|PCA|PCAR)[{nbit}] , SH[{period}][g|c|m]
 
@@ -319,19 +321,22 @@ class _Parser:
         if aq is not None:
             self._no_more(toks, 1)
             return aq
+        m = re.fullmatch(r"HNSW(\d*)_(2x)?(\d+)\+PQ(\d+)", text)
+        if m:
+            self._no_more(toks, 1)
+            return self.hnsw_2level(d, int(m.group(1) or 32), m, tok)
         m = re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", text)
         if m:
+            if len(toks) > 1 and re.fullmatch(r"(2x)?\d+\+PQ\d+", toks[1].text):
+                # FAISS's comma form of HNSW{M}_{nlist}+PQ{m}
+                self._no_more(toks, 2)
+                m2 = re.fullmatch(r"(2x)?(\d+)\+PQ(\d+)", toks[1].text)
+                return self.hnsw_2level(d, int(m.group(1)), (None, m.group(1)) + m2.groups(),
+                                        toks[1])
             return self.hnsw(d, int(m.group(1)), m.group(2), tok, toks)
-        m = re.fullmatch(r"NSG(\d+)", text)
+        m = re.fullmatch(r"NSG(\d*)(?:_(\w+))?", text)
         if m:
-            R = int(m.group(1))
-            if R < 1:
-                raise self.fail(tok, "NSG needs R >= 1")
-            if len(toks) > 1 and toks[1].text != "Flat":
-                raise self.fail(toks[1], "unknown NSG storage; voisin implements NSG{R} and "
-                                "NSG{R},Flat (IndexNSGFlat)")
-            self._no_more(toks, 1 if len(toks) == 1 else 2)
-            return _load("indexes.graph_flat", "IndexNSGFlat")(d, R, self.metric)
+            return self.nsg(d, int(m.group(1) or 32), m.group(2), tok, toks)
         m = re.fullmatch(r"LSH(\d*)(r?)(t?)", text)
         if m:
             self._no_more(toks, 1)
@@ -551,6 +556,58 @@ class _Parser:
             return self._hnsw_pq(d, M, toks[1])
         raise self.fail(toks[1], "unknown HNSW storage; expected Flat, _SQ8 (HNSW32_SQ8) or "
                         "_PQ{m} (HNSW32_PQ16)")
+
+    def nsg(self, d: int, R: int, suffix: str | None, tok: _Tok, toks: list[_Tok]) -> Index:
+        """FAISS's ``NSG[{R}]`` (R = 32 by default) then, after ``,`` or ``_``, the storage:
+        Flat (or nothing), ``PQ{m}[x{b}][np]`` (IndexNSGPQ, L2 whatever the metric, as
+        FAISS builds it) or an SQ type (IndexNSGSQ)."""
+        if R < 1:
+            raise self.fail(tok, "NSG needs R >= 1")
+        if suffix is not None:
+            self._no_more(toks, 1)
+            code = _Tok(suffix, tok.pos + tok.text.index("_") + 1)
+        elif len(toks) > 1:
+            self._no_more(toks, 2)
+            code = toks[1]
+        else:
+            code = None
+        if code is None or code.text == "Flat":
+            return _load("indexes.graph_flat", "IndexNSGFlat")(d, R, self.metric)
+        sq = self._sq_type(code)
+        if sq is not None:
+            return _load("indexes.nsg_codes", "IndexNSGSQ")(d, sq, R, self.metric)
+        pq = self._pq_args(d, code) if code.text.startswith("PQ") else None
+        if pq is not None and not pq[2]:
+            return _load("indexes.nsg_codes", "IndexNSGPQ")(d, pq[0], R, pq[1])
+        raise self.fail(code, "unknown NSG storage; expected Flat, PQ{m}[x{b}] or SQ8/SQ6/SQ4/"
+                        "SQfp16/SQbf16/SQ8_direct, e.g. NSG32,PQ16")
+
+    def hnsw_2level(self, d: int, M: int, m, tok: _Tok) -> Index:
+        """FAISS's ``HNSW{M}_{nlist}+PQ{m}`` (flat coarse quantizer) and
+        ``HNSW{M}_2x{nbits}+PQ{m}`` (multi-index coarse quantizer): IndexHNSW2Level."""
+        multi, n, pq_m = m[2], int(m[3]), int(m[4])
+        if M <= 1:
+            raise self.fail(tok, "HNSW needs M >= 2")
+        if self.metric != METRIC_L2:
+            raise self.fail(tok, "IndexHNSW2Level (HNSW over Index2Layer codes) is L2 only, as "
+                            "in FAISS")
+        if pq_m < 1 or d % pq_m:
+            raise self.fail(tok, f"PQ{pq_m}: dimension {d} is not a multiple of m={pq_m}")
+        if multi:
+            if not 1 <= n <= 16 or d % 2:
+                raise self.fail(tok, f"2x{n}: a 2 x nbits multi-index needs 1 <= nbits <= 16 "
+                                f"and an even dimension (d={d})")
+            quantizer = _load("indexes.imi", "MultiIndexQuantizer")(d, 2, n)
+            nlist = 1 << (2 * n)
+        else:
+            if n < 1:
+                raise self.fail(tok, "HNSW{M}_{nlist}+PQ{m} needs nlist >= 1")
+            from .indexes.flat import IndexFlat
+            quantizer, nlist = IndexFlat(d, METRIC_L2), n
+        index = _load("indexes.hnsw_2level", "IndexHNSW2Level")(quantizer, nlist, pq_m, M)
+        if multi:
+            index.storage.q1.quantizer_trains_alone = 1  # as FAISS's factory sets it
+        return index
 
     def _hnsw_pq(self, d: int, M: int, tok: _Tok) -> Index:
         pq = self._pq_args(d, tok)

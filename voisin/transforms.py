@@ -1,5 +1,6 @@
 """Vector transforms applied before indexing: PCA (with whitening and random
-rotation), L2 normalisation, and any linear map ``y = A x + b``.
+rotation), L2 normalisation, centering, dimension remapping, and any linear map
+``y = A x + b``.
 
 Every transform has FAISS's interface, which :class:`IndexPreTransform`
 relies on (and which ``OPQMatrix`` in ``voisin.transforms_opq`` follows too):
@@ -292,3 +293,47 @@ class RandomRotationMatrix(LinearTransform):
 
     def train(self, x: Any = None) -> None:
         self.init(self.seed)
+
+
+class CenteringTransform(VectorTransform):
+    """Subtract the mean of the training vectors (FAISS's ``CenteringTransform``).
+
+    ``train(x)`` learns ``mean`` (d floats); ``apply`` returns ``x - mean`` and
+    ``reverse_transform`` adds it back. As in FAISS it must be trained before use,
+    and FAISS's index_factory has no token for it: build it in code, e.g.
+    ``IndexPreTransform(CenteringTransform(d), index)``.
+
+    Example:
+        >>> import numpy as np
+        >>> ct = CenteringTransform(2)
+        >>> ct.train(np.array([[1.0, 2.0], [3.0, 6.0]]))
+        >>> ct.apply(np.array([[2.0, 4.0]])).tolist()
+        [[0.0, 0.0]]
+    """
+
+    def __init__(self, d: int = 0):
+        super().__init__(d, d)
+        self.mean = np.zeros(0, dtype=np.float32)
+        self.is_trained = False
+
+    def train(self, x: Any) -> None:
+        x = as_matrix(x, self.d_in, "x")
+        if x.shape[0] == 0:
+            raise ValueError("x: CenteringTransform training needs at least 1 vector, got 0")
+        self.mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.is_trained = True
+
+    def set_mean(self, mean: Any) -> None:
+        """Install a mean read from a file (d_in floats) and mark the transform trained."""
+        mean = np.asarray(mean)
+        if mean.shape != (self.d_in,) or mean.dtype.kind != "f":
+            raise ValueError(f"mean: expected {self.d_in} floats, got shape {mean.shape} "
+                             f"of {mean.dtype}")
+        self.mean = np.ascontiguousarray(mean, dtype=np.float32)
+        self.is_trained = True
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x - self.mean, dtype=np.float32)
+
+    def _reverse(self, y: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(y + self.mean, dtype=np.float32)

@@ -60,7 +60,7 @@ _FORMAT_ERRORS: dict[str, str] = {}
 # FAISS tags voisin has no counterpart for, so the error names the FAISS type.
 _FAISS_TAG_NAMES = {
     b"IvFl": "IndexIVFFlat (pre-2017 layout)", b"IvFL": "IndexIVFFlat (pre-2017 layout)",
-    b"IxRQ": "IndexResidualQuantizer (pre-1.7 layout)", b"IHN2": "IndexHNSW2Level",
+    b"IxRQ": "IndexResidualQuantizer (pre-1.7 layout)",
     b"IBHc": "IndexBinaryHNSWCagra",
     # RaBitQ fast-scan forms (faiss 1.13+): see the "Not implemented" section of
     # docs/file-format.md (the plain Ixrq/Iwrq forms are io/formats/rabitq.py)

@@ -156,6 +156,138 @@ def _sort_pool(pid, pd, pf, size):
     pf[:size] = c
 
 
+# --- libstdc++'s std::sort of the initial NSG pool ------------------------------------------
+# FAISS sorts the starting pool with std::sort, which is not stable: among equal distances
+# (identical codes of a compressed storage) its order is the introsort's. These kernels
+# replay GCC's introsort (median-of-three partition, heapsort past the depth limit, final
+# insertion sort over runs of 16) so that ties come out in FAISS's order. The bound
+# checks the C++ leaves out only matter for NaN distances (where it would run off).
+
+@njit(cache=True, nogil=True, inline="always")
+def _swap3(pid, pd, pf, a, b):
+    pid[a], pid[b] = pid[b], pid[a]
+    pd[a], pd[b] = pd[b], pd[a]
+    pf[a], pf[b] = pf[b], pf[a]
+
+
+@njit(cache=True, nogil=True)
+def _adjust_heap(pid, pd, pf, first, hole, n, vid, vd, vf):
+    top = hole
+    child = hole
+    while child < (n - 1) // 2:
+        child = 2 * (child + 1)
+        if pd[first + child] < pd[first + child - 1]:
+            child -= 1
+        pid[first + hole] = pid[first + child]
+        pd[first + hole] = pd[first + child]
+        pf[first + hole] = pf[first + child]
+        hole = child
+    if (n & 1) == 0 and child == (n - 2) // 2:
+        child = 2 * (child + 1)
+        pid[first + hole] = pid[first + child - 1]
+        pd[first + hole] = pd[first + child - 1]
+        pf[first + hole] = pf[first + child - 1]
+        hole = child - 1
+    parent = (hole - 1) // 2
+    while hole > top and pd[first + parent] < vd:
+        pid[first + hole] = pid[first + parent]
+        pd[first + hole] = pd[first + parent]
+        pf[first + hole] = pf[first + parent]
+        hole = parent
+        parent = (hole - 1) // 2
+    pid[first + hole] = vid
+    pd[first + hole] = vd
+    pf[first + hole] = vf
+
+
+@njit(cache=True, nogil=True)
+def _heap_sort(pid, pd, pf, first, last):
+    """std::__partial_sort(first, last, last): make_heap then sort_heap."""
+    n = last - first
+    if n >= 2:
+        parent = (n - 2) // 2
+        while True:
+            _adjust_heap(pid, pd, pf, first, parent, n, pid[first + parent], pd[first + parent],
+                         pf[first + parent])
+            if parent == 0:
+                break
+            parent -= 1
+    while last - first > 1:
+        last -= 1
+        vid, vd, vf = pid[last], pd[last], pf[last]
+        pid[last], pd[last], pf[last] = pid[first], pd[first], pf[first]
+        _adjust_heap(pid, pd, pf, first, 0, last - first, vid, vd, vf)
+
+
+@njit(cache=True, nogil=True)
+def _linear_insert(pid, pd, pf, i, lo):
+    vid, vd, vf = pid[i], pd[i], pf[i]
+    j = i - 1
+    while j >= lo and vd < pd[j]:
+        pid[j + 1] = pid[j]
+        pd[j + 1] = pd[j]
+        pf[j + 1] = pf[j]
+        j -= 1
+    pid[j + 1] = vid
+    pd[j + 1] = vd
+    pf[j + 1] = vf
+
+
+@njit(cache=True, nogil=True)
+def std_sort_pool(pid, pd, pf, size):
+    """Sort the first ``size`` entries by distance exactly as GCC's std::sort does."""
+    if size < 2:
+        return
+    lg = 0
+    while (size >> (lg + 1)) > 0:
+        lg += 1
+    stack = np.empty((2 * lg + 8, 3), dtype=np.int64)
+    stack[0, 0], stack[0, 1], stack[0, 2] = 0, size, 2 * lg
+    top = 1
+    while top > 0:
+        top -= 1
+        first, last, depth = stack[top, 0], stack[top, 1], stack[top, 2]
+        while last - first > 16:
+            if depth == 0:
+                _heap_sort(pid, pd, pf, first, last)
+                break
+            depth -= 1
+            # __move_median_to_first(first, first + 1, mid, last - 1)
+            a, b, c = first + 1, first + (last - first) // 2, last - 1
+            if pd[a] < pd[b]:
+                m = b if pd[b] < pd[c] else (c if pd[a] < pd[c] else a)
+            else:
+                m = a if pd[a] < pd[c] else (c if pd[b] < pd[c] else b)
+            _swap3(pid, pd, pf, first, m)
+            # __unguarded_partition(first + 1, last, pivot = first)
+            lo, hi = first + 1, last
+            while True:
+                while lo < last and pd[lo] < pd[first]:
+                    lo += 1
+                hi -= 1
+                while hi > first and pd[first] < pd[hi]:
+                    hi -= 1
+                if not lo < hi:
+                    break
+                _swap3(pid, pd, pf, lo, hi)
+                lo += 1
+            # recurse on [cut, last), loop on [first, cut)
+            stack[top, 0], stack[top, 1], stack[top, 2] = lo, last, depth
+            top += 1
+            last = lo
+    # __final_insertion_sort
+    for i in range(1, size):
+        if i < 16 and pd[i] < pd[0]:
+            vid, vd, vf = pid[i], pd[i], pf[i]
+            for j in range(i, 0, -1):
+                pid[j] = pid[j - 1]
+                pd[j] = pd[j - 1]
+                pf[j] = pf[j - 1]
+            pid[0], pd[0], pf[0] = vid, vd, vf
+        else:
+            _linear_insert(pid, pd, pf, i, 0)
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _expand(graph, X, q, metric, arg, pid, pd, pf, size, visited, epoch, full_id, full_d,
             nfull):
@@ -281,7 +413,7 @@ def _nsg_walk(graph, X, q, metric, arg, ep, size, fill, pid, pd, pf, visited, ep
             full_id[nfull] = pid[t]
             full_d[nfull] = pd[t]
             nfull += 1
-    _sort_pool(pid, pd, pf, num)
+    std_sort_pool(pid, pd, pf, num)
     return _expand(graph, X, q, metric, arg, pid, pd, pf, num, visited, epoch, full_id, full_d,
                    nfull)
 

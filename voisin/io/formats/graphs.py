@@ -1,4 +1,5 @@
-"""Flat graph indexes: ``INNf`` (IndexNNDescentFlat) and ``INSf`` (IndexNSGFlat).
+"""Graph indexes: ``INNf`` (IndexNNDescentFlat), ``INSf`` (IndexNSGFlat), ``INSp``
+(IndexNSGPQ) and ``INSs`` (IndexNSGSQ).
 
 ``INNf``: header | int32 ntotal, d, K, S, R, L, iter, search_L, random_seed | bool
 has_built | vector<int32> final_graph (ntotal x K) | storage (a nested IndexFlat).
@@ -8,17 +9,26 @@ nndescent_L, nndescent_iter | NSG: int32 ntotal, R, L, C, search_L, enterpoint |
 is_built | when built, each node's neighbours followed by -1 (no count: the rows are
 found by their terminators) | storage.
 
+``INSp`` / ``INSs``: the INSf layout, the storage being an IndexPQ (``IxPq``) / an
+IndexScalarQuantizer (``IxSQ``) with the same d, ntotal and metric.
+
 Every id a kernel will follow is checked here (in [0, ntotal), rows of at most R
 neighbours), so a damaged file cannot make a walk read out of bounds.
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from ...indexes.flat import IndexFlat
 from ...indexes.graph_flat import IndexNNDescentFlat, IndexNSGFlat
-from ..faiss_format import read_header, register_reader, register_writer, write_header
+from ...indexes.nsg_codes import IndexNSGPQ, IndexNSGSQ
+from ...indexes.pq import IndexPQ
+from ...indexes.sq import IndexScalarQuantizer
+from ...metric import METRIC_L2
+from ..faiss_format import read_header, register_reader, register_writer, write_header, write_object
 from .flat import flat_tag
 
 _I32_MAX = (1 << 31) - 1
@@ -96,18 +106,21 @@ def read_nndescent_flat(r, ctx, tag: bytes) -> IndexNNDescentFlat:
     return index
 
 
-@register_writer(IndexNSGFlat)
-def write_nsg_flat(w, index: IndexNSGFlat) -> None:
+def _write_nsg_graph(w, index, tag: bytes) -> None:
+    """Everything of an NSG file up to its storage (the same for INSf, INSp, INSs)."""
     nsg = index.nsg
     g = index.graph()
     built = index.ntotal > 0
-    w.tag(b"INSf")
+    w.tag(tag)
     write_header(w, index)
     w.i32(index.GK)
     w.u8(index.build_type)
     R = g.shape[1] if built else nsg.R  # as the graph was built
     for v in (index.nndescent_S, index.nndescent_R, index.nndescent_L, index.nndescent_iter,
-              index.ntotal, R, nsg.L, nsg.C, nsg.search_L, index.navigation_node()):
+              index.ntotal, R, nsg.L, nsg.C, nsg.search_L,
+              # an empty graph keeps the enterpoint it was read with (faiss leaves
+              # whatever its memory held there), so files round-trip byte for byte
+              index.navigation_node() if built else nsg.enterpoint):
         w.i32(v)
     w.bool(built)
     if built:
@@ -117,14 +130,35 @@ def write_nsg_flat(w, index: IndexNSGFlat) -> None:
         keep = ext >= 0
         keep[np.arange(g.shape[0]), (g >= 0).sum(1)] = True
         w.array(np.ascontiguousarray(ext[keep]), np.int32)
+
+
+@register_writer(IndexNSGFlat)
+def write_nsg_flat(w, index: IndexNSGFlat) -> None:
+    _write_nsg_graph(w, index, b"INSf")
     _write_storage(w, index)
 
 
-@register_reader(b"INSf")
-def read_nsg_flat(r, ctx, tag: bytes) -> IndexNSGFlat:
-    what = "IndexNSGFlat"
-    at = r.pos
-    h = read_header(r, what, extra_metrics=True)
+@register_writer(IndexNSGPQ, IndexNSGSQ)
+def write_nsg_codes(w, index) -> None:
+    _write_nsg_graph(w, index, b"INSp" if isinstance(index, IndexNSGPQ) else b"INSs")
+    write_object(w, index.storage)
+
+
+class _NSGBody(NamedTuple):
+    h: Any
+    GK: int
+    build_type: int
+    nndescent: tuple
+    R: int
+    L: int
+    C: int
+    search_L: int
+    ep: int
+    graph: np.ndarray
+
+
+def _read_nsg_graph(r, what: str, extra_metrics: bool) -> _NSGBody:
+    h = read_header(r, what, extra_metrics=extra_metrics)
     GK = r.int_in("i32", 1, 1 << 16, f"{what} GK")
     build_type = r.int_in("u8", 0, 1, f"{what} build_type")
     S = r.int_in("i32", 1, 1 << 16, f"{what} nndescent_S")
@@ -169,11 +203,52 @@ def read_nsg_flat(r, ctx, tag: bytes) -> IndexNSGFlat:
         rows_of = np.repeat(np.arange(ntotal), lens)
         cols = np.arange(ids.size) - np.repeat(np.cumsum(lens) - lens, lens)
         graph[rows_of, cols] = ids
-    rows, metric_arg = _read_storage(r, ctx, what, h, at)
-    index = IndexNSGFlat(h.d, R, h.metric_type)
+    return _NSGBody(h, GK, build_type, (S, NR, NL, niter), R, L, C, search_L, ep, graph)
+
+
+def _set_knobs(index, b: _NSGBody) -> None:
+    index.GK, index.build_type = b.GK, b.build_type
+    (index.nndescent_S, index.nndescent_R, index.nndescent_L,
+     index.nndescent_iter) = b.nndescent
+    index.nsg.L, index.nsg.C, index.nsg.search_L = b.L, b.C, b.search_L
+    object.__setattr__(index.nsg, "enterpoint", b.ep)
+
+
+@register_reader(b"INSf")
+def read_nsg_flat(r, ctx, tag: bytes) -> IndexNSGFlat:
+    what = "IndexNSGFlat"
+    at = r.pos
+    b = _read_nsg_graph(r, what, True)
+    rows, metric_arg = _read_storage(r, ctx, what, b.h, at)
+    index = IndexNSGFlat(b.h.d, b.R, b.h.metric_type)
     index.metric_arg = metric_arg
-    index.GK, index.build_type = GK, build_type
-    index.nndescent_S, index.nndescent_R, index.nndescent_L, index.nndescent_iter = S, NR, NL, niter
-    index.nsg.L, index.nsg.C, index.nsg.search_L = L, C, search_L
-    index.load_state(rows, graph, ep)
+    _set_knobs(index, b)
+    index.load_state(rows, b.graph, b.ep)
+    return index
+
+
+@register_reader(b"INSp", b"INSs")
+def read_nsg_codes(r, ctx, tag: bytes):
+    pq = tag == b"INSp"
+    what = "IndexNSGPQ" if pq else "IndexNSGSQ"
+    b = _read_nsg_graph(r, what, False)
+    h = b.h
+    st_at = r.pos
+    storage = ctx.read_nested(r, f"{what} storage")
+    kind = IndexPQ if pq else IndexScalarQuantizer
+    if type(storage) is not kind or (storage.d, storage.ntotal, storage.metric_type) \
+            != (h.d, h.ntotal, h.metric_type):
+        raise r.fail(f"{what}: the storage must be an {kind.__name__} with the same d, ntotal "
+                     f"and metric as the graph, found {storage!r}", st_at)
+    if pq:
+        if h.metric_type != METRIC_L2:
+            raise r.fail(f"{what}: FAISS's IndexNSGPQ is L2 only, the file says metric "
+                         f"{h.metric_type}", st_at)
+        index = IndexNSGPQ(h.d, storage.pq.M, b.R, storage.pq.nbits)
+    else:
+        index = IndexNSGSQ(h.d, storage.sq.qtype, b.R, h.metric_type)
+    index.set_storage(storage)
+    index.is_trained = bool(h.is_trained) and bool(storage.is_trained)
+    _set_knobs(index, b)
+    index.load_state(storage.codes, b.graph, b.ep)
     return index

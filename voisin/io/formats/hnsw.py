@@ -1,4 +1,5 @@
-"""HNSW indexes: ``IHNf`` (flat storage), ``IHNs`` (SQ8 codes), ``IHNp`` (PQ codes).
+"""HNSW indexes: ``IHNf`` (flat storage), ``IHNs`` (SQ8 codes), ``IHNp`` (PQ codes),
+``IHN2`` (Index2Layer codes, a nested ``Ix2L``).
 
 Body after the header: the graph in FAISS's layout (one ``neighbors`` array,
 node i's slots at ``offsets[i] + cum_nneighbor_per_level[l]``), the entry
@@ -19,9 +20,11 @@ import numpy as np
 
 from ...indexes.flat import IndexFlat
 from ...indexes.hnsw import IndexHNSW, IndexHNSWFlat, IndexHNSWSQ
+from ...indexes.hnsw_2level import IndexHNSW2Level
 from ...indexes.hnsw_pq import IndexHNSWPQ
+from ...indexes.index2layer import Index2Layer
 from ..faiss_format import (IO_FLAG_SKIP_STORAGE, read_header, register_reader, register_writer,
-                            write_header)
+                            write_header, write_object)
 from .flat import flat_tag
 from .pq import read_codes, read_pq, write_pq
 from .sqcodec import read_sq, write_sq
@@ -344,4 +347,43 @@ def read_hnsw_pq(r, ctx, tag: bytes) -> IndexHNSWPQ:
     index.set_quantizer(pq)
     index.is_trained = bool(sh.is_trained)
     index.load_state(codes, graph)
+    return index
+
+
+# --------------------------------------------------------------------------
+# HNSW over Index2Layer codes: ``IHN2`` (graph, then an Index2Layer ``Ix2L``)
+# --------------------------------------------------------------------------
+
+@register_writer(IndexHNSW2Level)
+def write_hnsw_2level(w, index: IndexHNSW2Level) -> None:
+    index = index.compacted_copy()  # no tombstones in the file
+    w.tag(b"IHN2")
+    write_header(w, index)
+    write_graph(w, index)
+    if w.io_flags & IO_FLAG_SKIP_STORAGE:
+        w.tag(b"null")
+        return
+    write_object(w, index.storage)
+
+
+@register_reader(b"IHN2")
+def read_hnsw_2level(r, ctx, tag: bytes) -> IndexHNSW2Level:
+    what = "IndexHNSW2Level"
+    at = r.pos
+    h = read_header(r, what)
+    M, probas, cum, graph, efc, efs, upper_beam = read_graph(r, h.ntotal)
+    st_at = r.pos
+    storage = ctx.read_nested(r, f"{what} storage")
+    if type(storage) is not Index2Layer or (storage.d, storage.ntotal, storage.metric_type) \
+            != (h.d, h.ntotal, h.metric_type):
+        raise r.fail(f"{what}: the storage must be an Index2Layer with the same d, ntotal and "
+                     f"metric as the graph, found {storage!r}", st_at)
+    if storage.pq.nbits != 8:
+        raise r.fail(f"{what}: the storage's PQ has {storage.pq.nbits}-bit codes; FAISS's "
+                     "IndexHNSW2Level has 8-bit ones", st_at)
+    index = IndexHNSW2Level(storage.q1.quantizer, storage.q1.nlist, storage.pq.M, M)
+    install_graph(r, index, probas, cum, efc, efs, upper_beam, at)
+    index.set_storage(storage)
+    index.is_trained = bool(h.is_trained) and bool(storage.is_trained)
+    index.load_state(np.ascontiguousarray(storage.codes), graph)
     return index

@@ -13,6 +13,8 @@ vector<float32> b | int32 d_in | int32 d_out | uint8 is_trained``.
   d_out | uint8 is_trained``;
 * ``RmDT`` RemapDimensionsTransform: ``vector<int32> map`` (d_out entries, -1 = zero)
   then ``int32 d_in | int32 d_out | uint8 is_trained``;
+* ``VCnt`` CenteringTransform: ``vector<float32> mean`` (d entries, empty when
+  untrained) then ``int32 d_in | int32 d_out | uint8 is_trained``;
 * ``Viqm`` ITQMatrix: ``int32 max_iter | int32 seed`` then the LinearTransform body;
 * ``Viqt`` ITQTransform: ``vector<float32> mean | uint8 do_pca``, its ITQMatrix
   (``Viqm``), its ``pca_then_itq`` map (``LTra``), then ``int32 d_in | int32
@@ -23,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...transforms import (LinearTransform, NormalizationTransform, PCAMatrix, RandomRotationMatrix,
-                           RemapDimensionsTransform)
+from ...transforms import (CenteringTransform, LinearTransform, NormalizationTransform, PCAMatrix,
+                           RandomRotationMatrix, RemapDimensionsTransform)
 from ...transforms_itq import ITQMatrix, ITQTransform
 from ...transforms_opq import OPQMatrix
 from ..faiss_format import MAX_DIMENSION
@@ -74,6 +76,12 @@ def write_transform(w, t) -> None:
     elif isinstance(t, RemapDimensionsTransform):
         w.tag(b"RmDT")
         w.vector(t.map, np.int32)
+        w.i32(t.d_in)
+        w.i32(t.d_out)
+        w.bool(t.is_trained)
+    elif isinstance(t, CenteringTransform):
+        w.tag(b"VCnt")
+        w.vector(t.mean if t.is_trained else np.empty(0, np.float32), np.float32)
         w.i32(t.d_in)
         w.i32(t.d_out)
         w.bool(t.is_trained)
@@ -181,8 +189,20 @@ def read_transform(r, what: str = "transform"):
         except ValueError as exc:
             raise r.fail(f"{w}: {exc}", at) from None
         return t
-    names = {b"VCnt": "CenteringTransform"}
-    raise r.fail(f"{what}: transform {names.get(tag, repr(tag))} is not supported by voisin", at)
+    if tag == b"VCnt":
+        w = f"{what} (CenteringTransform)"
+        mean = r.vector(np.float32, f"{w} mean")
+        d_in = r.int_in("i32", 1, MAX_DIMENSION, f"{w} d_in")
+        r.int_in("i32", d_in, d_in, f"{w} d_out")
+        is_trained = r.bool(f"{w} is_trained")
+        if mean.size not in (0, d_in) or (is_trained and mean.size != d_in):
+            raise r.fail(f"{w}: mean of {mean.size} values for d={d_in} "
+                         f"(is_trained={is_trained})", at)
+        t = CenteringTransform(d_in)
+        if is_trained:
+            t.set_mean(mean)
+        return t
+    raise r.fail(f"{what}: transform {tag!r} is not supported by voisin", at)
 
 
 def _read_itq_transform(r, what: str, at: int) -> ITQTransform:

@@ -25,6 +25,7 @@ from numba import njit
 from . import FASTMATH
 from .extra_metrics import JACCARD, pair
 from .heap import heap_init, heap_push, heap_sort_inplace
+from .hnsw_space import PREFETCH_LINES, prefetch_lines
 from .mt19937 import seed as mt_seed
 from .mt19937 import word as mt_word
 
@@ -295,17 +296,26 @@ def _expand(graph, X, q, metric, arg, pid, pd, pf, size, visited, epoch, full_id
     every distance computed is also appended there (NSG's build collects them);
     returns the new fill of the collection."""
     collect = full_id.shape[0] > 0
+    buf = np.empty(graph.shape[1], dtype=np.int64)
     k = 0
     while k < size:
         nk = size
         if pf[k]:
             pf[k] = False
             node = pid[k]
+            # the unvisited neighbours' rows are all requested before the first
+            # distance (as HNSW's walk does), so their cache misses overlap
+            nnew = 0
             for m in range(graph.shape[1]):
                 nb = graph[node, m]
                 if nb < 0 or visited[nb] == epoch:
                     continue
                 visited[nb] = epoch
+                buf[nnew] = nb
+                nnew += 1
+                prefetch_lines(X, nb, PREFETCH_LINES)
+            for u in range(nnew):
+                nb = buf[u]
                 dist = _qdist(q, X, nb, metric, arg)
                 if collect:
                     full_id[nfull] = nb

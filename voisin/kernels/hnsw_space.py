@@ -246,7 +246,7 @@ def _ol_node_vector(space, u, q):
 def _ol_prefetch(space, j, lines):
     if _is(space, FlatSpace) or _is(space, SQ8Space) or _is(space, PQSpace) \
             or _is(space, MetricSpace):
-        return lambda space, j, lines: _prefetch_lines(space[0], j, lines)
+        return lambda space, j, lines: prefetch_lines(space[0], j, lines)
 
 
 # --- loop bodies of the costs above --------------------------------------------------------
@@ -306,7 +306,8 @@ def _sq8_node_dot(codes, sqp, i, j):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _prefetch_lines(X, j, lines):
+def prefetch_lines(X, j, lines):
+    """Start loading the first ``lines`` cache lines of row ``j`` of a 2-D C array."""
     nbytes = min(X.shape[1] * X.itemsize, lines * 64)
     for off in range(0, nbytes, 64):
         prefetch_row(X, j, off)

@@ -93,22 +93,21 @@ def _host_has_avx2() -> bool:
     return bool(binding.get_host_cpu_features().get("avx2", False))
 
 
-@intrinsic
-def pshufb_block(typingctx, codes, off, lut, npairs, acc):
-    """Accumulate one block: ``acc`` (64 uint16) <- FAISS's four 16-lane sums.
-
-    ``codes`` (uint8, 1-D) holds the block at byte ``off``; ``lut`` (uint8,
-    1-D) the quantized tables, 16 bytes per sub-quantizer; ``npairs`` pairs.
-    """
+def _block_codegen(scaled: bool):
+    """LLVM for one block's accumulation. ``scaled``: after the ``npairs`` plain
+    pairs comes one more pair whose looked-up entries are multiplied by an
+    integer scale in 16 bits (FAISS's NormTableScaler, the additive quantizers'
+    2x4-bit norm), args then are (codes, off, lut, npairs, scale, acc)."""
     def codegen(context, builder, sig, args):
         i8 = ir.IntType(8)
         i16 = ir.IntType(16)
         intp = context.get_value_type(types.intp)
         v32i8 = ir.VectorType(i8, 32)
         v16i16 = ir.VectorType(i16, 16)
+        ia = len(args) - 1
         carr = context.make_array(sig.args[0])(context, builder, args[0])
         larr = context.make_array(sig.args[2])(context, builder, args[2])
-        aarr = context.make_array(sig.args[4])(context, builder, args[4])
+        aarr = context.make_array(sig.args[ia])(context, builder, args[ia])
         off = context.cast(builder, args[1], sig.args[1], types.intp)
         cbase = builder.gep(builder.bitcast(carr.data, i8.as_pointer()), [off])
         lbase = builder.bitcast(larr.data, i8.as_pointer())
@@ -135,8 +134,8 @@ def pshufb_block(typingctx, codes, off, lut, npairs, acc):
                                            ir.Constant(ir.IntType(32), t))
             return r
 
-        with cgutils.for_range(builder, n) as loop:
-            o = builder.mul(loop.index, ir.Constant(intp, 32))
+        def pair(index, scale):
+            o = builder.mul(index, ir.Constant(intp, 32))
             c = builder.load(builder.bitcast(builder.gep(cbase, [o]), v32i8.as_pointer()), align=1)
             table = builder.load(builder.bitcast(builder.gep(lbase, [o]), v32i8.as_pointer()), align=1)
             lo = builder.and_(c, mask)
@@ -145,11 +144,40 @@ def pshufb_block(typingctx, codes, off, lut, npairs, acc):
             r1 = builder.bitcast(lookup(o, hi, table), v16i16)
             for a, v in ((accs[0], r0), (accs[1], builder.lshr(r0, eight)),
                          (accs[2], r1), (accs[3], builder.lshr(r1, eight))):
+                if scale is not None:
+                    v = builder.mul(v, scale)
                 builder.store(builder.add(builder.load(a), v), a)
+
+        with cgutils.for_range(builder, n) as loop:
+            pair(loop.index, None)
+        if scaled:
+            s16 = builder.trunc(context.cast(builder, args[4], sig.args[4], types.intp), i16)
+            splat = cgutils.alloca_once_value(builder, ir.Constant(v16i16, [0] * 16))
+            vec = builder.load(splat)
+            for t in range(16):
+                vec = builder.insert_element(vec, s16, ir.Constant(ir.IntType(32), t))
+            pair(n, vec)
         for t in range(4):
             builder.store(builder.load(accs[t]), builder.gep(abase, [ir.Constant(intp, t)]), align=1)
         return context.get_dummy_value()
-    return types.void(codes, off, lut, npairs, acc), codegen
+    return codegen
+
+
+@intrinsic
+def pshufb_block(typingctx, codes, off, lut, npairs, acc):
+    """Accumulate one block: ``acc`` (64 uint16) <- FAISS's four 16-lane sums.
+
+    ``codes`` (uint8, 1-D) holds the block at byte ``off``; ``lut`` (uint8,
+    1-D) the quantized tables, 16 bytes per sub-quantizer; ``npairs`` pairs.
+    """
+    return types.void(codes, off, lut, npairs, acc), _block_codegen(False)
+
+
+@intrinsic
+def pshufb_block_scaled(typingctx, codes, off, lut, npairs, scale, acc):
+    """:func:`pshufb_block` over ``npairs`` pairs, then pair ``npairs`` with its
+    entries multiplied by ``scale`` (16-bit wrap-around, as FAISS's SIMD)."""
+    return types.void(codes, off, lut, npairs, scale, acc), _block_codegen(True)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -191,6 +219,32 @@ def quantize_lut(lut, M2, T):
     return a, bsum
 
 
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def fold_block(acc, base, n, a, inv_a, bias, ids, id0, mask, use_mask, rd, ri):
+    """Fold the 32 sums of one accumulated block (vectors base..base+31 of n) into the heap."""
+    # compare in the integer domain: sum < (thr - bias) * a
+    thr_q = (rd[0] - bias) * a
+    for g in range(4):
+        for v in range(8):
+            if g == 0:    # vectors 0..7: even bytes of the low-nibble sums
+                s = np.uint16(acc[v] - (acc[16 + v] << 8)) + np.uint16(acc[8 + v] - (acc[24 + v] << 8))
+            elif g == 1:  # vectors 8..15: odd bytes
+                s = acc[16 + v] + acc[24 + v]
+            elif g == 2:  # vectors 16..31 from the high nibbles
+                s = np.uint16(acc[32 + v] - (acc[48 + v] << 8)) + np.uint16(acc[40 + v] - (acc[56 + v] << 8))
+            else:
+                s = acc[48 + v] + acc[56 + v]
+            sf = np.float32(np.uint16(s))
+            if sf < thr_q:
+                j = base + 8 * g + v
+                if j >= n:
+                    continue
+                if use_mask and not mask[id0 + j]:
+                    continue
+                heap_replace_top(rd, ri, sf * inv_a + bias, ids[id0 + j])
+                thr_q = (rd[0] - bias) * a
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def scan_blocks(packed, b0, n, T, M2, a, bias, ids, id0, mask, use_mask, rd, ri, acc):
     """Fold the n vectors stored in blocks b0.. into the heap (rd, ri).
@@ -206,28 +260,20 @@ def scan_blocks(packed, b0, n, T, M2, a, bias, ids, id0, mask, use_mask, rd, ri,
     inv_a = np.float32(1.0) / a
     for bl in range(nblocks):
         pshufb_block(packed, (b0 + bl) * bsize, T, npairs, acc)
-        # compare in the integer domain: sum < (thr - bias) * a
-        thr_q = (rd[0] - bias) * a
-        base = bl * BBS
-        for g in range(4):
-            for v in range(8):
-                if g == 0:    # vectors 0..7: even bytes of the low-nibble sums
-                    s = np.uint16(acc[v] - (acc[16 + v] << 8)) + np.uint16(acc[8 + v] - (acc[24 + v] << 8))
-                elif g == 1:  # vectors 8..15: odd bytes
-                    s = acc[16 + v] + acc[24 + v]
-                elif g == 2:  # vectors 16..31 from the high nibbles
-                    s = np.uint16(acc[32 + v] - (acc[48 + v] << 8)) + np.uint16(acc[40 + v] - (acc[56 + v] << 8))
-                else:
-                    s = acc[48 + v] + acc[56 + v]
-                sf = np.float32(np.uint16(s))
-                if sf < thr_q:
-                    j = base + 8 * g + v
-                    if j >= n:
-                        continue
-                    if use_mask and not mask[id0 + j]:
-                        continue
-                    heap_replace_top(rd, ri, sf * inv_a + bias, ids[id0 + j])
-                    thr_q = (rd[0] - bias) * a
+        fold_block(acc, bl * BBS, n, a, inv_a, bias, ids, id0, mask, use_mask, rd, ri)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def scan_blocks_scaled(packed, b0, n, T, M2, scale, a, bias, ids, id0, mask, use_mask, rd, ri, acc):
+    """:func:`scan_blocks` with the last pair of sub-quantizers' entries
+    multiplied by ``scale`` (the additive quantizers' norm, FAISS's NormTableScaler)."""
+    nblocks = (n + BBS - 1) // BBS
+    npairs = M2 // 2
+    bsize = npairs * 32
+    inv_a = np.float32(1.0) / a
+    for bl in range(nblocks):
+        pshufb_block_scaled(packed, (b0 + bl) * bsize, T, npairs - 1, scale, acc)
+        fold_block(acc, bl * BBS, n, a, inv_a, bias, ids, id0, mask, use_mask, rd, ri)
 
 
 # --- flat (IndexPQFastScan) -----------------------------------------------------------

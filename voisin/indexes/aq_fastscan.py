@@ -1,0 +1,276 @@
+"""Additive-quantizer fast-scan indexes (FAISS ``IndexResidualQuantizerFastScan``,
+``IndexLocalSearchQuantizerFastScan``).
+
+The codec is a residual or local-search quantizer of 4-bit codebooks. Under
+L2 its search type must be ``ST_norm_rq2x4`` / ``ST_norm_lsq2x4``: the squared
+norm of each reconstruction is two more 4-bit fields, so a vector is
+``M + 2`` fast-scan sub-quantizers (FAISS's ``M``); under inner product the
+search type is ``ST_LUT_nonorm`` and there is no norm. Codes are stored plain
+(``code_size`` bytes, FAISS's bit stream) and packed into FAISS's blocks of 32
+for the scan (``voisin.kernels.fastscan``); look-up tables are quantized to
+uint8 per query, so distances are approximations, as FAISS's. Under L2 they
+are ``||y||^2 - 2 <q, y>`` (FAISS adds no ``||q||^2``).
+
+Training also estimates ``norm_scale`` (FAISS's ``estimate_norm_scale``): how
+much wider the norm tables are than the others; the norm tables are divided
+by it before quantization and their entries multiplied back in 16 bits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from .. import filtering
+from .._validate import check_int
+from ..codecs.additive import ST_LUT_nonorm, ST_norm_lsq2x4, ST_norm_rq2x4, AdditiveQuantizer
+from ..index import Index
+from ..kernels import aq_fastscan as K
+from ..metric import METRIC_INNER_PRODUCT, METRIC_L2, check_metric, worst_distance
+from ..rng import permutation
+from .code_storage import PublishedCodes
+from .fastscan import pack_codes
+
+_NO_MASK = np.zeros(1, dtype=np.bool_)
+#: queries whose float tables are built at a time
+LUT_BLOCK = 4096
+
+
+def subsample(x: np.ndarray, nmax: int, seed: int) -> np.ndarray:
+    """FAISS's fvecs_maybe_subsample: ``nmax`` rows drawn by rand_perm(seed)."""
+    if x.shape[0] <= nmax:
+        return x
+    return np.ascontiguousarray(x[permutation(x.shape[0], seed)[:nmax]])
+
+
+def check_aq_fastscan(aq: AdditiveQuantizer, metric: int, bbs: int) -> int:
+    """Validate codec, metric and block size; returns the fast-scan M."""
+    if check_metric(metric) not in (METRIC_L2, METRIC_INNER_PRODUCT):
+        raise ValueError(f"metric: additive-quantizer fast-scan supports METRIC_L2 and "
+                         f"METRIC_INNER_PRODUCT, got {metric}")
+    if any(b != 4 for b in aq.nbits):
+        raise ValueError(f"nbits: fast-scan works on 4-bit codebooks only, got {aq.nbits}")
+    bbs = check_int(bbs, "bbs", lo=32)
+    if bbs % 32:
+        raise ValueError(f"bbs: the block size must be a multiple of 32, got {bbs}")
+    if metric == METRIC_INNER_PRODUCT:
+        if aq.search_type != ST_LUT_nonorm:
+            raise ValueError("search_type: must be ST_LUT_nonorm for METRIC_INNER_PRODUCT "
+                             f"(got {aq.search_type})")
+        return aq.M
+    if aq.search_type not in (ST_norm_lsq2x4, ST_norm_rq2x4):
+        raise ValueError("search_type: must be ST_norm_lsq2x4 or ST_norm_rq2x4 for METRIC_L2 "
+                         f"(got {aq.search_type})")
+    return aq.M + 2
+
+
+def float_luts(aq: AdditiveQuantizer, x: np.ndarray, metric: int, norm_scale: int,
+               rescale_norm: bool, centroid_ip: np.ndarray | None = None) -> np.ndarray:
+    """FAISS's compute_float_LUT: (n, M, 16) tables of queries x."""
+    n = x.shape[0]
+    ip = x @ aq.full_codebooks().T
+    if metric == METRIC_INNER_PRODUCT:
+        return np.ascontiguousarray(ip, dtype=np.float32).reshape(n, aq.M, 16)
+    out = np.empty((n, aq.M + 2, 16), dtype=np.float32)
+    out[:, :aq.M] = (np.float32(-2.0) * ip.astype(np.float32)).reshape(n, aq.M, 16)
+    tabs = np.asarray(aq.norm_tabs, dtype=np.float32)
+    if tabs.size != 32:
+        raise ValueError("aq: the quantizer has no 2x4-bit norm tables (is it trained?)")
+    if rescale_norm and norm_scale > 1:
+        tabs = tabs / np.float32(norm_scale)
+    out[:, aq.M:] = tabs.reshape(2, 16)
+    return out
+
+
+def estimate_norm_scale(aq: AdditiveQuantizer, x: np.ndarray) -> int:
+    """FAISS's estimate_norm_scale on (at most 65536 of) the training vectors."""
+    xs = subsample(x, 65536, 0x980903)
+    total, n = 0.0, 0
+    for i0 in range(0, xs.shape[0], LUT_BLOCK):
+        luts = float_luts(aq, xs[i0:i0 + LUT_BLOCK], METRIC_L2, 1, False)
+        total += K.norm_scale_ratio(luts, 2) * luts.shape[0]
+        n += luts.shape[0]
+    scale = max(total / max(n, 1), 1.0)
+    return int(math.floor(scale + 0.5))
+
+
+class IndexAdditiveQuantizerFastScan(PublishedCodes, Index):
+    """Base of the flat additive-quantizer fast-scan indexes; the codec is ``self.aq``."""
+
+    implem = 0
+    qbs = 0
+
+    def __init__(self, d: int, aq: AdditiveQuantizer, metric: int = METRIC_L2, bbs: int = 32):
+        M = check_aq_fastscan(aq, metric, bbs)
+        super().__init__(d, check_metric(metric))
+        self.aq = aq
+        self.M = M
+        self.nbits = 4
+        self.ksub = 16
+        self.M2 = M + (M & 1)
+        self.bbs = int(bbs)
+        self.code_size = (M * 4 + 7) // 8
+        if self.code_size != aq.code_size:
+            raise ValueError(f"aq: code size {aq.code_size} differs from the fast-scan one "
+                             f"{self.code_size}")
+        self.rescale_norm = True
+        self.norm_scale = 1
+        self.max_train_points = 1024 * self.ksub * M
+        self.is_trained = aq.is_trained
+        self._packed: tuple | None = None
+        self._reset()
+
+    @property
+    def ntotal2(self) -> int:
+        """Vectors rounded up to whole blocks (FAISS's attribute)."""
+        return (self.ntotal + self.bbs - 1) // self.bbs * self.bbs
+
+    @property
+    def search_type(self) -> int:
+        return self.aq.search_type
+
+    def _train(self, x: np.ndarray) -> None:
+        xs = subsample(x, self.max_train_points, 0x12345)
+        self.aq.train_validated(xs)
+        if self.metric_type == METRIC_L2:
+            self.norm_scale = estimate_norm_scale(self.aq, xs)
+        self.is_trained = True
+
+    # --- storage -------------------------------------------------------------------
+    def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.aq.decode_rows(np.ascontiguousarray(rows))
+
+    def _add(self, x: np.ndarray, ids: np.ndarray | None) -> None:
+        if ids is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} numbers vectors by position and cannot take ids: wrap it, "
+                f"e.g. IndexIDMap({type(self).__name__}(...)).add_with_ids(x, ids)")
+        self._append(self.aq.encode_rows(x)[0])
+
+    def add_codes(self, codes: Any) -> None:
+        """Append already-encoded vectors (n, code_size) uint8."""
+        self._check_trained()
+        codes = self.aq._as_codes(codes)
+        with self._write_lock:
+            self._append(codes)
+
+    def sa_code_size(self) -> int:
+        return self.code_size
+
+    def sa_encode(self, x: Any) -> np.ndarray:
+        self._check_trained()
+        return self.aq.compute_codes(x)
+
+    def sa_decode(self, codes: Any) -> np.ndarray:
+        self._check_trained()
+        return self.aq.decode(codes)
+
+    # --- search ------------------------------------------------------------------------
+    def _blocks(self, codes: np.ndarray, n: int) -> np.ndarray:
+        cached = self._packed
+        if cached is not None and cached[0] is codes and cached[1] == n:
+            return cached[2]
+        packed = pack_codes(codes[:n], self.M)
+        self._packed = (codes, n, packed)
+        return packed
+
+    def _search(self, x, k, params, D, I):
+        codes, n = self._snap
+        mask, use_mask = self._mask(params, n)
+        nq = x.shape[0]
+        D = np.empty((nq, k), dtype=np.float32) if D is None else D
+        I = np.empty((nq, k), dtype=np.int64) if I is None else I
+        allowed = int(np.count_nonzero(mask)) if use_mask else n
+        if allowed == 0:
+            return filtering.no_results(nq, k, self.metric_type, D, I)
+        if use_mask and filtering.should_gather(allowed, n):
+            ids = np.flatnonzero(mask).astype(np.int64)
+            packed = pack_codes(codes[ids], self.M).reshape(-1)
+            n = ids.size
+            mask, use_mask = _NO_MASK, False
+        else:
+            packed = self._blocks(codes, n).reshape(-1)
+            ids = np.arange(n, dtype=np.int64)
+        worst = worst_distance(self.metric_type)
+        scale = self.norm_scale if self.rescale_norm and self.norm_scale > 1 else 1
+        for q0 in range(0, nq, LUT_BLOCK):
+            q1 = min(nq, q0 + LUT_BLOCK)
+            luts = float_luts(self.aq, x[q0:q1], self.metric_type, self.norm_scale,
+                              self.rescale_norm)
+            if q1 - q0 == 1 or numba.get_num_threads() == 1:
+                K.aq_search_serial(luts, packed, n, self.M2, self.metric_type, scale, ids, mask,
+                                   use_mask, worst, D[q0:q1], I[q0:q1])
+            else:
+                K.aq_search(luts, packed, n, self.M2, self.metric_type, scale, ids, mask, use_mask,
+                            worst, True, D[q0:q1], I[q0:q1])
+        return D, I
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_packed"] = None
+        return state
+
+
+class IndexResidualQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Residual-quantizer codes scanned with 4-bit fast-scan (FAISS
+    ``IndexResidualQuantizerFastScan``); the codec is ``index.rq``.
+
+    ``RQ{M}x4fs[_{bbs}]_Nrq2x4`` in the factory (L2 needs the 2x4-bit norm),
+    ``RQ{M}x4fs`` with METRIC_INNER_PRODUCT.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((3000, 16), dtype="float32")
+        >>> index = voisin.IndexResidualQuantizerFastScan(16, 4)
+        >>> index.rq.train_type = voisin.ResidualQuantizer.Train_default
+        >>> index.train(xb)
+        >>> index.add(xb)
+        >>> D, I = index.search(xb[:2], 3)
+        >>> index.code_size
+        3
+    """
+
+    def __init__(self, d: int, M: int = 1, nbits: int = 4, metric: int = METRIC_L2,
+                 search_type: int = ST_norm_rq2x4, bbs: int = 32):
+        from ..codecs.rq import ResidualQuantizer
+        if check_int(nbits, "nbits") != 4:
+            raise ValueError(f"nbits: fast-scan works on 4-bit codebooks only, got {nbits}")
+        super().__init__(d, ResidualQuantizer(d, check_int(M, "M", lo=1), 4, search_type),
+                         metric, bbs)
+
+    @property
+    def rq(self):
+        return self.aq
+
+
+class IndexLocalSearchQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Local-search-quantizer codes scanned with 4-bit fast-scan (FAISS
+    ``IndexLocalSearchQuantizerFastScan``); the codec is ``index.lsq``.
+
+    ``LSQ{M}x4fs[_{bbs}]_Nlsq2x4`` in the factory.
+
+    Example:
+        >>> import numpy as np, voisin
+        >>> xb = np.random.default_rng(0).random((2000, 8), dtype="float32")
+        >>> index = voisin.IndexLocalSearchQuantizerFastScan(8, 2)
+        >>> index.lsq.train_iters = 4
+        >>> index.train(xb)
+        >>> index.add(xb)
+        >>> index.code_size
+        2
+    """
+
+    def __init__(self, d: int, M: int = 1, nbits: int = 4, metric: int = METRIC_L2,
+                 search_type: int = ST_norm_lsq2x4, bbs: int = 32):
+        from ..codecs.lsq import LocalSearchQuantizer
+        if check_int(nbits, "nbits") != 4:
+            raise ValueError(f"nbits: fast-scan works on 4-bit codebooks only, got {nbits}")
+        super().__init__(d, LocalSearchQuantizer(d, check_int(M, "M", lo=1), 4, search_type),
+                         metric, bbs)
+
+    @property
+    def lsq(self):
+        return self.aq

@@ -210,3 +210,100 @@ def test_bad_input(data, tmp_path):
     open(path, "wb").write(raw[:-40])
     with pytest.raises(Exception, match="IndexResidualQuantizerFastScan"):
         voisin.read_index(path)
+
+
+# --- IVF ------------------------------------------------------------------------------
+
+from voisin.indexes.aq_fastscan import (IndexIVFLocalSearchQuantizerFastScan,  # noqa: E402
+                                        IndexIVFResidualQuantizerFastScan)
+
+IVF_CASES = [("IVF16,RQ4x4fsr_Nrq2x4", "L2"), ("IVF16,RQ5x4fs_Nrq2x4", "L2"),
+             ("IVF16,LSQ3x4fsr_Nlsq2x4", "L2"), ("IVF16,RQ4x4fsr", "IP"), ("IVF16,LSQ5x4fs", "IP")]
+
+
+@pytest.fixture(scope="module")
+def faiss_ivf_files(data, tmp_path_factory):
+    xb, _ = data
+    out = {}
+    for key, metric in IVF_CASES:
+        idx = faiss.index_factory(D_, key, _metric(metric, faiss))
+        if hasattr(idx, "lsq"):
+            idx.lsq.train_iters = 4
+        idx.train(xb)
+        idx.add(xb)
+        idx.nprobe = 4
+        path = str(tmp_path_factory.mktemp("ivfaqfs") / f"{key.replace(',', '_')}_{metric}.index")
+        faiss.write_index(idx, path)
+        out[key, metric] = (idx, path)
+    return out
+
+
+@pytest.mark.parametrize("key,metric", IVF_CASES)
+def test_ivf_faiss_file_search_equals_faiss(faiss_ivf_files, data, key, metric, tmp_path):
+    _, xq = data
+    fidx, path = faiss_ivf_files[key, metric]
+    v = voisin.read_index(path)
+    assert type(v).__name__ == type(fidx).__name__
+    assert (v.by_residual, v.norm_scale, v.nprobe) == (fidx.by_residual, fidx.norm_scale, 4)
+    for nprobe in (1, 4, 16):
+        fidx.nprobe = v.nprobe = nprobe
+        Df, If = fidx.search(xq, K_)
+        Dv, Iv = v.search(xq, K_)
+        assert_same_results(Df, If, Dv, Iv, _tol(Df))
+    fidx.nprobe = v.nprobe = 4
+    out = str(tmp_path / "back.index")
+    voisin.write_index(v, out, checksum=False)
+    assert open(out, "rb").read() == open(path, "rb").read()
+    np.testing.assert_allclose(v.reconstruct_n(0, 30), fidx.reconstruct_n(0, 30), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,metric,by_residual", [
+    (IndexIVFResidualQuantizerFastScan, "L2", True),
+    (IndexIVFLocalSearchQuantizerFastScan, "L2", False),
+    (IndexIVFResidualQuantizerFastScan, "IP", True)])
+def test_ivf_voisin_file_read_by_faiss(data, cls, metric, by_residual, tmp_path):
+    xb, xq = data
+    m = _metric(metric, voisin)
+    st = {} if metric == "L2" else {"search_type": 1}
+    v = cls(voisin.IndexFlat(D_, m), D_, 16, 4, 4, m, **st)
+    v.by_residual = by_residual
+    if hasattr(v, "lsq"):
+        v.lsq.train_iters = 3
+    else:
+        v.rq.train_type = voisin.ResidualQuantizer.Train_default
+    v.train(xb)
+    v.add(xb)
+    v.nprobe = 5
+    path = str(tmp_path / "v.index")
+    voisin.write_index(v, path)
+    f = faiss.read_index(path)
+    assert (f.ntotal, f.nprobe, f.by_residual, f.norm_scale) == (v.ntotal, 5, by_residual,
+                                                                v.norm_scale)
+    Dv, Iv = v.search(xq, K_)
+    Df, If = f.search(xq, K_)
+    assert_same_results(Df, If, Dv, Iv, _tol(Df))
+    # recall against the exact distances of the stored reconstructions, all lists probed
+    v.nprobe = 16
+    rec = v.reconstruct_n(0, v.ntotal).astype(np.float64)
+    q = xq.astype(np.float64)
+    score = -((q[:, None] - rec[None]) ** 2).sum(-1) if metric == "L2" else q @ rec.T
+    gt = np.argsort(-score, axis=1)[:, :K_]
+    _, I = v.search(xq, K_)
+    assert np.mean([len(set(I[i]) & set(gt[i])) / K_ for i in range(len(xq))]) > 0.6
+
+
+def test_ivf_factory_and_bad_input():
+    i = voisin.index_factory(D_, "IVF8,RQ3x4fsr_64_Nrq2x4")
+    assert isinstance(i, IndexIVFResidualQuantizerFastScan)
+    f = faiss.index_factory(D_, "IVF8,RQ3x4fsr_64_Nrq2x4")
+    assert (i.M, i.M2, i.bbs, i.by_residual, i.code_size, i.max_train_points) == \
+        (f.M, f.M2, f.bbs, f.by_residual, f.code_size, f.max_train_points)
+    j = voisin.index_factory(D_, "IVF8,LSQ3x4fs_Nlsq2x4")
+    assert isinstance(j, IndexIVFLocalSearchQuantizerFastScan) and not j.by_residual
+    for bad in ("IVF8,RQ3x4fs", "IVF8,RQ3x8fs_Nrq2x4", "RQ3x4fsr_Nrq2x4"):
+        with pytest.raises(ValueError):
+            voisin.index_factory(D_, bad)
+    with pytest.raises(ValueError, match="search_type"):
+        IndexIVFResidualQuantizerFastScan(voisin.IndexFlatL2(D_), D_, 8, 4, 4, voisin.METRIC_L2, 0)
+    with pytest.raises(ValueError, match="nbits"):
+        IndexIVFLocalSearchQuantizerFastScan(voisin.IndexFlatL2(D_), D_, 8, 4, 6)

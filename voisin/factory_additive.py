@@ -6,8 +6,8 @@ Tokens (FAISS's spellings, ``index_factory.cpp``):
     LSQ{m}x{b}[_N{norm}]                 local search quantizer
     PRQ{n}x{m}x{b}[_N{norm}]             n sub-spaces, each an RQ of m x b bits
     PLSQ{n}x{m}x{b}[_N{norm}]            n sub-spaces, each an LSQ
-    RQ{m}x4fs[_{bbs}][_N{norm}]          4-bit fast-scan (L2 needs _Nrq2x4 / _Nlsq2x4)
-    LSQ{m}x4fs[_{bbs}][_N{norm}]
+    RQ{m}x4fs[r][_{bbs}][_N{norm}]       4-bit fast-scan (L2 needs _Nrq2x4; r: IVF residuals)
+    LSQ{m}x4fs[r][_{bbs}][_N{norm}]
     RCQ{m}x{b}[_{m}x{b}...]              residual coarse quantizer (IVF{2**bits}(RCQ...))
     norm := none | float | qint8 | qint4 | cqint8 | cqint4 | lsq2x4 | rq2x4
 
@@ -62,23 +62,23 @@ def _norm(name: str | None, metric: int, fail: Fail) -> int:
 
 def _parse_fastscan(text: str, metric: int, fail: Fail) -> tuple[str, Any, int] | None:
     """``RQ{m}x4fs[_{bbs}][_N{norm}]`` / ``LSQ{m}x4fs...`` (FAISS's IndexAdditiveQuantizerFastScan)."""
-    f = re.fullmatch(r"(RQ|LSQ)(\d+)x4fs(?:_(\d+))?(?:_N(\w+))?", text)
+    f = re.fullmatch(r"(RQ|LSQ)(\d+)x4fs(r?)(?:_(\d+))?(?:_N(\w+))?", text)
     if not f:
         if re.fullmatch(r"(RQ|LSQ)\d+x\d+fs.*", text):
             raise fail("additive fast-scan works on 4-bit codebooks: RQ{m}x4fs[_{bbs}]_Nrq2x4 "
                        "or LSQ{m}x4fs[_{bbs}]_Nlsq2x4")
         return None
     kind, M = f.group(1), int(f.group(2))
-    bbs = int(f.group(3)) if f.group(3) else 32
+    bbs = int(f.group(4)) if f.group(4) else 32
     if M <= 0:
         raise fail(f"{kind}{{m}}x4fs needs m >= 1")
     if bbs <= 0 or bbs % 32:
         raise fail(f"fast-scan block size must be a positive multiple of 32, got {bbs}")
-    st = _norm(f.group(4), metric, fail)
+    st = _norm(f.group(5), metric, fail)
     if metric == METRIC_L2 and st not in (8, 9):
         raise fail(f"{kind} fast-scan under L2 stores the norm in 2x4 bits: add _Nrq2x4 or "
                    f"_Nlsq2x4, e.g. {kind}{M}x4fs_N{'rq' if kind == 'RQ' else 'lsq'}2x4 (as FAISS)")
-    return kind + "fs", (M, bbs), st
+    return kind + "fs", (M, bbs, bool(f.group(3))), st
 
 
 def parse_aq(text: str, d: int, metric: int, fail: Fail) -> tuple[str, Any, int] | None:
@@ -119,7 +119,10 @@ def _cls(module: str, name: str) -> Any:
 def build_flat(parsed: tuple[str, Any, int], d: int, metric: int) -> Index:
     kind, args, st = parsed
     if kind in _FLAT_FS:
-        M, bbs = args
+        M, bbs, by_residual = args
+        if by_residual:
+            raise ValueError(f"{kind[:-2]}{M}x4fsr: the residual flag 'r' exists after IVF only "
+                             "(IVF{n},RQ{m}x4fsr_Nrq2x4)")
         return _cls("indexes.aq_fastscan", _FLAT_FS[kind])(d, M, 4, metric, st, bbs)
     cls = _cls("indexes.additive", _FLAT[kind])
     return cls(d, args, metric, st) if kind == "RQ" else cls(d, *args, metric, st)
@@ -129,8 +132,12 @@ def build_ivf(parsed: tuple[str, Any, int], quantizer: Index, d: int, nlist: int
               metric: int) -> Index:
     kind, args, st = parsed
     if kind in _FLAT_FS:
-        raise ValueError(f"{kind[:-2]}{{m}}x4fs after IVF: IndexIVF{kind[:-2]}FastScan is not "
-                         "implemented in voisin (docs/additive-quantizers.md)")
+        M, bbs, by_residual = args
+        name = "IndexIVF" + _FLAT_FS[kind][len("Index"):]
+        index = _cls("indexes.aq_fastscan", name)(quantizer, d, nlist, M, 4, metric, st, bbs)
+        # FAISS's factory: residual codes only with the 'r' flag
+        index.by_residual = by_residual
+        return index
     cls = _cls("indexes.ivf_rq", _IVF[kind])
     if kind == "RQ":
         return cls(quantizer, d, nlist, args, metric, st)

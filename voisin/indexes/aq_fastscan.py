@@ -274,3 +274,170 @@ class IndexLocalSearchQuantizerFastScan(IndexAdditiveQuantizerFastScan):
     @property
     def lsq(self):
         return self.aq
+
+
+# --- IVF ------------------------------------------------------------------------------
+
+from .ivf_rq import IndexIVFAdditiveQuantizer  # noqa: E402
+
+
+class IndexIVFAdditiveQuantizerFastScan(IndexIVFAdditiveQuantizer):
+    """IVF over 4-bit additive-quantizer codes scanned in blocks (FAISS
+    ``IndexIVFAdditiveQuantizerFastScan``).
+
+    As FAISS: ``by_residual`` by default; codes are those of ``x - c`` but the
+    stored norm is that of the whole reconstruction ``c + r`` (the norm tables
+    are retrained on those after the codebooks), so one query table serves
+    every list and a list only adds ``-2 <q, c>`` (L2) or ``<q, c>`` (IP),
+    quantized to 16 bits with the table (FAISS's quantize_LUT_and_bias).
+    Distances under L2 are ``||x||^2 - 2 <q, x>`` (no ``||q||^2``), as FAISS.
+    """
+
+    implem = 0
+    qbs = 0
+    qbs2 = 0
+
+    def __init__(self, aq: AdditiveQuantizer, quantizer: Index | None, d: int, nlist: int,
+                 metric: int = METRIC_L2, bbs: int = 32):
+        M = check_aq_fastscan(aq, metric, bbs)
+        super().__init__(aq, quantizer, d, nlist, metric)
+        self.M = M
+        self.nbits = 4
+        self.ksub = 16
+        self.M2 = M + (M & 1)
+        self.bbs = int(bbs)
+        if (M * 4 + 7) // 8 != aq.code_size:
+            raise ValueError(f"aq: code size {aq.code_size} differs from the fast-scan one")
+        self.rescale_norm = True
+        self.norm_scale = 1
+        self.max_train_points = 1024 * self.ksub * M
+        self.by_residual = True
+        self._packed: tuple | None = None
+
+    def train_encoder_num_vectors(self) -> int:
+        return self.max_train_points
+
+    def _train_codec(self, x: np.ndarray, list_nos: np.ndarray | None) -> None:
+        cap = self.train_encoder_num_vectors()
+        if x.shape[0] > cap:
+            rows = permutation(x.shape[0], 0x12345)[:cap]
+            x = x[rows]
+            list_nos = list_nos[rows] if list_nos is not None else None
+        if self.by_residual:
+            x = np.ascontiguousarray(self._residuals(x, list_nos), dtype=np.float32)
+        self.aq.train_validated(x)
+        if self.by_residual and self.metric_type == METRIC_L2:
+            # FAISS: the norm tables encode ||c + r||^2, retrained on those
+            y = self.aq.decode(self.aq.compute_codes(x)) + self._centroid_rows(list_nos)
+            self.aq.train_norm(np.einsum("ij,ij->i", y, y).astype(np.float32))
+        if self.metric_type == METRIC_L2:
+            self.norm_scale = estimate_norm_scale(self.aq, x)
+
+    def _encode(self, x: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        if not self.by_residual:
+            return self.rows_of_codes(self.aq.encode_rows(x)[0], list_nos)
+        cent = self._centroid_rows(list_nos)
+        resid = np.ascontiguousarray(x - cent, dtype=np.float32)
+        return self.rows_of_codes(self.aq.encode_rows(resid, cent)[0], list_nos)
+
+    def _side(self, rows: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        # the fast-scan tables hold the norms: no side value is used
+        return np.zeros(rows.shape[0], dtype=np.float32)
+
+    def _decode(self, codes: np.ndarray, list_nos: np.ndarray) -> np.ndarray:
+        out = self.aq.decode_rows(np.ascontiguousarray(codes))
+        if self.by_residual and out.shape[0]:
+            out += self._centroid_rows(list_nos)
+        return out
+
+    def _blocks(self, ctx) -> tuple[np.ndarray, np.ndarray]:
+        from ..kernels import fastscan as FK
+        cached = self._packed if ctx.cache is None else ctx.cache.get("blocks")
+        if cached is not None and cached[0] is ctx.sizes and cached[1] is ctx.codes:
+            return cached[2], cached[3]
+        sizes = ctx.sizes
+        blk_off = np.zeros(self.nlist + 1, dtype=np.int64)
+        np.cumsum((sizes + 31) // 32, out=blk_off[1:])
+        packed = np.zeros((int(blk_off[-1]), self.M2 // 2 * 32), dtype=np.uint8)
+        FK.pack_lists(ctx.codes, ctx.offsets, sizes, blk_off, self.M2, packed)
+        entry = (sizes, ctx.codes, packed, blk_off)
+        if ctx.cache is None:
+            self._packed = entry
+        else:
+            ctx.cache["blocks"] = entry
+        return packed, blk_off
+
+    def _search_preassigned(self, x, k, probes, probe_dists, ctx, D, I):
+        nq = x.shape[0]
+        probes = np.ascontiguousarray(probes, dtype=np.int64)
+        D = np.empty((nq, k), dtype=np.float32) if D is None else D
+        I = np.empty((nq, k), dtype=np.int64) if I is None else I
+        packed, blk_off = self._blocks(ctx)
+        packed = packed.reshape(-1)
+        scale = self.norm_scale if self.rescale_norm and self.norm_scale > 1 else 1
+        coef = np.float32(-2.0 if self.metric_type == METRIC_L2 else 1.0)
+        for q0 in range(0, nq, LUT_BLOCK):
+            q1 = min(nq, q0 + LUT_BLOCK)
+            xs = x[q0:q1]
+            pr = probes[q0:q1]
+            luts = float_luts(self.aq, xs, self.metric_type, self.norm_scale, self.rescale_norm)
+            if self.by_residual:
+                cent = self._centroid_rows(np.maximum(pr, 0).reshape(-1)).reshape(
+                    pr.shape[0], pr.shape[1], self.d)
+                biases = (coef * np.einsum("qpd,qd->qp", cent, xs)).astype(np.float32)
+            else:
+                biases = np.zeros(pr.shape, dtype=np.float32)
+            with numba.parallel_chunksize(1):
+                K.ivf_aq_search(luts, pr, np.ascontiguousarray(biases), self.by_residual, packed,
+                                blk_off, ctx.offsets, ctx.sizes, ctx.ids, self.M2,
+                                self.metric_type, scale, ctx.max_codes, ctx.mask, ctx.use_mask,
+                                worst_distance(self.metric_type), D[q0:q1], I[q0:q1])
+        return D, I
+
+    def _range_preassigned(self, x, radius, probes, probe_dists, ctx):
+        raise NotImplementedError(f"{type(self).__name__}: range_search is not implemented")
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_packed"] = None
+        return state
+
+
+class IndexIVFResidualQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """IVF + residual-quantizer fast-scan (FAISS ``IndexIVFResidualQuantizerFastScan``),
+    ``IVF{n},RQ{M}x4fs[r]_Nrq2x4`` in the factory; the codec is ``index.rq``."""
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 M: int = 1, nbits: int = 4, metric: int = METRIC_L2,
+                 search_type: int = ST_norm_rq2x4, bbs: int = 32):
+        from ..codecs.rq import ResidualQuantizer
+        from .ivf import dimension_of
+        if check_int(nbits, "nbits") != 4:
+            raise ValueError(f"nbits: fast-scan works on 4-bit codebooks only, got {nbits}")
+        d = dimension_of(quantizer, d, "IndexIVFResidualQuantizerFastScan")
+        super().__init__(ResidualQuantizer(d, check_int(M, "M", lo=1), 4, search_type), quantizer,
+                         d, nlist, metric, bbs)
+
+    @property
+    def rq(self):
+        return self.aq
+
+
+class IndexIVFLocalSearchQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """IVF + local-search-quantizer fast-scan (FAISS
+    ``IndexIVFLocalSearchQuantizerFastScan``), ``IVF{n},LSQ{M}x4fs[r]_Nlsq2x4``."""
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 M: int = 1, nbits: int = 4, metric: int = METRIC_L2,
+                 search_type: int = ST_norm_lsq2x4, bbs: int = 32):
+        from ..codecs.lsq import LocalSearchQuantizer
+        from .ivf import dimension_of
+        if check_int(nbits, "nbits") != 4:
+            raise ValueError(f"nbits: fast-scan works on 4-bit codebooks only, got {nbits}")
+        d = dimension_of(quantizer, d, "IndexIVFLocalSearchQuantizerFastScan")
+        super().__init__(LocalSearchQuantizer(d, check_int(M, "M", lo=1), 4, search_type),
+                         quantizer, d, nlist, metric, bbs)
+
+    @property
+    def lsq(self):
+        return self.aq

@@ -119,3 +119,107 @@ def norm_scale_ratio(luts, M_norm):
                 span_norm = max(span_norm, mx - mn)
         total += np.float64(np.float32(span_norm / span_ip))
     return total / n if n else 1.0
+
+
+# --- IVF (IndexIVFAdditiveQuantizerFastScan) -------------------------------------------
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def quantize_lut_and_bias(lut, bias, use_bias, M2, complement, T, biasq):
+    """FAISS's quantize_LUT_and_bias for one shared table (M, 16) and per-probe
+    biases (nprobe,): a = min(255 / max span, 65535 / (bias span + sum of spans)).
+
+    Writes T (M2 * 16,) and biasq (nprobe,) (the biases in units of 1/a,
+    rounded as FAISS's uint16), returns (a, b).
+    """
+    M = lut.shape[0]
+    max_span = np.float32(-np.inf)
+    span_dis = np.float32(0.0)
+    bmin = np.float32(0.0)
+    if use_bias:
+        bmin = bias[0]
+        bmax = bias[0]
+        for j in range(1, bias.shape[0]):
+            bmin = min(bmin, bias[j])
+            bmax = max(bmax, bias[j])
+        span_dis = bmax - bmin
+    b = np.float32(0.0)
+    for m in range(M):
+        mn = lut[m, 0]
+        mx = lut[m, 0]
+        for j in range(1, 16):
+            mn = min(mn, lut[m, j])
+            mx = max(mx, lut[m, j])
+        max_span = max(max_span, mx - mn)
+        span_dis += mx - mn
+        b += mn
+    a1 = np.float32(255.0) / max_span if max_span > 0 else np.float32(np.inf)
+    a2 = np.float32(65535.0) / span_dis if span_dis > 0 else np.float32(np.inf)
+    a = min(a1, a2)
+    if not np.isfinite(a):
+        a = np.float32(1.0)
+    b += bmin
+    for m in range(M):
+        mn = lut[m, 0]
+        for j in range(1, 16):
+            mn = min(mn, lut[m, j])
+        for j in range(16):
+            t = np.int32(np.floor((lut[m, j] - mn) * a + np.float32(0.5)))
+            t = min(max(t, 0), 255)
+            T[m * 16 + j] = 255 - t if complement else t
+    for m in range(M, M2):
+        for j in range(16):
+            T[m * 16 + j] = 0
+    if use_bias:
+        for j in range(bias.shape[0]):
+            biasq[j] = np.float32(np.uint16(np.int32(np.floor((bias[j] - bmin) * a + np.float32(0.5)))))
+    else:
+        for j in range(biasq.shape[0]):
+            biasq[j] = 0
+    return a, b
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _ivf_aq_query(lut, probe, bias, use_bias, packed, blk_off, offsets, sizes, ids, M2, metric,
+                  norm_scale, max_codes, mask, use_mask, T, biasq, acc, rd, ri):
+    M = lut.shape[0]
+    l2 = metric == METRIC_L2
+    a, b = quantize_lut_and_bias(lut, bias, use_bias, M2, not l2, T, biasq)
+    heap_init(rd, ri)
+    scanned = 0
+    for p in range(probe.shape[0]):
+        l = probe[p]
+        if l < 0:
+            continue
+        s = sizes[l]
+        if s == 0:
+            continue
+        if l2:
+            # FAISS: (sum + biasq) / a + b
+            scan_blocks_scaled(packed, blk_off[l], s, T, M2, norm_scale, a, biasq[p] / a + b, ids,
+                               offsets[l], mask, use_mask, rd, ri, acc)
+        else:
+            # complemented entries: cost = -((255 M - sum'') + biasq) / a - b
+            cbias = -(np.float32(255 * M) + biasq[p]) / a - b
+            scan_blocks(packed, blk_off[l], s, T, M2, a, cbias, ids, offsets[l], mask, use_mask,
+                        rd, ri, acc)
+        scanned += s
+        if max_codes > 0 and scanned >= max_codes:
+            break
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
+def ivf_aq_search(luts, probes, biases, use_bias, packed, blk_off, offsets, sizes, ids, M2, metric,
+                  norm_scale, max_codes, mask, use_mask, worst, D, I):
+    """IVF k-NN: ``luts`` (nq, M, 16) shared by every list, ``biases`` (nq, nprobe)
+    the per-(query, list) constants (FAISS's ``coef * <q, c>``)."""
+    nq = luts.shape[0]
+    nchunks = min(nq, 256)
+    for ch in prange(nchunks):
+        T = np.empty(M2 * 16, dtype=np.uint8)
+        biasq = np.empty(probes.shape[1], dtype=np.float32)
+        acc = np.empty(64, dtype=np.uint16)
+        for i in range(ch, nq, nchunks):
+            _ivf_aq_query(luts[i], probes[i], biases[i], use_bias, packed, blk_off, offsets, sizes,
+                          ids, M2, metric, norm_scale, max_codes, mask, use_mask, T, biasq, acc,
+                          D[i], I[i])
+            finalize_heap(D[i], I[i], metric, worst)

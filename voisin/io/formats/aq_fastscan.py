@@ -119,3 +119,98 @@ def _nibbles_to_bytes(sub: np.ndarray, code_size: int) -> np.ndarray:
     out[:, :(M + 1) // 2] |= sub[:, 0::2]
     out[:, :M // 2] |= (sub[:, 1::2] << 4).astype(np.uint8)
     return out
+
+
+# --------------------------------------------------------------------------
+# IVF: IVRf (residual), IVLf (local search)
+# IVF common part, the quantizer, ``uint8 by_residual | int32 implem | int32
+# bbs | int32 qbs | uint64 M | uint64 nbits | uint64 ksub | uint64 code_size |
+# uint64 qbs2 | uint64 M2 | uint8 rescale_norm | int32 norm_scale | uint64
+# max_train_points``, then block inverted lists ``ilbl`` (as IwPf).
+# --------------------------------------------------------------------------
+
+from ...indexes.aq_fastscan import (IndexIVFLocalSearchQuantizerFastScan,  # noqa: E402
+                                    IndexIVFResidualQuantizerFastScan)
+from ...indexes.invlists import InvertedLists  # noqa: E402
+from .ivf import IVFCommon, install_ivf, write_ivf_header  # noqa: E402
+
+_IVF = {IndexIVFResidualQuantizerFastScan: (b"IVRf", write_rq, read_rq),
+        IndexIVFLocalSearchQuantizerFastScan: (b"IVLf", write_lsq, read_lsq)}
+_IVF_BY_TAG = {tag: (cls, rd) for cls, (tag, _, rd) in _IVF.items()}
+_INVALID_CODE_SIZE = (1 << 64) - 1
+
+
+@register_writer(*_IVF)
+def write_ivf_aq_fastscan(w, index) -> None:
+    _check_bbs(index)
+    tag, write_codec, _ = next(v for c, v in _IVF.items() if isinstance(index, c))
+    w.tag(tag)
+    write_ivf_header(w, index)
+    write_codec(w, index.aq)
+    w.bool(index.by_residual)
+    write_fastscan_fields(w, index)
+    w.u64(index.qbs2)
+    w.u64(index.M2)
+    w.bool(index.rescale_norm)
+    w.i32(index.norm_scale)
+    w.u64(index.max_train_points)
+    il = index.invlists
+    w.tag(b"ilbl")
+    w.u64(il.nlist)
+    w.u64(_INVALID_CODE_SIZE)
+    w.u64(BBS)
+    w.u64(BBS * index.M2 // 2)
+    for l in range(il.nlist):
+        w.vector(il.get_ids(l), np.int64)
+        w.vector(pack_codes(np.ascontiguousarray(il.get_codes(l)[:, :index.code_size]), index.M),
+                 np.uint8)
+
+
+@register_reader(*_IVF_BY_TAG)
+def read_ivf_aq_fastscan(r, ctx, tag: bytes):
+    cls, read_codec = _IVF_BY_TAG[tag]
+    what = cls.__name__
+    c = IVFCommon(r, ctx, what)
+    at = r.pos
+    aq = read_codec(r, f"{what} quantizer", c.h.d)
+    if any(b != 4 for b in aq.nbits):
+        raise r.fail(f"{what}: fast-scan needs 4-bit codebooks, got {aq.nbits}", at)
+    try:
+        index = cls(c.quantizer, c.h.d, c.nlist, aq.M, 4, c.h.metric_type, aq.search_type)
+    except ValueError as exc:
+        raise r.fail(f"{what}: {exc}", at) from None
+    index.aq = aq
+    index.by_residual = r.bool(f"{what} by_residual")
+    read_fastscan_fields(r, what, index)
+    r.u64(f"{what} qbs2")
+    r.int_in("u64", index.M2, index.M2, f"{what} M2")
+    read_norm_fields(r, what, index)
+    r.expect_tag(b"ilbl", f"{what} inverted lists")
+    r.int_in("u64", c.nlist, c.nlist, f"{what} inverted lists nlist")
+    r.u64(f"{what} inverted lists code_size")
+    r.int_in("u64", BBS, BBS, f"{what} n_per_block")
+    r.int_in("u64", BBS * index.M2 // 2, BBS * index.M2 // 2, f"{what} block_size")
+    ids_per_list, codes_per_list = [], []
+    for l in range(c.nlist):
+        ids = r.vector(np.int64, f"{what} ids of list {l}")
+        nblk = (ids.size + BBS - 1) // BBS
+        blocks = r.vector(np.uint8, f"{what} codes of list {l}",
+                          expect=nblk * BBS * index.M2 // 2).reshape(nblk, BBS * index.M2 // 2)
+        ids_per_list.append(ids)
+        sub = unpack_blocks(blocks, ids.size, index.M).astype(np.uint8)
+        codes_per_list.append(_nibbles_to_bytes(sub, index.code_size))
+    sizes = np.array([a.size for a in ids_per_list], dtype=np.int64)
+    if int(sizes.sum()) != c.h.ntotal:
+        raise r.fail(f"{what}: the lists hold {int(sizes.sum())} entries for ntotal={c.h.ntotal}")
+    if c.h.ntotal and not aq.is_trained:
+        raise r.fail(f"{what}: holds codes but its quantizer is not trained", at)
+    il = InvertedLists(c.nlist, index.code_size)
+    il.codes = np.concatenate(codes_per_list) if codes_per_list else \
+        np.empty((0, index.code_size), np.uint8)
+    il.sizes, il.offsets, il.capacity = sizes, np.cumsum(sizes) - sizes, sizes.copy()
+    il.ids = np.concatenate(ids_per_list) if ids_per_list else np.empty(0, np.int64)
+    install_ivf(index, c, il)
+    index.install_lists(il)
+    index._codec_trained = aq.is_trained
+    index._packed = None
+    return index

@@ -11,6 +11,8 @@ import pytest
 
 import voisin
 from voisin.indexes.aq_fastscan import (IndexLocalSearchQuantizerFastScan,
+                                        IndexProductLocalSearchQuantizerFastScan,
+                                        IndexProductResidualQuantizerFastScan,
                                         IndexResidualQuantizerFastScan, estimate_norm_scale)
 
 from conftest import assert_same_results
@@ -22,7 +24,8 @@ D_ = 16
 K_ = 10
 # (factory string, metric): odd and even M, both codecs, both metrics
 CASES = [("RQ4x4fs_Nrq2x4", "L2"), ("RQ5x4fs_Nrq2x4", "L2"), ("LSQ3x4fs_Nlsq2x4", "L2"),
-         ("RQ4x4fs", "IP"), ("LSQ5x4fs", "IP")]
+         ("RQ4x4fs", "IP"), ("LSQ5x4fs", "IP"),
+         ("PRQ2x2x4fs_Nrq2x4", "L2"), ("PLSQ2x3x4fs_Nlsq2x4", "L2"), ("PRQ4x1x4fs", "IP")]
 
 
 def _metric(name: str, lib) -> int:
@@ -88,13 +91,19 @@ def test_files_written_back_are_faiss_bytes(faiss_files, key, metric, tmp_path):
 @pytest.mark.parametrize("cls,kw,metric", [
     (IndexResidualQuantizerFastScan, {}, "L2"),
     (IndexLocalSearchQuantizerFastScan, {}, "L2"),
-    (IndexResidualQuantizerFastScan, {"search_type": 1}, "IP")])
+    (IndexResidualQuantizerFastScan, {"search_type": 1}, "IP"),
+    (IndexProductResidualQuantizerFastScan, {}, "L2")])
 def test_voisin_file_read_by_faiss(data, cls, kw, metric, tmp_path):
     xb, xq = data
-    v = cls(D_, 5, 4, _metric(metric, voisin), **kw)
+    if cls is IndexProductResidualQuantizerFastScan:
+        v = cls(D_, 2, 2, 4, _metric(metric, voisin), **kw)
+        for q in v.prq.quantizers:
+            q.train_type = voisin.ResidualQuantizer.Train_default
+    else:
+        v = cls(D_, 5, 4, _metric(metric, voisin), **kw)
     if hasattr(v, "lsq"):
         v.lsq.train_iters = 3
-    else:
+    elif hasattr(v, "rq"):
         v.rq.train_type = voisin.ResidualQuantizer.Train_default
     v.train(xb)
     v.add(xb)
@@ -105,7 +114,7 @@ def test_voisin_file_read_by_faiss(data, cls, kw, metric, tmp_path):
     Dv, Iv = v.search(xq, K_)
     Df, If = f.search(xq, K_)
     assert_same_results(Df, If, Dv, Iv, _tol(Df))
-    if cls is IndexResidualQuantizerFastScan:
+    if cls is not IndexLocalSearchQuantizerFastScan:
         # the beam search is deterministic: faiss encodes to the same codes
         # (LSQ's encoder starts from random codes, its codes may differ)
         np.testing.assert_array_equal(f.sa_encode(xb[:200]), v.sa_encode(xb[:200]))
@@ -218,7 +227,9 @@ from voisin.indexes.aq_fastscan import (IndexIVFLocalSearchQuantizerFastScan,  #
                                         IndexIVFResidualQuantizerFastScan)
 
 IVF_CASES = [("IVF16,RQ4x4fsr_Nrq2x4", "L2"), ("IVF16,RQ5x4fs_Nrq2x4", "L2"),
-             ("IVF16,LSQ3x4fsr_Nlsq2x4", "L2"), ("IVF16,RQ4x4fsr", "IP"), ("IVF16,LSQ5x4fs", "IP")]
+             ("IVF16,LSQ3x4fsr_Nlsq2x4", "L2"), ("IVF16,RQ4x4fsr", "IP"), ("IVF16,LSQ5x4fs", "IP"),
+             ("IVF16,PRQ2x2x4fsr_Nrq2x4", "L2"), ("IVF16,PLSQ2x2x4fs_Nlsq2x4", "L2"),
+             ("IVF16,PRQ4x1x4fsr", "IP")]
 
 
 @pytest.fixture(scope="module")
@@ -307,3 +318,29 @@ def test_ivf_factory_and_bad_input():
         IndexIVFResidualQuantizerFastScan(voisin.IndexFlatL2(D_), D_, 8, 4, 4, voisin.METRIC_L2, 0)
     with pytest.raises(ValueError, match="nbits"):
         IndexIVFLocalSearchQuantizerFastScan(voisin.IndexFlatL2(D_), D_, 8, 4, 6)
+
+
+def test_constructor_defaults_are_faiss():
+    """FAISS's default search types: rq2x4 for the flat RQ / PRQ / PLSQ forms,
+    lsq2x4 for flat LSQ and for every IVF form."""
+    q = faiss.IndexFlatL2(D_)
+    qv = voisin.IndexFlatL2(D_)
+    pairs = [
+        (faiss.IndexResidualQuantizerFastScan(D_, 2, 4), IndexResidualQuantizerFastScan(D_, 2, 4)),
+        (faiss.IndexLocalSearchQuantizerFastScan(D_, 2, 4),
+         IndexLocalSearchQuantizerFastScan(D_, 2, 4)),
+        (faiss.IndexProductResidualQuantizerFastScan(D_, 2, 2, 4),
+         IndexProductResidualQuantizerFastScan(D_, 2, 2, 4)),
+        (faiss.IndexProductLocalSearchQuantizerFastScan(D_, 2, 2, 4),
+         IndexProductLocalSearchQuantizerFastScan(D_, 2, 2, 4)),
+        (faiss.IndexIVFResidualQuantizerFastScan(q, D_, 8, 2, 4),
+         IndexIVFResidualQuantizerFastScan(qv, D_, 8, 2, 4)),
+        (faiss.IndexIVFLocalSearchQuantizerFastScan(q, D_, 8, 2, 4),
+         IndexIVFLocalSearchQuantizerFastScan(qv, D_, 8, 2, 4)),
+        (faiss.IndexIVFProductResidualQuantizerFastScan(q, D_, 8, 2, 2, 4),
+         voisin.IndexIVFProductResidualQuantizerFastScan(qv, D_, 8, 2, 2, 4)),
+    ]
+    for f, v in pairs:
+        assert (v.aq.search_type, v.M, v.M2, v.code_size, v.max_train_points) == \
+            (f.aq.search_type, f.M, f.M2, f.code_size, f.max_train_points), type(v).__name__
+        assert getattr(v, "by_residual", None) == getattr(f, "by_residual", None)

@@ -8,6 +8,7 @@ Tokens (FAISS's spellings, ``index_factory.cpp``):
     PLSQ{n}x{m}x{b}[_N{norm}]            n sub-spaces, each an LSQ
     RQ{m}x4fs[r][_{bbs}][_N{norm}]       4-bit fast-scan (L2 needs _Nrq2x4; r: IVF residuals)
     LSQ{m}x4fs[r][_{bbs}][_N{norm}]
+    PRQ{n}x{m}x4fs[r][_{bbs}][_N{norm}], PLSQ{n}x{m}x4fs...   product forms
     RCQ{m}x{b}[_{m}x{b}...]              residual coarse quantizer (IVF{2**bits}(RCQ...))
     norm := none | float | qint8 | qint4 | cqint8 | cqint4 | lsq2x4 | rq2x4
 
@@ -33,7 +34,9 @@ Fail = Callable[[str], Exception]
 
 _FLAT = {"RQ": "IndexResidualQuantizer", "LSQ": "IndexLocalSearchQuantizer",
          "PRQ": "IndexProductResidualQuantizer", "PLSQ": "IndexProductLocalSearchQuantizer"}
-_FLAT_FS = {"RQfs": "IndexResidualQuantizerFastScan", "LSQfs": "IndexLocalSearchQuantizerFastScan"}
+_FLAT_FS = {"RQfs": "IndexResidualQuantizerFastScan", "LSQfs": "IndexLocalSearchQuantizerFastScan",
+            "PRQfs": "IndexProductResidualQuantizerFastScan",
+            "PLSQfs": "IndexProductLocalSearchQuantizerFastScan"}
 _IVF = {"RQ": "IndexIVFResidualQuantizer", "LSQ": "IndexIVFLocalSearchQuantizer",
         "PRQ": "IndexIVFProductResidualQuantizer", "PLSQ": "IndexIVFProductLocalSearchQuantizer"}
 
@@ -60,30 +63,38 @@ def _norm(name: str | None, metric: int, fail: Fail) -> int:
     return st
 
 
-def _parse_fastscan(text: str, metric: int, fail: Fail) -> tuple[str, Any, int] | None:
-    """``RQ{m}x4fs[_{bbs}][_N{norm}]`` / ``LSQ{m}x4fs...`` (FAISS's IndexAdditiveQuantizerFastScan)."""
-    f = re.fullmatch(r"(RQ|LSQ)(\d+)x4fs(r?)(?:_(\d+))?(?:_N(\w+))?", text)
+def _parse_fastscan(text: str, d: int, metric: int, fail: Fail) -> tuple[str, Any, int] | None:
+    """``RQ{m}x4fs[r][_{bbs}][_N{norm}]``, ``LSQ...``, ``PRQ{n}x{m}x4fs...``, ``PLSQ...``
+    (FAISS's additive fast-scan indexes)."""
+    f = re.fullmatch(r"(RQ|LSQ|PRQ|PLSQ)(\d+)(?:x(\d+))?x4fs(r?)(?:_(\d+))?(?:_N(\w+))?", text)
     if not f:
-        if re.fullmatch(r"(RQ|LSQ)\d+x\d+fs.*", text):
-            raise fail("additive fast-scan works on 4-bit codebooks: RQ{m}x4fs[_{bbs}]_Nrq2x4 "
-                       "or LSQ{m}x4fs[_{bbs}]_Nlsq2x4")
+        if re.fullmatch(r"P?(RQ|LSQ)\d+(x\d+)?x\d+fs.*", text):
+            raise fail("additive fast-scan works on 4-bit codebooks: RQ{m}x4fs[_{bbs}]_Nrq2x4, "
+                       "LSQ{m}x4fs[_{bbs}]_Nlsq2x4, PRQ{n}x{m}x4fs..., PLSQ{n}x{m}x4fs...")
         return None
-    kind, M = f.group(1), int(f.group(2))
-    bbs = int(f.group(4)) if f.group(4) else 32
-    if M <= 0:
-        raise fail(f"{kind}{{m}}x4fs needs m >= 1")
+    kind = f.group(1)
+    product = kind.startswith("P")
+    if product != (f.group(3) is not None):
+        raise fail(f"{kind} fast-scan: expected " + ("PRQ{n}x{m}x4fs" if product else
+                                                     "RQ{m}x4fs / LSQ{m}x4fs"))
+    nums = (int(f.group(2)), int(f.group(3))) if product else (int(f.group(2)),)
+    bbs = int(f.group(5)) if f.group(5) else 32
+    if min(nums) <= 0:
+        raise fail(f"{kind} fast-scan needs at least one codebook")
+    if product and d % nums[0]:
+        raise fail(f"{kind}{nums[0]}: dimension {d} is not a multiple of {nums[0]}")
     if bbs <= 0 or bbs % 32:
         raise fail(f"fast-scan block size must be a positive multiple of 32, got {bbs}")
-    st = _norm(f.group(5), metric, fail)
+    st = _norm(f.group(6), metric, fail)
     if metric == METRIC_L2 and st not in (8, 9):
         raise fail(f"{kind} fast-scan under L2 stores the norm in 2x4 bits: add _Nrq2x4 or "
-                   f"_Nlsq2x4, e.g. {kind}{M}x4fs_N{'rq' if kind == 'RQ' else 'lsq'}2x4 (as FAISS)")
-    return kind + "fs", (M, bbs, bool(f.group(3))), st
+                   f"_Nlsq2x4, e.g. {text}_N{'lsq' if 'LSQ' in kind else 'rq'}2x4 (as FAISS)")
+    return kind + "fs", (nums, bbs, bool(f.group(4))), st
 
 
 def parse_aq(text: str, d: int, metric: int, fail: Fail) -> tuple[str, Any, int] | None:
     """(kind, constructor arguments, search type) of an additive token, or None."""
-    fs = _parse_fastscan(text, metric, fail)
+    fs = _parse_fastscan(text, d, metric, fail)
     if fs is not None:
         return fs
     q = re.fullmatch(r"LSQ(\d+)x(\d+)(?:_N(\w+))?", text)
@@ -119,11 +130,11 @@ def _cls(module: str, name: str) -> Any:
 def build_flat(parsed: tuple[str, Any, int], d: int, metric: int) -> Index:
     kind, args, st = parsed
     if kind in _FLAT_FS:
-        M, bbs, by_residual = args
+        nums, bbs, by_residual = args
         if by_residual:
-            raise ValueError(f"{kind[:-2]}{M}x4fsr: the residual flag 'r' exists after IVF only "
+            raise ValueError(f"{kind[:-2]}...x4fsr: the residual flag 'r' exists after IVF only "
                              "(IVF{n},RQ{m}x4fsr_Nrq2x4)")
-        return _cls("indexes.aq_fastscan", _FLAT_FS[kind])(d, M, 4, metric, st, bbs)
+        return _cls("indexes.aq_fastscan", _FLAT_FS[kind])(d, *nums, 4, metric, st, bbs)
     cls = _cls("indexes.additive", _FLAT[kind])
     return cls(d, args, metric, st) if kind == "RQ" else cls(d, *args, metric, st)
 
@@ -132,9 +143,9 @@ def build_ivf(parsed: tuple[str, Any, int], quantizer: Index, d: int, nlist: int
               metric: int) -> Index:
     kind, args, st = parsed
     if kind in _FLAT_FS:
-        M, bbs, by_residual = args
+        nums, bbs, by_residual = args
         name = "IndexIVF" + _FLAT_FS[kind][len("Index"):]
-        index = _cls("indexes.aq_fastscan", name)(quantizer, d, nlist, M, 4, metric, st, bbs)
+        index = _cls("indexes.aq_fastscan", name)(quantizer, d, nlist, *nums, 4, metric, st, bbs)
         # FAISS's factory: residual codes only with the 'r' flag
         index.by_residual = by_residual
         return index

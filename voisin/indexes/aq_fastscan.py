@@ -409,7 +409,8 @@ class IndexIVFResidualQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
 
     def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
                  M: int = 1, nbits: int = 4, metric: int = METRIC_L2,
-                 search_type: int = ST_norm_rq2x4, bbs: int = 32):
+                 search_type: int = ST_norm_lsq2x4, bbs: int = 32):
+        # FAISS's IVF fast-scan constructors all default to ST_norm_lsq2x4
         from ..codecs.rq import ResidualQuantizer
         from .ivf import dimension_of
         if check_int(nbits, "nbits") != 4:
@@ -440,4 +441,78 @@ class IndexIVFLocalSearchQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
 
     @property
     def lsq(self):
+        return self.aq
+
+
+# --- product quantizers ---------------------------------------------------------------
+
+def _product_codec(cls_name: str, d: int, nsplits: int, Msub: int, nbits: int, st: int):
+    from ..codecs import prq
+    if check_int(nbits, "nbits") != 4:
+        raise ValueError(f"nbits: fast-scan works on 4-bit codebooks only, got {nbits}")
+    return getattr(prq, cls_name)(d, check_int(nsplits, "nsplits", lo=1),
+                                  check_int(Msub, "Msub", lo=1), 4, st)
+
+
+class IndexProductResidualQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Product-residual-quantizer codes with fast-scan (FAISS
+    ``IndexProductResidualQuantizerFastScan``), ``PRQ{n}x{m}x4fs_Nrq2x4``;
+    the codec is ``index.prq``."""
+
+    def __init__(self, d: int, nsplits: int = 1, Msub: int = 1, nbits: int = 4,
+                 metric: int = METRIC_L2, search_type: int = ST_norm_rq2x4, bbs: int = 32):
+        super().__init__(d, _product_codec("ProductResidualQuantizer", d, nsplits, Msub, nbits,
+                                           search_type), metric, bbs)
+
+    @property
+    def prq(self):
+        return self.aq
+
+
+class IndexProductLocalSearchQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Product-local-search-quantizer codes with fast-scan (FAISS
+    ``IndexProductLocalSearchQuantizerFastScan``, whose default search type is
+    also ST_norm_rq2x4), ``PLSQ{n}x{m}x4fs_Nlsq2x4``; the codec is ``index.plsq``."""
+
+    def __init__(self, d: int, nsplits: int = 1, Msub: int = 1, nbits: int = 4,
+                 metric: int = METRIC_L2, search_type: int = ST_norm_rq2x4, bbs: int = 32):
+        super().__init__(d, _product_codec("ProductLocalSearchQuantizer", d, nsplits, Msub, nbits,
+                                           search_type), metric, bbs)
+
+    @property
+    def plsq(self):
+        return self.aq
+
+
+class IndexIVFProductResidualQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """IVF + product-residual-quantizer fast-scan (FAISS
+    ``IndexIVFProductResidualQuantizerFastScan``), ``IVF{n},PRQ{s}x{m}x4fs[r]_N...``."""
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 nsplits: int = 1, Msub: int = 1, nbits: int = 4, metric: int = METRIC_L2,
+                 search_type: int = ST_norm_lsq2x4, bbs: int = 32):
+        from .ivf import dimension_of
+        d = dimension_of(quantizer, d, "IndexIVFProductResidualQuantizerFastScan")
+        super().__init__(_product_codec("ProductResidualQuantizer", d, nsplits, Msub, nbits,
+                                        search_type), quantizer, d, nlist, metric, bbs)
+
+    @property
+    def prq(self):
+        return self.aq
+
+
+class IndexIVFProductLocalSearchQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """IVF + product-local-search-quantizer fast-scan (FAISS
+    ``IndexIVFProductLocalSearchQuantizerFastScan``), ``IVF{n},PLSQ{s}x{m}x4fs[r]_N...``."""
+
+    def __init__(self, quantizer: Index | None = None, d: int | None = None, nlist: int = 1,
+                 nsplits: int = 1, Msub: int = 1, nbits: int = 4, metric: int = METRIC_L2,
+                 search_type: int = ST_norm_lsq2x4, bbs: int = 32):
+        from .ivf import dimension_of
+        d = dimension_of(quantizer, d, "IndexIVFProductLocalSearchQuantizerFastScan")
+        super().__init__(_product_codec("ProductLocalSearchQuantizer", d, nsplits, Msub, nbits,
+                                        search_type), quantizer, d, nlist, metric, bbs)
+
+    @property
+    def plsq(self):
         return self.aq

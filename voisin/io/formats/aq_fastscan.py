@@ -1,8 +1,9 @@
 """Additive-quantizer fast-scan: IndexResidualQuantizerFastScan ``IRfs``,
-IndexLocalSearchQuantizerFastScan ``ILfs``.
+IndexLocalSearchQuantizerFastScan ``ILfs``, the product forms ``IPRf`` /
+``IPLf`` and the IVF forms ``IVRf`` / ``IVLf`` / ``NPRf`` / ``NPLf``.
 
-Layout (FAISS's write_index): header, the ResidualQuantizer or
-LocalSearchQuantizer, ``int32 implem | int32 bbs | int32 qbs | uint64 M |
+Layout (FAISS's write_index): header, the quantizer (as in the
+non-fast-scan files), ``int32 implem | int32 bbs | int32 qbs | uint64 M |
 uint64 nbits | uint64 ksub | uint64 code_size | uint64 ntotal2 | uint64 M2 |
 uint8 rescale_norm | int32 norm_scale | uint64 max_train_points``, then a
 vector<uint8> of codes packed in blocks of bbs vectors (FAISS's
@@ -19,10 +20,31 @@ from ...indexes.aq_fastscan import (IndexLocalSearchQuantizerFastScan,
 from ...indexes.fastscan import pack_codes
 from ..faiss_format import read_header, register_reader, register_writer, write_header
 from .fastscan import BBS, unpack_blocks
-from .rq import read_lsq, read_rq, write_lsq, write_rq
+from ...codecs.prq import ProductLocalSearchQuantizer, ProductResidualQuantizer
+from ...indexes.aq_fastscan import (IndexProductLocalSearchQuantizerFastScan,
+                                    IndexProductResidualQuantizerFastScan)
+from .rq import read_lsq, read_paq, read_rq, write_lsq, write_paq, write_rq
+
+
+def _read_prq(r, what, d):
+    return read_paq(r, ProductResidualQuantizer, what, d)
+
+
+def _read_plsq(r, what, d):
+    return read_paq(r, ProductLocalSearchQuantizer, what, d)
+
+
+def _codec_args(aq) -> tuple:
+    """The (M,) or (nsplits, Msub) constructor arguments of a codec read from a file."""
+    if hasattr(aq, "nsplits"):
+        return (aq.nsplits, aq.M // aq.nsplits)
+    return (aq.M,)
+
 
 _FLAT = {IndexResidualQuantizerFastScan: (b"IRfs", write_rq, read_rq),
-         IndexLocalSearchQuantizerFastScan: (b"ILfs", write_lsq, read_lsq)}
+         IndexLocalSearchQuantizerFastScan: (b"ILfs", write_lsq, read_lsq),
+         IndexProductResidualQuantizerFastScan: (b"IPRf", write_paq, _read_prq),
+         IndexProductLocalSearchQuantizerFastScan: (b"IPLf", write_paq, _read_plsq)}
 _BY_TAG = {tag: (cls, rd) for cls, (tag, _, rd) in _FLAT.items()}
 
 
@@ -89,7 +111,7 @@ def read_aq_fastscan(r, ctx, tag: bytes):
     if any(b != 4 for b in aq.nbits):
         raise r.fail(f"{what}: fast-scan needs 4-bit codebooks, got {aq.nbits}", at)
     try:
-        index = cls(h.d, aq.M, 4, h.metric_type, aq.search_type)
+        index = cls(h.d, *_codec_args(aq), 4, h.metric_type, aq.search_type)
     except ValueError as exc:
         raise r.fail(f"{what}: {exc}", at) from None
     index.aq = aq
@@ -130,12 +152,16 @@ def _nibbles_to_bytes(sub: np.ndarray, code_size: int) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 from ...indexes.aq_fastscan import (IndexIVFLocalSearchQuantizerFastScan,  # noqa: E402
+                                    IndexIVFProductLocalSearchQuantizerFastScan,
+                                    IndexIVFProductResidualQuantizerFastScan,
                                     IndexIVFResidualQuantizerFastScan)
 from ...indexes.invlists import InvertedLists  # noqa: E402
 from .ivf import IVFCommon, install_ivf, write_ivf_header  # noqa: E402
 
 _IVF = {IndexIVFResidualQuantizerFastScan: (b"IVRf", write_rq, read_rq),
-        IndexIVFLocalSearchQuantizerFastScan: (b"IVLf", write_lsq, read_lsq)}
+        IndexIVFLocalSearchQuantizerFastScan: (b"IVLf", write_lsq, read_lsq),
+        IndexIVFProductResidualQuantizerFastScan: (b"NPRf", write_paq, _read_prq),
+        IndexIVFProductLocalSearchQuantizerFastScan: (b"NPLf", write_paq, _read_plsq)}
 _IVF_BY_TAG = {tag: (cls, rd) for cls, (tag, _, rd) in _IVF.items()}
 _INVALID_CODE_SIZE = (1 << 64) - 1
 
@@ -176,7 +202,8 @@ def read_ivf_aq_fastscan(r, ctx, tag: bytes):
     if any(b != 4 for b in aq.nbits):
         raise r.fail(f"{what}: fast-scan needs 4-bit codebooks, got {aq.nbits}", at)
     try:
-        index = cls(c.quantizer, c.h.d, c.nlist, aq.M, 4, c.h.metric_type, aq.search_type)
+        index = cls(c.quantizer, c.h.d, c.nlist, *_codec_args(aq), 4, c.h.metric_type,
+                    aq.search_type)
     except ValueError as exc:
         raise r.fail(f"{what}: {exc}", at) from None
     index.aq = aq

@@ -6,6 +6,9 @@ Tokens (FAISS's spellings, ``index_factory.cpp``):
     LSQ{m}x{b}[_N{norm}]                 local search quantizer
     PRQ{n}x{m}x{b}[_N{norm}]             n sub-spaces, each an RQ of m x b bits
     PLSQ{n}x{m}x{b}[_N{norm}]            n sub-spaces, each an LSQ
+    RQ{m}x4fs[r][_{bbs}][_N{norm}]       4-bit fast-scan (L2 needs _Nrq2x4; r: IVF residuals)
+    LSQ{m}x4fs[r][_{bbs}][_N{norm}]
+    PRQ{n}x{m}x4fs[r][_{bbs}][_N{norm}], PLSQ{n}x{m}x4fs...   product forms
     RCQ{m}x{b}[_{m}x{b}...]              residual coarse quantizer (IVF{2**bits}(RCQ...))
     norm := none | float | qint8 | qint4 | cqint8 | cqint4 | lsq2x4 | rq2x4
 
@@ -31,6 +34,9 @@ Fail = Callable[[str], Exception]
 
 _FLAT = {"RQ": "IndexResidualQuantizer", "LSQ": "IndexLocalSearchQuantizer",
          "PRQ": "IndexProductResidualQuantizer", "PLSQ": "IndexProductLocalSearchQuantizer"}
+_FLAT_FS = {"RQfs": "IndexResidualQuantizerFastScan", "LSQfs": "IndexLocalSearchQuantizerFastScan",
+            "PRQfs": "IndexProductResidualQuantizerFastScan",
+            "PLSQfs": "IndexProductLocalSearchQuantizerFastScan"}
 _IVF = {"RQ": "IndexIVFResidualQuantizer", "LSQ": "IndexIVFLocalSearchQuantizer",
         "PRQ": "IndexIVFProductResidualQuantizer", "PLSQ": "IndexIVFProductLocalSearchQuantizer"}
 
@@ -57,8 +63,40 @@ def _norm(name: str | None, metric: int, fail: Fail) -> int:
     return st
 
 
+def _parse_fastscan(text: str, d: int, metric: int, fail: Fail) -> tuple[str, Any, int] | None:
+    """``RQ{m}x4fs[r][_{bbs}][_N{norm}]``, ``LSQ...``, ``PRQ{n}x{m}x4fs...``, ``PLSQ...``
+    (FAISS's additive fast-scan indexes)."""
+    f = re.fullmatch(r"(RQ|LSQ|PRQ|PLSQ)(\d+)(?:x(\d+))?x4fs(r?)(?:_(\d+))?(?:_N(\w+))?", text)
+    if not f:
+        if re.fullmatch(r"P?(RQ|LSQ)\d+(x\d+)?x\d+fs.*", text):
+            raise fail("additive fast-scan works on 4-bit codebooks: RQ{m}x4fs[_{bbs}]_Nrq2x4, "
+                       "LSQ{m}x4fs[_{bbs}]_Nlsq2x4, PRQ{n}x{m}x4fs..., PLSQ{n}x{m}x4fs...")
+        return None
+    kind = f.group(1)
+    product = kind.startswith("P")
+    if product != (f.group(3) is not None):
+        raise fail(f"{kind} fast-scan: expected " + ("PRQ{n}x{m}x4fs" if product else
+                                                     "RQ{m}x4fs / LSQ{m}x4fs"))
+    nums = (int(f.group(2)), int(f.group(3))) if product else (int(f.group(2)),)
+    bbs = int(f.group(5)) if f.group(5) else 32
+    if min(nums) <= 0:
+        raise fail(f"{kind} fast-scan needs at least one codebook")
+    if product and d % nums[0]:
+        raise fail(f"{kind}{nums[0]}: dimension {d} is not a multiple of {nums[0]}")
+    if bbs <= 0 or bbs % 32:
+        raise fail(f"fast-scan block size must be a positive multiple of 32, got {bbs}")
+    st = _norm(f.group(6), metric, fail)
+    if metric == METRIC_L2 and st not in (8, 9):
+        raise fail(f"{kind} fast-scan under L2 stores the norm in 2x4 bits: add _Nrq2x4 or "
+                   f"_Nlsq2x4, e.g. {text}_N{'lsq' if 'LSQ' in kind else 'rq'}2x4 (as FAISS)")
+    return kind + "fs", (nums, bbs, bool(f.group(4))), st
+
+
 def parse_aq(text: str, d: int, metric: int, fail: Fail) -> tuple[str, Any, int] | None:
     """(kind, constructor arguments, search type) of an additive token, or None."""
+    fs = _parse_fastscan(text, d, metric, fail)
+    if fs is not None:
+        return fs
     q = re.fullmatch(r"LSQ(\d+)x(\d+)(?:_N(\w+))?", text)
     if q:
         M, b = int(q.group(1)), int(q.group(2))
@@ -91,6 +129,12 @@ def _cls(module: str, name: str) -> Any:
 
 def build_flat(parsed: tuple[str, Any, int], d: int, metric: int) -> Index:
     kind, args, st = parsed
+    if kind in _FLAT_FS:
+        nums, bbs, by_residual = args
+        if by_residual:
+            raise ValueError(f"{kind[:-2]}...x4fsr: the residual flag 'r' exists after IVF only "
+                             "(IVF{n},RQ{m}x4fsr_Nrq2x4)")
+        return _cls("indexes.aq_fastscan", _FLAT_FS[kind])(d, *nums, 4, metric, st, bbs)
     cls = _cls("indexes.additive", _FLAT[kind])
     return cls(d, args, metric, st) if kind == "RQ" else cls(d, *args, metric, st)
 
@@ -98,6 +142,13 @@ def build_flat(parsed: tuple[str, Any, int], d: int, metric: int) -> Index:
 def build_ivf(parsed: tuple[str, Any, int], quantizer: Index, d: int, nlist: int,
               metric: int) -> Index:
     kind, args, st = parsed
+    if kind in _FLAT_FS:
+        nums, bbs, by_residual = args
+        name = "IndexIVF" + _FLAT_FS[kind][len("Index"):]
+        index = _cls("indexes.aq_fastscan", name)(quantizer, d, nlist, *nums, 4, metric, st, bbs)
+        # FAISS's factory: residual codes only with the 'r' flag
+        index.by_residual = by_residual
+        return index
     cls = _cls("indexes.ivf_rq", _IVF[kind])
     if kind == "RQ":
         return cls(quantizer, d, nlist, args, metric, st)

@@ -47,7 +47,7 @@ _DUMMY = 1 << 20
 # the error for its tag can say so).
 _FORMAT_MODULES = ("flat", "idmap", "ivf", "ivf_dedup", "sq", "pq", "ivfpq", "fastscan", "hnsw",
                    "pretransform", "refine", "binary", "lsh", "spectral_hash", "imi", "rq",
-                   "graphs", "index2layer", "rabitq")
+                   "graphs", "index2layer", "rabitq", "aq_fastscan")
 
 ReadFn = Callable[[Reader, "ReadContext", bytes], Any]
 WriteFn = Callable[[Writer, Any], None]

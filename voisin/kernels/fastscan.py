@@ -93,8 +93,13 @@ def _host_has_avx2() -> bool:
     return bool(binding.get_host_cpu_features().get("avx2", False))
 
 
-def _accumulate_block(context, builder, sig, args):
-    """IR of one block's table look-ups: returns FAISS's four 16-lane uint16 sums."""
+def _accumulate_block(context, builder, sig, args, scaled=False):
+    """IR of one block's table look-ups: returns FAISS's four 16-lane uint16 sums.
+
+    ``scaled``: after the ``npairs`` plain pairs comes one more pair whose looked-up
+    entries are multiplied by an integer scale in 16 bits (FAISS's NormTableScaler,
+    the additive quantizers' 2x4-bit norm); args are then (codes, off, lut, npairs,
+    scale, ...)."""
     i8 = ir.IntType(8)
     i16 = ir.IntType(16)
     intp = context.get_value_type(types.intp)
@@ -127,8 +132,8 @@ def _accumulate_block(context, builder, sig, args):
                                        ir.Constant(ir.IntType(32), t))
         return r
 
-    with cgutils.for_range(builder, n) as loop:
-        o = builder.mul(loop.index, ir.Constant(intp, 32))
+    def pair(index, scale):
+        o = builder.mul(index, ir.Constant(intp, 32))
         c = builder.load(builder.bitcast(builder.gep(cbase, [o]), v32i8.as_pointer()), align=1)
         table = builder.load(builder.bitcast(builder.gep(lbase, [o]), v32i8.as_pointer()), align=1)
         lo = builder.and_(c, mask)
@@ -137,7 +142,18 @@ def _accumulate_block(context, builder, sig, args):
         r1 = builder.bitcast(lookup(o, hi, table), v16i16)
         for a, v in ((accs[0], r0), (accs[1], builder.lshr(r0, eight)),
                      (accs[2], r1), (accs[3], builder.lshr(r1, eight))):
+            if scale is not None:
+                v = builder.mul(v, scale)
             builder.store(builder.add(builder.load(a), v), a)
+
+    with cgutils.for_range(builder, n) as loop:
+        pair(loop.index, None)
+    if scaled:
+        s16 = builder.trunc(context.cast(builder, args[4], sig.args[4], types.intp), i16)
+        vec = ir.Constant(v16i16, [0] * 16)
+        for t in range(16):
+            vec = builder.insert_element(vec, s16, ir.Constant(ir.IntType(32), t))
+        pair(n, vec)
     return [builder.load(a) for a in accs]
 
 
@@ -157,6 +173,21 @@ def pshufb_block(typingctx, codes, off, lut, npairs, acc):
             builder.store(v, builder.gep(abase, [ir.Constant(intp, t)]), align=1)
         return context.get_dummy_value()
     return types.void(codes, off, lut, npairs, acc), codegen
+
+
+@intrinsic
+def pshufb_block_scaled(typingctx, codes, off, lut, npairs, scale, acc):
+    """:func:`pshufb_block` over ``npairs`` pairs, then pair ``npairs`` with its
+    entries multiplied by ``scale`` (16-bit wrap-around, as FAISS's SIMD)."""
+    def codegen(context, builder, sig, args):
+        v16i16 = ir.VectorType(ir.IntType(16), 16)
+        intp = context.get_value_type(types.intp)
+        aarr = context.make_array(sig.args[5])(context, builder, args[5])
+        abase = builder.bitcast(aarr.data, v16i16.as_pointer())
+        for t, v in enumerate(_accumulate_block(context, builder, sig, args, scaled=True)):
+            builder.store(v, builder.gep(abase, [ir.Constant(intp, t)]), align=1)
+        return context.get_dummy_value()
+    return types.void(codes, off, lut, npairs, scale, acc), codegen
 
 
 @intrinsic
@@ -290,6 +321,46 @@ def scan_blocks(packed, b0, n, T, M2, a, bias, ids, id0, mask, use_mask, rd, ri,
                     continue
                 heap_replace_top(rd, ri, sf * inv_a + bias, ids[id0 + j])
                 thr_q = (rd[0] - bias) * a
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def fold_block(acc, base, n, a, inv_a, bias, ids, id0, mask, use_mask, rd, ri):
+    """Fold the 32 sums of one block accumulated by :func:`pshufb_block_scaled`
+    (vectors base..base+31 of n) into the heap, one sum at a time."""
+    # compare in the integer domain: sum < (thr - bias) * a
+    thr_q = (rd[0] - bias) * a
+    for g in range(4):
+        for v in range(8):
+            if g == 0:    # vectors 0..7: even bytes of the low-nibble sums
+                s = np.uint16(acc[v] - (acc[16 + v] << 8)) + np.uint16(acc[8 + v] - (acc[24 + v] << 8))
+            elif g == 1:  # vectors 8..15: odd bytes
+                s = acc[16 + v] + acc[24 + v]
+            elif g == 2:  # vectors 16..31 from the high nibbles
+                s = np.uint16(acc[32 + v] - (acc[48 + v] << 8)) + np.uint16(acc[40 + v] - (acc[56 + v] << 8))
+            else:
+                s = acc[48 + v] + acc[56 + v]
+            sf = np.float32(np.uint16(s))
+            if sf < thr_q:
+                j = base + 8 * g + v
+                if j >= n:
+                    continue
+                if use_mask and not mask[id0 + j]:
+                    continue
+                heap_replace_top(rd, ri, sf * inv_a + bias, ids[id0 + j])
+                thr_q = (rd[0] - bias) * a
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def scan_blocks_scaled(packed, b0, n, T, M2, scale, a, bias, ids, id0, mask, use_mask, rd, ri, acc):
+    """:func:`scan_blocks` with the last pair of sub-quantizers' entries
+    multiplied by ``scale`` (the additive quantizers' norm, FAISS's NormTableScaler)."""
+    nblocks = (n + BBS - 1) // BBS
+    npairs = M2 // 2
+    bsize = npairs * 32
+    inv_a = np.float32(1.0) / a
+    for bl in range(nblocks):
+        pshufb_block_scaled(packed, (b0 + bl) * bsize, T, npairs - 1, scale, acc)
+        fold_block(acc, bl * BBS, n, a, inv_a, bias, ids, id0, mask, use_mask, rd, ri)
 
 
 # --- large k: a reservoir instead of the heap ------------------------------------------

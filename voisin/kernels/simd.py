@@ -29,10 +29,15 @@ _FLAGS = ("reassoc", "contract", "nsz", "arcp")
 _F32P = types.CPointer(types.float32)
 
 
+_U8P = types.CPointer(types.uint8)
+_ROW_POINTERS = {types.float32: _F32P, types.uint8: _U8P}
+
+
 @intrinsic
 def row_ptr(typingctx, arr, row):
-    """Pointer to ``arr[row, 0]`` of a C-contiguous 2-D float32 array (no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.float32
+    """Pointer to ``arr[row, 0]`` of a C-contiguous 2-D float32 (or uint8 code) array
+    (no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype in _ROW_POINTERS
             and arr.layout == "C"):
         return None
 
@@ -41,25 +46,7 @@ def row_ptr(typingctx, arr, row):
         zero = context.get_constant(types.intp, 0)
         idx = context.cast(builder, args[1], sig.args[1], types.intp)
         return cgutils.get_item_pointer(context, builder, sig.args[0], ary, [idx, zero])
-    return _F32P(arr, row), codegen
-
-
-_U8P = types.CPointer(types.uint8)
-
-
-@intrinsic
-def code_ptr(typingctx, arr, row):
-    """Pointer to ``arr[row, 0]`` of a C-contiguous 2-D uint8 array (no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype == types.uint8
-            and arr.layout == "C"):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        idx = context.cast(builder, args[1], sig.args[1], types.intp)
-        return cgutils.get_item_pointer(context, builder, sig.args[0], ary, [idx, zero])
-    return _U8P(arr, row), codegen
+    return _ROW_POINTERS[arr.dtype](arr, row), codegen
 
 
 @intrinsic
@@ -73,6 +60,20 @@ def vec_ptr(typingctx, arr):
         ary = context.make_array(sig.args[0])(context, builder, args[0])
         return ary.data
     return _F32P(arr), codegen
+
+
+def _hsum8(builder, v):
+    """Horizontal sum of an <8 x float>: 8 -> 4 -> 2 -> 1."""
+    i32 = ir.IntType(32)
+    width = 8
+    while width > 1:
+        half = width // 2
+        lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, half), list(range(half))))
+        hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, half),
+                                                       list(range(half, width))))
+        v = builder.fadd(lo, hi, flags=_FLAGS)
+        width = half
+    return builder.extract_element(v, ir.Constant(i32, 0))
 
 
 def _reduction(square_diff: bool):
@@ -136,16 +137,7 @@ def _reduction(square_diff: bool):
         v = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1]), flags=_FLAGS),
                          builder.fadd(builder.load(accs[2]), builder.load(accs[3]), flags=_FLAGS),
                          flags=_FLAGS)
-        # horizontal sum 8 -> 4 -> 2 -> 1
-        width = 8
-        while width > 1:
-            half = width // 2
-            lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, half), list(range(half))))
-            hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, half),
-                                                           list(range(half, width))))
-            v = builder.fadd(lo, hi, flags=_FLAGS)
-            width = half
-        return builder.extract_element(v, ir.Constant(i32, 0))
+        return _hsum8(builder, v)
     return codegen
 
 
@@ -171,7 +163,6 @@ def _code_reduction(weighted: bool):
         f32 = ir.FloatType()
         v8 = ir.VectorType(f32, 8)
         c8 = ir.VectorType(ir.IntType(8), 8)
-        i32 = ir.IntType(32)
         intp = n.type
 
         def const(v):
@@ -205,15 +196,7 @@ def _code_reduction(weighted: bool):
         v = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1]), flags=_FLAGS),
                          builder.fadd(builder.load(accs[2]), builder.load(accs[3]), flags=_FLAGS),
                          flags=_FLAGS)
-        width = 8
-        while width > 1:
-            half = width // 2
-            lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, half), list(range(half))))
-            hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, half),
-                                                           list(range(half, width))))
-            v = builder.fadd(lo, hi, flags=_FLAGS)
-            width = half
-        total = cgutils.alloca_once_value(builder, builder.extract_element(v, ir.Constant(i32, 0)))
+        total = cgutils.alloca_once_value(builder, _hsum8(builder, v))
         with cgutils.for_range(builder, builder.sub(n, done), intp=intp) as loop:
             t = builder.add(done, loop.index)
             q = builder.load(builder.gep(pq, [t]))
@@ -384,13 +367,13 @@ def _codes_ok(q, X) -> bool:
 @overload(code_dot_qrow, jit_options=_JIT, inline="always")
 def _ol_code_dot_qrow(q, X, j):
     if _codes_ok(q, X):
-        return lambda q, X, j: code_dot(vec_ptr(q), code_ptr(X, j), q.shape[0])
+        return lambda q, X, j: code_dot(vec_ptr(q), row_ptr(X, j), q.shape[0])
     return lambda q, X, j: _plain_dot_qrow(q, X, j)
 
 
 @overload(code_wl2_qrow, jit_options=_JIT, inline="always")
 def _ol_code_wl2_qrow(q, W, r, X, j):
     if _codes_ok(q, X) and _vector_ok(W):
-        return lambda q, W, r, X, j: code_wl2(vec_ptr(q), row_ptr(W, r), code_ptr(X, j),
+        return lambda q, W, r, X, j: code_wl2(vec_ptr(q), row_ptr(W, r), row_ptr(X, j),
                                               q.shape[0])
     return lambda q, W, r, X, j: _plain_wl2_qrow(q, W, r, X, j)
